@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import type { Sql } from '../db/index';
+import type { Mailer } from '../lib/mailer';
+
+export type EmailCategory = 'service' | 'marketing';
+
+export interface EmailToSend {
+  /** Business key, e.g. `policy:2026-01:<customerId>`: one email per key, ever. */
+  key: string;
+  to: string;
+  category: EmailCategory;
+  subject: string;
+  text: string;
+}
+
+export interface EmailDeps {
+  sql: Sql;
+  mailer: Mailer;
+  mailFrom: string;
+}
+
+/** The same business key always gives the same Message-ID, so a receiver can drop a repeat. */
+export function messageIdFor(key: string, mailFrom: string): string {
+  const domain = /@([^>\s]+)>?\s*$/.exec(mailFrom)?.[1] ?? 'topcall.dk';
+  return `<${createHash('sha256').update(key).digest('hex').slice(0, 40)}@${domain}>`;
+}
+
+/**
+ * Sends through the outbox: the row is written first, and an email already marked sent is
+ * never sent again, however often the activity is retried.
+ */
+export async function deliverEmail(deps: EmailDeps, email: EmailToSend): Promise<{ messageId: string; alreadySent: boolean }> {
+  const messageId = messageIdFor(email.key, deps.mailFrom);
+  await deps.sql`
+    insert into email_outbox (key, message_id, recipient, category, subject, text_body)
+    values (${email.key}, ${messageId}, ${email.to}, ${email.category}, ${email.subject}, ${email.text})
+    on conflict (key) do nothing`;
+  const [row] = await deps.sql<{ status: string; recipient: string; subject: string; textBody: string }[]>`
+    update email_outbox set attempts = attempts + 1 where key = ${email.key}
+    returning status, recipient, subject, text_body as "textBody"`;
+  if (row!.status === 'sent') return { messageId, alreadySent: true };
+  try {
+    // What the outbox holds is what goes out, even if a retry was built from newer data.
+    await deps.mailer.send({ from: deps.mailFrom, to: row!.recipient, subject: row!.subject, text: row!.textBody, messageId });
+  } catch (err) {
+    await deps.sql`update email_outbox set last_error = ${String((err as Error).message).slice(0, 500)} where key = ${email.key}`;
+    throw err;
+  }
+  await deps.sql`update email_outbox set status = 'sent', sent_at = now(), last_error = null where key = ${email.key}`;
+  return { messageId, alreadySent: false };
+}

@@ -1,0 +1,84 @@
+import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
+import { bodyLimit } from 'hono/body-limit';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { ApiDeps, AppEnv } from './context';
+import { authenticate } from './auth';
+import { AppError, problem } from './problem';
+import { createRouter } from './router';
+import { healthRoutes } from './routes/health';
+import { docsRoutes } from './routes/docs';
+import { staffTokenRoutes } from './routes/staff-tokens';
+import { systemCheckRoutes } from './routes/system-checks';
+
+/** JSON bodies are small; uploads (recordings) set their own limit on their route. */
+export const JSON_BODY_LIMIT = 256 * 1024;
+
+export function createApp(deps: ApiDeps) {
+  const app = createRouter();
+
+  app.use('*', requestId({ headerName: 'X-Request-Id' }));
+  app.use('*', async (c, next) => {
+    c.set('deps', deps);
+    const started = performance.now();
+    await next();
+    // Route patterns, never raw URLs: query strings can carry one-time tokens.
+    deps.log.info(
+      { requestId: c.var.requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request',
+    );
+  });
+  app.use('/v1/*', async (c, next) => {
+    if (c.req.header('content-type')?.toLowerCase().startsWith('multipart/form-data')) return next();
+    return bodyLimit({
+      maxSize: JSON_BODY_LIMIT,
+      onError: (c) => problem(c, 413, 'payload-too-large', `Request bodies are limited to ${JSON_BODY_LIMIT} bytes.`),
+    })(c, next);
+  });
+  app.use('/v1/*', authenticate);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A staff token (role admin, privacy_officer or support) or a customer token from /v1/auth/login.',
+  });
+
+  app.route('/', healthRoutes());
+  app.route('/', docsRoutes());
+  app.route('/v1', staffTokenRoutes());
+  app.route('/v1', systemCheckRoutes());
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'TopCall privacy back office',
+      version: '1.0.0',
+      description:
+        'Every promise of the TopCall privacy policy as a durable workflow. Errors are application/problem+json (RFC 9457).',
+    },
+    servers: [{ url: deps.config.PUBLIC_URL }],
+  });
+
+  app.notFound((c) => problem(c, 404, 'not-found', `No route for ${c.req.method} ${c.req.path}.`));
+
+  app.onError((err, c) => {
+    if (err instanceof AppError) return problem(c, err.status, err.code, err.detail, err.extra);
+    if (err instanceof HTTPException) {
+      const status = err.status as ContentfulStatusCode;
+      if (status === 400 && /json/i.test(err.message)) return problem(c, 400, 'malformed-json', 'The request body could not be parsed as JSON.');
+      if (status === 415) return problem(c, 415, 'unsupported-media-type', 'Send the body as application/json.');
+      if (status === 413) return problem(c, 413, 'payload-too-large', err.message);
+      return problem(c, status, status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'bad-request', err.message);
+    }
+    if (err instanceof WorkflowNotFoundError) return problem(c, 404, 'not-found', 'No such process.');
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return problem(c, 409, 'conflict', 'That process already exists.');
+    // Name and code only: driver messages may quote the data that failed.
+    deps.log.error({ requestId: c.var.requestId, err: { name: err.name, code: (err as { code?: string }).code, stack: err.stack } }, 'unhandled error');
+    return problem(c, 500, 'internal', 'Something went wrong on our side; the request id identifies it in our logs.');
+  });
+
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

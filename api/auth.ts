@@ -1,0 +1,41 @@
+import type { MiddlewareHandler } from 'hono';
+import { findActiveToken, type StaffRole } from '../db/access-tokens';
+import type { AppEnv } from './context';
+import { AppError } from './problem';
+
+export type Principal =
+  | { kind: 'staff'; tokenId: string; role: StaffRole }
+  | { kind: 'customer'; tokenId: string; customerId: string };
+
+const bearer = (header: string | undefined) => /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+
+/** Resolves the bearer token, if any, to a principal. Routes decide what they require. */
+export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const token = bearer(c.req.header('authorization'));
+  if (token) {
+    const row = await findActiveToken(c.var.deps.sql, token);
+    if (!row) throw new AppError('unauthorized', 401, 'The bearer token is unknown, expired or revoked.');
+    c.set(
+      'principal',
+      row.kind === 'staff'
+        ? { kind: 'staff', tokenId: row.id, role: row.role! }
+        : { kind: 'customer', tokenId: row.id, customerId: row.subjectId! },
+    );
+  }
+  await next();
+};
+
+/** Staff only; with roles given, only those (admin may do everything staff may). */
+export const requireStaff =
+  (...roles: StaffRole[]): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    const principal = c.var.principal;
+    if (!principal) throw new AppError('unauthorized', 401, 'This route needs a staff bearer token.');
+    if (principal.kind !== 'staff') throw new AppError('forbidden', 403, 'This route is for TopCall staff only.');
+    if (roles.length && principal.role !== 'admin' && !roles.includes(principal.role)) {
+      throw new AppError('forbidden', 403, `This route needs one of the roles: ${['admin', ...roles].join(', ')}.`);
+    }
+    await next();
+  };
+
+export const staffSecurity = [{ bearerAuth: [] }];

@@ -1,0 +1,21 @@
+import type { Client } from '@temporalio/client';
+import type { Config } from '../lib/config';
+import type { Logger } from '../lib/log';
+import type { Sql } from '../db/index';
+import type { Principal } from './auth';
+
+/** What the API needs from the outside world; built by api/main.ts, or by a test. */
+export interface ApiDeps {
+  config: Config;
+  sql: Sql;
+  temporal: Client;
+  log: Logger;
+}
+
+export type AppEnv = {
+  Variables: {
+    deps: ApiDeps;
+    requestId: string;
+    principal?: Principal;
+  };
+};

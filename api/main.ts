@@ -1,0 +1,43 @@
+import { serve } from '@hono/node-server';
+import { loadConfigOrExit } from '../lib/config';
+import { createLogger } from '../lib/log';
+import { temporalAddress } from '../lib/endpoints';
+import { createLazyClient } from '../lib/temporal';
+import { prepareDatabase } from '../db/prepare';
+import { ensureBootstrapAdmin } from '../db/access-tokens';
+import { createApp } from './app';
+
+const config = loadConfigOrExit();
+const log = createLogger('api', config.LOG_LEVEL);
+
+const sql = await prepareDatabase(config.DATABASE_URL, log);
+const generated = await ensureBootstrapAdmin(sql, config.STAFF_BOOTSTRAP_TOKEN);
+if (generated) {
+  // Printed once, to the terminal only (not the structured log); only its hash is stored.
+  process.stdout.write(
+    `\n  First start: an admin staff token was created. It is shown only this once:\n\n    ${generated}\n\n` +
+      `  Use it as "Authorization: Bearer <token>"; issue more with POST /v1/staff/tokens.\n\n`,
+  );
+}
+
+// Lazy: the API starts and answers /readyz with 503 until Temporal is reachable.
+const temporal = createLazyClient(temporalAddress(config), config.TEMPORAL_NAMESPACE);
+const app = createApp({ config, sql, temporal, log });
+
+const server = serve({ fetch: app.fetch, port: config.PORT, hostname: '0.0.0.0' }, (info) =>
+  log.info({ port: info.port }, 'api listening'),
+);
+
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'api stopping');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await temporal.connection.close().catch(() => {});
+  await sql.end({ timeout: 5 });
+  log.info('api stopped');
+  process.exit(0);
+};
+process.once('SIGINT', () => void stop('SIGINT'));
+process.once('SIGTERM', () => void stop('SIGTERM'));

@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import { createRoute, z } from '@hono/zod-openapi';
+import { createRouter } from '../router';
+import { requireStaff, staffSecurity } from '../auth';
+import { problemResponse } from '../problem';
+import { systemCheckWorkflowId } from '../../workflows/ids';
+import type { systemCheck } from '../../workflows/system-check';
+
+const SystemCheck = z
+  .object({
+    id: z.uuid(),
+    workflowId: z.string(),
+    runId: z.string(),
+    databaseTime: z.iso.datetime(),
+    emailMessageId: z.string().openapi({ description: 'Message-ID of the email sent to STAFF_EMAIL' }),
+  })
+  .openapi('SystemCheck');
+
+export function systemCheckRoutes() {
+  const app = createRouter();
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/system-checks',
+      tags: ['operations'],
+      summary: 'Run a workflow end to end (Temporal, worker, Postgres, SMTP) and wait for it',
+      security: staffSecurity,
+      middleware: [requireStaff('admin')] as const,
+      responses: {
+        201: { description: 'the check passed', content: { 'application/json': { schema: SystemCheck } } },
+        401: problemResponse('no or unknown token'),
+        403: problemResponse('not an admin'),
+        504: problemResponse('the worker did not finish the check in time'),
+      },
+    }),
+    async (c) => {
+      const { temporal, config } = c.var.deps;
+      const id = randomUUID();
+      const handle = await temporal.workflow.start<typeof systemCheck>('systemCheck', {
+        workflowId: systemCheckWorkflowId(id),
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        args: [{ checkId: id }],
+        workflowExecutionTimeout: '1 minute',
+      });
+      const result = await handle.result();
+      return c.json(
+        { id, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, databaseTime: result.databaseTime, emailMessageId: result.emailMessageId },
+        201,
+      );
+    },
+  );
+
+  return app;
+}

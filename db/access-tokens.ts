@@ -1,0 +1,72 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db, Sql } from './index';
+
+export type StaffRole = 'admin' | 'privacy_officer' | 'support';
+export const STAFF_ROLES = ['admin', 'privacy_officer', 'support'] as const satisfies readonly StaffRole[];
+
+export interface AccessTokenRow {
+  id: string;
+  kind: 'staff' | 'customer';
+  role: StaffRole | null;
+  subjectId: string | null;
+  label: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}
+
+/** Tokens are 256 random bits, so SHA-256 is enough to keep them useless if the table leaks. */
+export const hashToken = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
+
+export const newToken = (prefix: 'staff' | 'cust'): string => `tc_${prefix}_${randomBytes(32).toString('base64url')}`;
+
+const columns = (sql: Db) =>
+  sql`id, kind, role, subject_id as "subjectId", label, created_at as "createdAt", expires_at as "expiresAt", revoked_at as "revokedAt"`;
+
+export async function findActiveToken(sql: Db, token: string): Promise<AccessTokenRow | undefined> {
+  const [row] = await sql<AccessTokenRow[]>`
+    select ${columns(sql)} from access_tokens
+    where token_hash = ${hashToken(token)} and revoked_at is null and (expires_at is null or expires_at > now())`;
+  return row;
+}
+
+export async function insertStaffToken(sql: Db, input: { token: string; role: StaffRole; label: string }): Promise<AccessTokenRow> {
+  const [row] = await sql<AccessTokenRow[]>`
+    insert into access_tokens (token_hash, kind, role, label)
+    values (${hashToken(input.token)}, 'staff', ${input.role}, ${input.label})
+    returning ${columns(sql)}`;
+  return row!;
+}
+
+export async function listStaffTokens(sql: Db): Promise<AccessTokenRow[]> {
+  return sql<AccessTokenRow[]>`select ${columns(sql)} from access_tokens where kind = 'staff' order by created_at`;
+}
+
+export async function revokeToken(sql: Db, id: string): Promise<boolean> {
+  const rows = await sql`update access_tokens set revoked_at = now() where id = ${id} and revoked_at is null returning id`;
+  return rows.length > 0;
+}
+
+/**
+ * Seeds the admin token: STAFF_BOOTSTRAP_TOKEN when given, otherwise a random one the first
+ * time no admin token exists. Returns the generated token (to print once) or undefined.
+ */
+export async function ensureBootstrapAdmin(sql: Sql, bootstrapToken: string | undefined): Promise<string | undefined> {
+  const generated = await sql.begin(async (tx) => {
+    // Two replicas starting together must not both mint an admin token.
+    await tx`select pg_advisory_xact_lock(7233002)`;
+    if (bootstrapToken) {
+      await tx`
+        insert into access_tokens (token_hash, kind, role, label)
+        values (${hashToken(bootstrapToken)}, 'staff', 'admin', 'bootstrap (STAFF_BOOTSTRAP_TOKEN)')
+        on conflict (token_hash) do nothing`;
+      return null;
+    }
+    const [admin] = await tx`select 1 from access_tokens where kind = 'staff' and role = 'admin' limit 1`;
+    if (admin) return null;
+    const token = newToken('staff');
+    await insertStaffToken(tx, { token, role: 'admin', label: 'bootstrap (generated on first start)' });
+    return token;
+  });
+  return generated ?? undefined;
+}

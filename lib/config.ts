@@ -1,0 +1,151 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { isFixedLength, parseIsoDuration, addCalendarDuration } from './durations';
+
+/**
+ * Every setting of the back office, parsed once from the environment (see docs/contract.md).
+ * The policy's own numbers are the defaults; every period is an ISO-8601 duration so the
+ * whole system can run on a compressed clock.
+ */
+
+const isoDuration = (example: string) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => parseIsoDuration(v) !== undefined, {
+      message: `must be a positive ISO-8601 duration such as ${example} or PT20S`,
+    });
+
+const fixedIsoDuration = (example: string) =>
+  isoDuration(example).refine((v) => isFixedLength(parseIsoDuration(v)!), {
+    message: `must have a fixed length (days, hours, minutes or seconds, such as ${example}); months and years vary`,
+  });
+
+const port = z.coerce
+  .number({ message: 'must be a port number from 1 to 65535' })
+  .int({ message: 'must be a port number from 1 to 65535' })
+  .min(1, { message: 'must be a port number from 1 to 65535' })
+  .max(65535, { message: 'must be a port number from 1 to 65535' });
+const optionalString = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+
+const urlWithProtocols = (protocols: string[], example: string) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (v) => {
+        try {
+          return protocols.includes(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { message: `must be a URL such as ${example}` },
+    );
+
+const schema = z
+  .object({
+    PORT: port.default(3000),
+    DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'postgres://127.0.0.1:5432/privacy_backoffice').default(
+      'postgres://127.0.0.1:5432/privacy_backoffice',
+    ),
+    TEMPORAL_ADDRESS: optionalString.refine((v) => v === undefined || /^[^\s/:]+:\d{1,5}$/.test(v), {
+      message: 'must be host:port, such as 127.0.0.1:7233',
+    }),
+    TEMPORAL_NAMESPACE: z.string().trim().min(1).default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().trim().min(1).default('privacy-backoffice'),
+    SMTP_URL: optionalString.pipe(
+      urlWithProtocols(['smtp:', 'smtps:'], 'smtp://user:pass@host:587').optional(),
+    ),
+    MAIL_FROM: z.string().trim().min(3).default('TopCall <kundeservice@topcall.dk>'),
+    STAFF_EMAIL: z.email({ message: 'must be an email address' }).default('privacy@topcall.dk'),
+    PUBLIC_URL: urlWithProtocols(['http:', 'https:'], 'https://privacy.topcall.dk')
+      .default('http://127.0.0.1:3000')
+      .transform((v) => v.replace(/\/+$/, '')),
+    DATA_DIR: z.string().trim().min(1).default('./data').transform((v) => path.resolve(v)),
+    STAFF_BOOTSTRAP_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 16, {
+      message: 'must be at least 16 characters long (it grants admin rights)',
+    }),
+    RECORDING_RETENTION: isoDuration('P3M').default('P3M'),
+    RETENTION_SWEEP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
+    DISPUTE_REVIEW_INTERVAL: fixedIsoDuration('P30D').default('P30D'),
+    REQUEST_SLA: isoDuration('P7D').default('P7D'),
+    REQUEST_REMINDERS: z
+      .string()
+      .trim()
+      .default('P3D,P5D')
+      .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+      .pipe(z.array(isoDuration('P3D'))),
+    REQUEST_ESCALATION: isoDuration('P6D').default('P6D'),
+    POLICY_NOTICE_PERIOD: isoDuration('P30D').default('P30D'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    TEMPORAL_UI_PORT: port.default(8233),
+    MAIL_SINK_SMTP_PORT: port.default(1025),
+    MAIL_SINK_WEB_PORT: port.default(1080),
+  })
+  .superRefine((c, ctx) => {
+    // Reminders and the escalation only make sense before the answer is due.
+    const receipt = new Date('2026-01-01T00:00:00Z');
+    const due = addCalendarDuration(receipt, c.REQUEST_SLA).getTime();
+    for (const [key, values] of [
+      ['REQUEST_REMINDERS', c.REQUEST_REMINDERS],
+      ['REQUEST_ESCALATION', [c.REQUEST_ESCALATION]],
+    ] as const) {
+      for (const v of values) {
+        if (addCalendarDuration(receipt, v).getTime() > due) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `${v} falls after REQUEST_SLA (${c.REQUEST_SLA})` });
+        }
+      }
+    }
+  });
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment. Throws a ConfigError naming every bad variable and what it must be. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? 'config');
+    const raw = env[key];
+    const got = raw === undefined ? '' : ` (got ${JSON.stringify(redact(key, raw))})`;
+    return `${key}: ${issue.message}${got}`;
+  });
+  throw new ConfigError([...new Set(problems)]);
+}
+
+/** Error messages name the bad value, but never a secret. */
+function redact(key: string, raw: string): string {
+  if (key === 'STAFF_BOOTSTRAP_TOKEN') return '<hidden>';
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return raw;
+  }
+}
+
+/** For entry points: print a config error plainly and exit, instead of a stack trace. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { Connection } from '@temporalio/client';
+import { searchAttributeFlags } from '../workflows/search-attributes';
+
+export interface DevServer {
+  address: string;
+  uiUrl?: string;
+  /** False when a server was already listening and is being reused. */
+  started: boolean;
+  stop(): Promise<void>;
+}
+
+export interface DevServerOptions {
+  binary: string;
+  host?: string;
+  port: number;
+  uiPort?: number;
+  /** SQLite file that keeps workflows across restarts; in-memory when absent. */
+  dbFile?: string;
+  namespace?: string;
+  headless?: boolean;
+  log?: (line: string) => void;
+  readyTimeoutMs?: number;
+}
+
+export function isPortOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUntilServing(address: string, deadline: number, child?: ChildProcess): Promise<void> {
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`Temporal dev server exited with code ${child.exitCode}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.getSystemInfo({}));
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`Temporal dev server at ${address} did not answer in time: ${String(lastError)}`);
+}
+
+/**
+ * Starts `temporal server start-dev` with the contract's search attributes registered, or
+ * reuses a server already listening on the port (a second `npm start`).
+ */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const host = options.host ?? '127.0.0.1';
+  const address = `${host}:${options.port}`;
+  const uiUrl = options.headless ? undefined : `http://${host}:${options.uiPort ?? options.port + 1000}`;
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+
+  if (await isPortOpen(options.port, host)) {
+    await waitUntilServing(address, deadline);
+    return { address, uiUrl, started: false, stop: async () => {} };
+  }
+
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(options.port),
+    '--namespace',
+    options.namespace ?? 'default',
+    '--log-level',
+    'warn',
+    ...searchAttributeFlags(),
+  ];
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.headless) args.push('--headless');
+  else args.push('--ui-port', String(options.uiPort ?? options.port + 1000));
+
+  const child = spawn(options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = options.log ?? (() => {});
+  child.stdout?.on('data', (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach((l) => log(l)));
+  child.stderr?.on('data', (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach((l) => log(l)));
+
+  try {
+    await waitUntilServing(address, deadline, child);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+
+  return {
+    address,
+    uiUrl,
+    started: true,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(killer);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}

@@ -1,0 +1,162 @@
+import http from 'node:http';
+import { SMTPServer } from 'smtp-server';
+import { simpleParser } from 'mailparser';
+
+/**
+ * A local SMTP server that keeps what it receives and shows it on a web page: the
+ * embedded mail viewer of `npm start`, and the real SMTP peer the tests read.
+ * Mail stays in memory; it is a development sink, not a mail store.
+ */
+export interface SinkMessage {
+  id: number;
+  messageId: string;
+  from: string;
+  to: string[];
+  subject: string;
+  text: string;
+  headers: Record<string, string>;
+  receivedAt: string;
+}
+
+export interface MailSink {
+  smtpPort: number;
+  webPort: number;
+  host: string;
+  messages: SinkMessage[];
+  close(): Promise<void>;
+}
+
+export interface MailSinkOptions {
+  host?: string;
+  smtpPort?: number;
+  webPort?: number;
+  /** Keep at most this many messages (oldest dropped first). */
+  limit?: number;
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+export async function startMailSink(options: MailSinkOptions = {}): Promise<MailSink> {
+  const host = options.host ?? '127.0.0.1';
+  const limit = options.limit ?? 200_000;
+  const messages: SinkMessage[] = [];
+  let nextId = 1;
+  // Fault injection for tests: refuse the next N messages with a temporary SMTP error.
+  let refuseNext = 0;
+
+  const smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    size: 10 * 1024 * 1024,
+    onAuth(_auth, _session, callback) {
+      callback(null, { user: 'sink' });
+    },
+    onData(stream, session, callback) {
+      if (refuseNext > 0) {
+        refuseNext--;
+        stream.resume();
+        stream.on('end', () => callback(Object.assign(new Error('mail sink is refusing mail (fault injected)'), { responseCode: 451 })));
+        return;
+      }
+      simpleParser(stream)
+        .then((parsed) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of parsed.headers) headers[k] = typeof v === 'string' ? v : JSON.stringify(v);
+          messages.push({
+            id: nextId++,
+            messageId: parsed.messageId ?? '',
+            from: parsed.from?.text ?? '',
+            to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
+            subject: parsed.subject ?? '',
+            text: parsed.text ?? '',
+            headers,
+            receivedAt: new Date().toISOString(),
+          });
+          if (messages.length > limit) messages.splice(0, messages.length - limit);
+          callback();
+        })
+        .catch((err: Error) => callback(err));
+    },
+  });
+
+  const web = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', `http://${host}`);
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (url.pathname === '/api/messages' && req.method === 'GET') {
+      const to = url.searchParams.get('to')?.toLowerCase();
+      const since = Number(url.searchParams.get('since') ?? 0);
+      return json(200, messages.filter((m) => m.id > since && (!to || m.to.includes(to))));
+    }
+    if (url.pathname === '/api/messages' && req.method === 'DELETE') {
+      messages.length = 0;
+      return json(200, { cleared: true });
+    }
+    if (url.pathname === '/api/stats' && req.method === 'GET') {
+      return json(200, { count: messages.length, lastId: nextId - 1 });
+    }
+    if (url.pathname === '/api/faults' && req.method === 'POST') {
+      refuseNext = Number(url.searchParams.get('refuse') ?? 0);
+      return json(200, { refuseNext });
+    }
+    const match = /^\/messages\/(\d+)$/.exec(url.pathname);
+    if (match) {
+      const m = messages.find((x) => x.id === Number(match[1]));
+      if (!m) return json(404, { error: 'no such message' });
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return res.end(
+        `<!doctype html><meta charset="utf-8"><title>${escapeHtml(m.subject)}</title>` +
+          `<p><a href="/">← all mail</a></p><h1>${escapeHtml(m.subject)}</h1>` +
+          `<p><b>From</b> ${escapeHtml(m.from)}<br><b>To</b> ${escapeHtml(m.to.join(', '))}<br>` +
+          `<b>Message-ID</b> ${escapeHtml(m.messageId)}<br><b>Received</b> ${m.receivedAt}</p>` +
+          `<pre style="white-space:pre-wrap">${escapeHtml(m.text)}</pre>`,
+      );
+    }
+    if (url.pathname === '/') {
+      const rows = [...messages]
+        .reverse()
+        .slice(0, 500)
+        .map(
+          (m) =>
+            `<tr><td>${m.receivedAt}</td><td>${escapeHtml(m.to.join(', '))}</td>` +
+            `<td><a href="/messages/${m.id}">${escapeHtml(m.subject || '(no subject)')}</a></td></tr>`,
+        )
+        .join('');
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return res.end(
+        `<!doctype html><meta charset="utf-8"><title>Sent mail</title>` +
+          `<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}</style>` +
+          `<h1>Sent mail (${messages.length})</h1><p>Everything the back office sent through the local SMTP sink. ` +
+          `JSON: <a href="/api/messages">/api/messages</a></p>` +
+          `<table><tr><th>received</th><th>to</th><th>subject</th></tr>${rows}</table>`,
+      );
+    }
+    json(404, { error: 'not found' });
+  });
+
+  const listen = (server: { listen: (port: number, host: string, cb: () => void) => unknown; once: (e: string, cb: (err: Error) => void) => unknown }, port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+
+  await listen(smtp.server, options.smtpPort ?? 0);
+  await listen(web, options.webPort ?? 0);
+  const smtpPort = (smtp.server.address() as { port: number }).port;
+  const webPort = (web.address() as { port: number }).port;
+
+  return {
+    host,
+    smtpPort,
+    webPort,
+    messages,
+    close: async () => {
+      await new Promise<void>((r) => smtp.close(() => r()));
+      await new Promise<void>((r) => web.close(() => r()));
+    },
+  };
+}

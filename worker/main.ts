@@ -1,0 +1,50 @@
+import { Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { loadConfigOrExit } from '../lib/config';
+import { createLogger } from '../lib/log';
+import { createMailer } from '../lib/mailer';
+import { smtpUrl, temporalAddress } from '../lib/endpoints';
+import { ensureSearchAttributes } from '../lib/temporal';
+import { prepareDatabase } from '../db/prepare';
+import { createActivities } from '../activities';
+import { createWorker } from './create-worker';
+
+const config = loadConfigOrExit();
+const log = createLogger('worker', config.LOG_LEVEL);
+
+async function connectWhenUp(address: string): Promise<NativeConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await NativeConnection.connect({ address });
+    } catch (err) {
+      if (attempt === 1 || attempt % 10 === 0) log.warn({ address }, 'waiting for Temporal');
+      if (attempt > 120) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+const sql = await prepareDatabase(config.DATABASE_URL, log);
+const mailer = createMailer(smtpUrl(config), { pool: true });
+const address = temporalAddress(config);
+const connection = await connectWhenUp(address);
+
+const admin = await Connection.connect({ address });
+const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
+if (added.length) log.info({ searchAttributes: added }, 'registered search attributes');
+await admin.close();
+
+const worker = await createWorker({
+  connection,
+  namespace: config.TEMPORAL_NAMESPACE,
+  taskQueue: config.TEMPORAL_TASK_QUEUE,
+  activities: createActivities({ sql, mailer, config }),
+});
+
+log.info({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
+// The SDK runtime turns SIGINT/SIGTERM into worker.shutdown(): running activities get the grace time.
+await worker.run();
+await connection.close();
+mailer.close();
+await sql.end({ timeout: 5 });
+log.info('worker stopped');

@@ -1,0 +1,8 @@
+/** Workflow ids derive from business keys here and nowhere else (docs/contract.md). */
+export const customerWorkflowId = (customerId: string) => `customer:${customerId}`;
+export const requestWorkflowId = (requestId: string) => `request:${requestId}`;
+export const disputeWorkflowId = (disputeId: string) => `dispute:${disputeId}`;
+export const policyWorkflowId = (version: string) => `policy:${version}`;
+export const transferWorkflowId = (transferId: string) => `transfer:${transferId}`;
+export const systemCheckWorkflowId = (checkId: string) => `system-check:${checkId}`;
+export const RETENTION_SCHEDULE_ID = 'recording-retention';

@@ -1,0 +1,2 @@
+// The workflow bundle's entry: every workflow the worker runs, and nothing else.
+export { systemCheck } from './system-check';
