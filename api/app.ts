@@ -63,7 +63,10 @@ export function createApp(deps: ApiDeps) {
   app.notFound((c) => problem(c, 404, 'not-found', `No route for ${c.req.method} ${c.req.path}.`));
 
   app.onError((err, c) => {
-    if (err instanceof AppError) return problem(c, err.status, err.code, err.detail, err.extra);
+    if (err instanceof AppError) {
+      if (err.status === 401) c.header('WWW-Authenticate', 'Bearer realm="privacy-backoffice"');
+      return problem(c, err.status, err.code, err.detail, err.extra);
+    }
     if (err instanceof HTTPException) {
       const status = err.status as ContentfulStatusCode;
       if (status === 400 && /json/i.test(err.message)) return problem(c, 400, 'malformed-json', 'The request body could not be parsed as JSON.');

@@ -17,7 +17,7 @@ export class AppError extends Error {
 
 export interface FieldError {
   field: string;
-  in: 'body' | 'query' | 'path' | 'header' | 'form';
+  in: 'body' | 'query' | 'param' | 'header' | 'form';
   message: string;
 }
 

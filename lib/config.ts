@@ -89,6 +89,8 @@ const schema = z
   })
   .superRefine((c, ctx) => {
     // Reminders and the escalation only make sense before the answer is due.
+    const all = [c.REQUEST_SLA, c.REQUEST_ESCALATION, ...c.REQUEST_REMINDERS];
+    if (all.some((v) => parseIsoDuration(v) === undefined)) return; // already reported above
     const receipt = new Date('2026-01-01T00:00:00Z');
     const due = addCalendarDuration(receipt, c.REQUEST_SLA).getTime();
     for (const [key, values] of [

@@ -53,6 +53,9 @@ function runChild(name: 'api' | 'worker', entry: string) {
     cwd: root,
     env: process.env,
     stdio: 'inherit',
+    // Own process group: Ctrl-C reaches only us, and we stop the api and worker before the
+    // services they depend on, so the worker can drain.
+    detached: true,
   });
   child.on('exit', (code, signal) => {
     if (!stopping) {

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../lib/config';
+
+const problemsOf = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('configuration', () => {
+  it("defaults to the policy's own numbers", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      PORT: 3000,
+      DATABASE_URL: 'postgres://127.0.0.1:5432/privacy_backoffice',
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: 'privacy-backoffice',
+      MAIL_FROM: 'TopCall <kundeservice@topcall.dk>',
+      STAFF_EMAIL: 'privacy@topcall.dk',
+      PUBLIC_URL: 'http://127.0.0.1:3000',
+      RECORDING_RETENTION: 'P3M',
+      RETENTION_SWEEP_INTERVAL: 'PT1H',
+      DISPUTE_REVIEW_INTERVAL: 'P30D',
+      REQUEST_SLA: 'P7D',
+      REQUEST_REMINDERS: ['P3D', 'P5D'],
+      REQUEST_ESCALATION: 'P6D',
+      POLICY_NOTICE_PERIOD: 'P30D',
+    });
+    expect(config.TEMPORAL_ADDRESS).toBeUndefined();
+    expect(config.SMTP_URL).toBeUndefined();
+    expect(config.STAFF_BOOTSTRAP_TOKEN).toBeUndefined();
+  });
+
+  it('accepts a compressed clock in ISO-8601 seconds', () => {
+    const config = loadConfig({ REQUEST_SLA: 'PT20S', REQUEST_REMINDERS: 'PT5S, PT10S', REQUEST_ESCALATION: 'PT15S', RETENTION_SWEEP_INTERVAL: 'PT2S' });
+    expect(config.REQUEST_REMINDERS).toEqual(['PT5S', 'PT10S']);
+    expect(config.RETENTION_SWEEP_INTERVAL).toBe('PT2S');
+  });
+
+  it('names the variable and the bad value when a duration is not ISO-8601 (REQUEST_SLA=seven)', () => {
+    expect(problemsOf({ REQUEST_SLA: 'seven' })).toEqual([
+      'REQUEST_SLA: must be a positive ISO-8601 duration such as P7D or PT20S (got "seven")',
+    ]);
+  });
+
+  it('reports every bad variable at once', () => {
+    const problems = problemsOf({ PORT: 'eighty', RECORDING_RETENTION: '-P3M', STAFF_EMAIL: 'nobody', TEMPORAL_ADDRESS: 'http://temporal' });
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['PORT', 'RECORDING_RETENTION', 'STAFF_EMAIL', 'TEMPORAL_ADDRESS']);
+  });
+
+  it('refuses a sweep interval in months, which has no fixed length', () => {
+    expect(problemsOf({ RETENTION_SWEEP_INTERVAL: 'P1M' })[0]).toMatch(/^RETENTION_SWEEP_INTERVAL: must have a fixed length/);
+  });
+
+  it('refuses reminders or an escalation that fall after the 7-day answer is due', () => {
+    expect(problemsOf({ REQUEST_REMINDERS: 'P3D,P8D' })).toEqual(['REQUEST_REMINDERS: P8D falls after REQUEST_SLA (P7D) (got "P3D,P8D")']);
+    expect(problemsOf({ REQUEST_ESCALATION: 'P10D' })[0]).toMatch(/^REQUEST_ESCALATION: P10D falls after REQUEST_SLA/);
+  });
+
+  it('never echoes a secret in its error', () => {
+    const problems = problemsOf({ STAFF_BOOTSTRAP_TOKEN: 'short-secret', SMTP_URL: 'http://mailer:hunter2@mail.example' });
+    expect(problems.join('\n')).not.toMatch(/short-secret|hunter2/);
+    expect(problems.join('\n')).toMatch(/STAFF_BOOTSTRAP_TOKEN: must be at least 16 characters/);
+    expect(problems.join('\n')).toMatch(/SMTP_URL: must be a URL such as smtp:/);
+  });
+
+  it('treats empty TEMPORAL_ADDRESS and SMTP_URL as unset (embedded services)', () => {
+    const config = loadConfig({ TEMPORAL_ADDRESS: '', SMTP_URL: '' });
+    expect(config.TEMPORAL_ADDRESS).toBeUndefined();
+    expect(config.SMTP_URL).toBeUndefined();
+  });
+});

@@ -1,0 +1,62 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { TestProject } from 'vitest/node';
+import { ensureTemporalCli } from '../scripts/temporal-cli';
+import { freePort, startDevServer } from '../scripts/dev-server';
+import { startMailSink } from '../scripts/mail-sink';
+import { createSql, dropDatabase, ensureDatabase } from '../db/index';
+import { migrate } from '../db/migrate';
+import { workflowsPath } from '../worker/create-worker';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    databaseUrl: string;
+    smtpUrl: string;
+    mailSinkUrl: string;
+    workflowBundlePath: string;
+  }
+}
+
+/**
+ * The real stack for one test run: a headless Temporal dev server from the cached CLI, a fresh
+ * Postgres database (dropped afterwards), an SMTP sink the tests read, and the workflow bundle
+ * built once.
+ */
+export default async function setup(project: TestProject) {
+  const log = (line: string) => process.stderr.write(`[test stack] ${line}\n`);
+  const binary = await ensureTemporalCli(log);
+
+  const baseUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://127.0.0.1:5432/privacy_backoffice';
+  const url = new URL(baseUrl);
+  url.pathname = `/privacy_backoffice_test_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const databaseUrl = url.toString();
+
+  const [temporal, sink, bundle] = await Promise.all([
+    freePort().then((port) => startDevServer({ binary, port, headless: true, readyTimeoutMs: 120_000 })),
+    startMailSink(),
+    bundleWorkflowCode({ workflowsPath, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never }),
+    ensureDatabase(databaseUrl).then(async () => {
+      const sql = createSql(databaseUrl, { max: 1 });
+      await migrate(sql);
+      await sql.end();
+    }),
+  ]);
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'privacy-backoffice-test-'));
+  const workflowBundlePath = path.join(dir, 'workflow-bundle.js');
+  await writeFile(workflowBundlePath, bundle.code);
+
+  project.provide('temporalAddress', temporal.address);
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('smtpUrl', `smtp://127.0.0.1:${sink.smtpPort}`);
+  project.provide('mailSinkUrl', `http://127.0.0.1:${sink.webPort}`);
+  project.provide('workflowBundlePath', workflowBundlePath);
+
+  return async () => {
+    await Promise.allSettled([temporal.stop(), sink.close(), dropDatabase(databaseUrl), rm(dir, { recursive: true, force: true })]);
+  };
+}

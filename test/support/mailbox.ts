@@ -1,0 +1,23 @@
+import type { SinkMessage } from '../../scripts/mail-sink';
+import { stack } from './stack';
+import { waitFor } from './wait';
+
+/** Reads what the real SMTP sink received. */
+export async function messagesTo(address: string): Promise<SinkMessage[]> {
+  const res = await fetch(`${stack().mailSinkUrl}/api/messages?to=${encodeURIComponent(address)}`);
+  return (await res.json()) as SinkMessage[];
+}
+
+export async function allMessages(): Promise<SinkMessage[]> {
+  return (await (await fetch(`${stack().mailSinkUrl}/api/messages`)).json()) as SinkMessage[];
+}
+
+/** Waits until a message matching `match` reached the sink. */
+export function waitForMessage(match: (m: SinkMessage) => boolean, what: string, timeoutMs = 20_000): Promise<SinkMessage> {
+  return waitFor(async () => (await allMessages()).find(match), { timeoutMs, what });
+}
+
+/** Makes the sink refuse the next `count` messages with a temporary SMTP error. */
+export async function refuseNextMessages(count: number): Promise<void> {
+  await fetch(`${stack().mailSinkUrl}/api/faults?refuse=${count}`, { method: 'POST' });
+}

@@ -1,0 +1,110 @@
+import { inject } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { loadConfig, type Config } from '../../lib/config';
+import { createLogger } from '../../lib/log';
+import { createMailer, type Mailer } from '../../lib/mailer';
+import { createSql, dropDatabase, ensureDatabase, type Sql } from '../../db/index';
+import { migrate } from '../../db/migrate';
+import { createActivities, type Activities } from '../../activities';
+import { createWorker } from '../../worker/create-worker';
+
+/** The real services global-setup started for this run. */
+export const stack = () => ({
+  temporalAddress: inject('temporalAddress'),
+  databaseUrl: inject('databaseUrl'),
+  smtpUrl: inject('smtpUrl'),
+  mailSinkUrl: inject('mailSinkUrl'),
+  workflowBundlePath: inject('workflowBundlePath'),
+});
+
+/** Config as the api and worker would parse it, pointed at the test stack, with a task queue of the file's own. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  const s = stack();
+  return loadConfig({
+    DATABASE_URL: s.databaseUrl,
+    TEMPORAL_ADDRESS: s.temporalAddress,
+    SMTP_URL: s.smtpUrl,
+    TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+}
+
+export const silentLog = createLogger('test', 'silent');
+
+export interface TestStack {
+  config: Config;
+  sql: Sql;
+  mailer: Mailer;
+  client: Client;
+  close(): Promise<void>;
+}
+
+export async function openStack(env: Record<string, string> = {}): Promise<TestStack> {
+  const config = testConfig(env);
+  const sql = createSql(config.DATABASE_URL, { max: 5 });
+  const mailer = createMailer(config.SMTP_URL!);
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS! });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  return {
+    config,
+    sql,
+    mailer,
+    client,
+    async close() {
+      await connection.close();
+      mailer.close();
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+/** A real worker on the test stack's task queue, with the run's prebuilt workflow bundle. */
+export async function startWorker(s: TestStack, activities?: Activities): Promise<RunningWorker> {
+  if (!runtimeInstalled) {
+    // Keep the SDK's per-state INFO lines out of test output; warnings still show.
+    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+    runtimeInstalled = true;
+  }
+  const connection = await NativeConnection.connect({ address: s.config.TEMPORAL_ADDRESS! });
+  const worker = await createWorker({
+    connection,
+    namespace: s.config.TEMPORAL_NAMESPACE,
+    taskQueue: s.config.TEMPORAL_TASK_QUEUE,
+    activities: activities ?? createActivities({ sql: s.sql, mailer: s.mailer, config: s.config }),
+    workflowBundle: { codePath: stack().workflowBundlePath },
+  });
+  const running = worker.run();
+  return {
+    worker,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/** A migrated database of the test's own, dropped afterwards, for tests that need an empty one. */
+export async function withScratchDatabase<T>(fn: (sql: Sql, url: string) => Promise<T>): Promise<T> {
+  const url = new URL(stack().databaseUrl);
+  url.pathname = `${url.pathname}_scratch_${randomUUID().slice(0, 8)}`;
+  await ensureDatabase(url.toString());
+  const sql = createSql(url.toString(), { max: 3 });
+  try {
+    await migrate(sql);
+    return await fn(sql, url.toString());
+  } finally {
+    await sql.end({ timeout: 5 });
+    await dropDatabase(url.toString());
+  }
+}
