@@ -63,11 +63,19 @@ export async function ensureTemporalCli(log: (line: string) => void = (l) => con
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let lastLines: string[] = [];
+      let downloaded = 0;
+      let compiled = 0;
       const onData = (chunk: Buffer) => {
         for (const line of chunk.toString().split('\n').filter(Boolean)) {
           lastLines = [...lastLines.slice(-30), line];
-          // `go install -v` prints each package it compiles: enough to show it is moving.
-          if (/^go: downloading|^go: |error|^github.com\/temporalio\/cli/.test(line)) log(`  ${line}`);
+          // `go install -v` names each module it fetches and each package it compiles: count them.
+          if (line.startsWith('go: downloading')) {
+            if (++downloaded % 25 === 1) log(`  fetched ${downloaded} modules (${line.slice('go: downloading '.length)})`);
+          } else if (!line.startsWith('go:') && !line.includes(' ')) {
+            if (++compiled % 50 === 0) log(`  compiled ${compiled} packages (${line})`);
+          } else {
+            log(`  ${line}`);
+          }
         }
       };
       child.stdout.on('data', onData);
