@@ -3,17 +3,22 @@ import type { Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
 import { recordSystemCheck as insertSystemCheck } from '../db/system-checks';
 import { deliverEmail } from './email';
+import { createRecordingActivities } from './recordings';
+import type { RecordingStore } from '../lib/recording-store';
 
 /** Everything activities touch, built once by worker/main.ts (or by a test with real parts). */
 export interface ActivityDeps {
   sql: Sql;
   mailer: Mailer;
+  store: RecordingStore;
   config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string };
 }
 
 export function createActivities(deps: ActivityDeps) {
   const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM };
   return {
+    ...createRecordingActivities({ sql: deps.sql, store: deps.store }),
+
     /** Records that a system check reached the worker and Postgres; returns the database's time. */
     async recordSystemCheck(input: { checkId: string }): Promise<{ databaseTime: string }> {
       const workflowId = Context.current().info.workflowExecution?.workflowId ?? 'unknown';

@@ -11,6 +11,10 @@ import { healthRoutes } from './routes/health';
 import { docsRoutes } from './routes/docs';
 import { staffTokenRoutes } from './routes/staff-tokens';
 import { systemCheckRoutes } from './routes/system-checks';
+import { clientRoutes } from './routes/clients';
+import { recordingRoutes } from './routes/recordings';
+import { disputeRoutes } from './routes/disputes';
+import { retentionRoutes } from './routes/retention';
 
 /** JSON bodies are small; uploads (recordings) set their own limit on their route. */
 export const JSON_BODY_LIMIT = 256 * 1024;
@@ -48,6 +52,10 @@ export function createApp(deps: ApiDeps) {
   app.route('/', docsRoutes());
   app.route('/v1', staffTokenRoutes());
   app.route('/v1', systemCheckRoutes());
+  app.route('/v1', clientRoutes());
+  app.route('/v1', recordingRoutes());
+  app.route('/v1', disputeRoutes());
+  app.route('/v1', retentionRoutes());
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -3,12 +3,14 @@ import type { Config } from '../lib/config';
 import type { Logger } from '../lib/log';
 import type { Sql } from '../db/index';
 import type { Principal } from './auth';
+import type { RecordingStore } from '../lib/recording-store';
 
 /** What the API needs from the outside world; built by api/main.ts, or by a test. */
 export interface ApiDeps {
   config: Config;
   sql: Sql;
   temporal: Client;
+  store: RecordingStore;
   log: Logger;
 }
 

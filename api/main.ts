@@ -6,6 +6,7 @@ import { createLazyClient } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { ensureBootstrapAdmin } from '../db/access-tokens';
 import { createApp } from './app';
+import { recordingStoreFor } from '../lib/recording-store';
 
 const config = loadConfigOrExit();
 const log = createLogger('api', config.LOG_LEVEL);
@@ -22,7 +23,7 @@ if (generated) {
 
 // Lazy: the API starts and answers /readyz with 503 until Temporal is reachable.
 const temporal = createLazyClient(temporalAddress(config), config.TEMPORAL_NAMESPACE);
-const app = createApp({ config, sql, temporal, log });
+const app = createApp({ config, sql, temporal, store: recordingStoreFor(config.DATA_DIR), log });
 
 const server = serve({ fetch: app.fetch, port: config.PORT, hostname: '0.0.0.0' }, (info) =>
   log.info({ port: info.port }, 'api listening'),

@@ -29,6 +29,7 @@ const titles: Record<string, string> = {
   unauthorized: 'Authentication required',
   forbidden: 'Not allowed for this role',
   'not-found': 'Not found',
+  gone: 'Gone',
   conflict: 'Conflict',
   'not-ready': 'Not ready',
   internal: 'Internal error',

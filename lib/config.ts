@@ -82,6 +82,11 @@ const schema = z
       .pipe(z.array(isoDuration('P3D'))),
     REQUEST_ESCALATION: isoDuration('P6D').default('P6D'),
     POLICY_NOTICE_PERIOD: isoDuration('P30D').default('P30D'),
+    RECORDING_MAX_BYTES: z.coerce
+      .number({ message: 'must be a whole number of bytes' })
+      .int({ message: 'must be a whole number of bytes' })
+      .positive({ message: 'must be a whole number of bytes' })
+      .default(100 * 1024 * 1024),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     TEMPORAL_UI_PORT: port.default(8233),
     MAIL_SINK_SMTP_PORT: port.default(1025),

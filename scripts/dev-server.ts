@@ -19,6 +19,8 @@ export interface DevServerOptions {
   /** SQLite file that keeps workflows across restarts; in-memory when absent. */
   dbFile?: string;
   namespace?: string;
+  /** More namespaces to create at start (tests isolate Schedules in their own). */
+  extraNamespaces?: string[];
   headless?: boolean;
   log?: (line: string) => void;
   readyTimeoutMs?: number;
@@ -91,6 +93,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     String(options.port),
     '--namespace',
     options.namespace ?? 'default',
+    ...(options.extraNamespaces ?? []).flatMap((ns) => ['--namespace', ns]),
     '--log-level',
     'warn',
     ...searchAttributeFlags(),

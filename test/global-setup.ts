@@ -11,6 +11,9 @@ import { createSql, dropDatabase, ensureDatabase } from '../db/index';
 import { migrate } from '../db/migrate';
 import { workflowsPath } from '../worker/create-worker';
 
+/** A second namespace for tests that run the real worker entry point (it owns a Schedule). */
+export const ISOLATED_NAMESPACE = 'isolated';
+
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
@@ -36,7 +39,7 @@ export default async function setup(project: TestProject) {
   const databaseUrl = url.toString();
 
   const [temporal, sink, bundle] = await Promise.all([
-    freePort().then((port) => startDevServer({ binary, port, headless: true, readyTimeoutMs: 120_000 })),
+    freePort().then((port) => startDevServer({ binary, port, headless: true, extraNamespaces: [ISOLATED_NAMESPACE], readyTimeoutMs: 120_000 })),
     startMailSink(),
     bundleWorkflowCode({ workflowsPath, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never }),
     ensureDatabase(databaseUrl).then(async () => {

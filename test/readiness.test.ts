@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app';
 import { createSql, type Sql } from '../db/index';
 import { createLazyClient } from '../lib/temporal';
+import { recordingStoreFor } from '../lib/recording-store';
 import { freePort } from '../scripts/dev-server';
 import { silentLog, stack, testConfig } from './support/stack';
 import { startTcpProxy } from './support/tcp-proxy';
@@ -28,7 +29,7 @@ beforeAll(async () => {
   const config = testConfig({ DATABASE_URL: pg.toString(), TEMPORAL_ADDRESS: `127.0.0.1:${temporalProxy.port}` });
   sql = createSql(config.DATABASE_URL);
   client = createLazyClient(config.TEMPORAL_ADDRESS!, config.TEMPORAL_NAMESPACE);
-  app = createApp({ config, sql, temporal: client, log: silentLog });
+  app = createApp({ config, sql, temporal: client, store: recordingStoreFor(config.DATA_DIR), log: silentLog });
 });
 
 afterAll(async () => {
@@ -77,7 +78,7 @@ describe('/readyz', () => {
   it('is 503 when Temporal has never been reachable (the API still starts)', async () => {
     const nowhere = createLazyClient(`127.0.0.1:${await freePort()}`, 'default');
     try {
-      const lonely = createApp({ config: testConfig(), sql, temporal: nowhere, log: silentLog });
+      const lonely = createApp({ config: testConfig(), sql, temporal: nowhere, store: recordingStoreFor(testConfig().DATA_DIR), log: silentLog });
       const res = await lonely.request('/readyz');
       expect(res.status).toBe(503);
       expect(res.headers.get('content-type')).toBe('application/problem+json');

@@ -1,4 +1,4 @@
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfigOrExit } from '../lib/config';
 import { createLogger } from '../lib/log';
@@ -8,6 +8,9 @@ import { ensureSearchAttributes } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { createActivities } from '../activities';
 import { createWorker } from './create-worker';
+import { ensureRetentionSchedule } from './schedules';
+import { recordingStoreFor } from '../lib/recording-store';
+import { fixedDurationMs } from '../lib/durations';
 
 const config = loadConfigOrExit();
 const log = createLogger('worker', config.LOG_LEVEL);
@@ -32,13 +35,18 @@ const connection = await connectWhenUp(address);
 const admin = await Connection.connect({ address });
 const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
 if (added.length) log.info({ searchAttributes: added }, 'registered search attributes');
+const schedule = await ensureRetentionSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE }), {
+  taskQueue: config.TEMPORAL_TASK_QUEUE,
+  intervalMs: fixedDurationMs(config.RETENTION_SWEEP_INTERVAL),
+});
+log.info({ schedule, interval: config.RETENTION_SWEEP_INTERVAL }, 'retention schedule in place');
 await admin.close();
 
 const worker = await createWorker({
   connection,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
-  activities: createActivities({ sql, mailer, config }),
+  activities: createActivities({ sql, mailer, store: recordingStoreFor(config.DATA_DIR), config }),
 });
 
 log.info({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');

@@ -1,2 +1,4 @@
 // The workflow bundle's entry: every workflow the worker runs, and nothing else.
 export { systemCheck } from './system-check';
+export { retentionSweep } from './retention-sweep';
+export { dispute } from './dispute';

@@ -9,6 +9,10 @@ import { createSql, dropDatabase, ensureDatabase, type Sql } from '../../db/inde
 import { migrate } from '../../db/migrate';
 import { createActivities, type Activities } from '../../activities';
 import { createWorker } from '../../worker/create-worker';
+import { recordingStoreFor, type RecordingStore } from '../../lib/recording-store';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 /** The real services global-setup started for this run. */
 export const stack = () => ({
@@ -28,6 +32,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     SMTP_URL: s.smtpUrl,
     TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
     LOG_LEVEL: 'silent',
+    DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'privacy-backoffice-data-')),
     ...env,
   });
 }
@@ -38,12 +43,27 @@ export interface TestStack {
   config: Config;
   sql: Sql;
   mailer: Mailer;
+  store: RecordingStore;
   client: Client;
   close(): Promise<void>;
 }
 
-export async function openStack(env: Record<string, string> = {}): Promise<TestStack> {
-  const config = testConfig(env);
+/**
+ * Opens the run's stack for one test file. `ownDatabase` gives the file a migrated database of
+ * its own (dropped on close), for tests whose sweeps must not meet other files' recordings.
+ */
+export async function openStack(env: Record<string, string> = {}, options: { ownDatabase?: boolean } = {}): Promise<TestStack> {
+  let ownUrl: string | undefined;
+  if (options.ownDatabase) {
+    const url = new URL(stack().databaseUrl);
+    url.pathname = `${url.pathname}_own_${randomUUID().slice(0, 8)}`;
+    ownUrl = url.toString();
+    await ensureDatabase(ownUrl);
+    const migrator = createSql(ownUrl, { max: 1 });
+    await migrate(migrator);
+    await migrator.end();
+  }
+  const config = testConfig(ownUrl ? { DATABASE_URL: ownUrl, ...env } : env);
   const sql = createSql(config.DATABASE_URL, { max: 5 });
   const mailer = createMailer(config.SMTP_URL!);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS! });
@@ -52,11 +72,13 @@ export async function openStack(env: Record<string, string> = {}): Promise<TestS
     config,
     sql,
     mailer,
+    store: recordingStoreFor(config.DATA_DIR),
     client,
     async close() {
       await connection.close();
       mailer.close();
       await sql.end({ timeout: 5 });
+      if (ownUrl) await dropDatabase(ownUrl);
     },
   };
 }
@@ -80,7 +102,7 @@ export async function startWorker(s: TestStack, activities?: Activities): Promis
     connection,
     namespace: s.config.TEMPORAL_NAMESPACE,
     taskQueue: s.config.TEMPORAL_TASK_QUEUE,
-    activities: activities ?? createActivities({ sql: s.sql, mailer: s.mailer, config: s.config }),
+    activities: activities ?? createActivities({ sql: s.sql, mailer: s.mailer, store: s.store, config: s.config }),
     workflowBundle: { codePath: stack().workflowBundlePath },
   });
   const running = worker.run();

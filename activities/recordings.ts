@@ -1,0 +1,155 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Sql, Tx } from '../db/index';
+import { appendReceipts, receiptsOfDispute, type DeletionReason } from '../db/receipts';
+import { confirmDeletable, lockDueRecordings, tombstone, type DeletableRow } from '../db/recordings';
+import { lockDispute } from '../db/disputes';
+import type { RecordingStore } from '../lib/recording-store';
+
+export interface RecordingDeps {
+  sql: Sql;
+  store: RecordingStore;
+}
+
+interface DeletionContext {
+  reason: DeletionReason;
+  workflowId: string;
+  runId: string;
+  disputeId: string | null;
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(lanes);
+}
+
+/**
+ * Deletes recordings this transaction has locked and confirmed unheld: audio first, then the row
+ * becomes a tombstone with a chained receipt, all before the transaction commits. A crash in
+ * between rolls the rows back to 'retained' and the next attempt finishes the job (unlinking
+ * missing audio is not an error).
+ */
+export async function deleteConfirmed(tx: Tx, store: RecordingStore, rows: DeletableRow[], ctx: DeletionContext): Promise<string[]> {
+  if (rows.length === 0) return [];
+  await eachLimited(rows, 32, (r) => store.delete(r.audioKey));
+  const deletedAt = new Date();
+  const ids = rows.map((r) => r.id);
+  await tombstone(tx, ids, deletedAt);
+  await appendReceipts(
+    tx,
+    rows.map((r) => ({
+      recordingId: r.id,
+      clientId: r.clientId,
+      recordedAt: r.recordedAt,
+      deleteAfter: r.deleteAfter,
+      deletedAt,
+      audioSha256: r.audioSha256,
+      ...ctx,
+    })),
+  );
+  return ids;
+}
+
+/** One transaction: lock a batch of due, unheld recordings, re-check holds, delete. */
+export async function sweepBatch(deps: RecordingDeps, input: { dueBefore: Date; batchSize: number; ctx: DeletionContext }): Promise<number> {
+  return deps.sql.begin(async (tx) => {
+    const locked = await lockDueRecordings(tx, input.dueBefore, input.batchSize);
+    const rows = await confirmDeletable(tx, locked, input.dueBefore);
+    return (await deleteConfirmed(tx, deps.store, rows, input.ctx)).length;
+  });
+}
+
+export interface SweepProgress {
+  deleted: number;
+  batches: number;
+}
+
+export function createRecordingActivities(deps: RecordingDeps) {
+  return {
+    /**
+     * Deletes every recording due before `dueBefore` and not held, batch by batch, until none
+     * is left or the time budget is spent (the workflow then calls again). Each batch commits
+     * on its own and heartbeats; the work resumes naturally after a crash because deleted rows
+     * are no longer due, and the retry recounts this run's receipts so nothing is counted twice.
+     */
+    async sweepExpiredRecordings(input: {
+      dueBefore: string;
+      batchSize: number;
+      timeBudgetMs: number;
+      /** What this run's earlier calls already reported, so a retry can count exactly. */
+      countedThisRun: number;
+    }): Promise<SweepProgress & { done: boolean }> {
+      const context = Context.current();
+      const { workflowId = 'unknown', runId = 'unknown' } = context.info.workflowExecution ?? {};
+      const progress: SweepProgress = { deleted: 0, batches: (context.info.heartbeatDetails as SweepProgress | undefined)?.batches ?? 0 };
+      if (context.info.attempt > 1) {
+        // Resuming after a crash: batches committed before it have receipts naming this run.
+        const [row] = await deps.sql<{ n: number }[]>`select count(*)::int as n from deletion_receipts where run_id = ${runId}`;
+        progress.deleted = row!.n - input.countedThisRun;
+      }
+      const started = Date.now();
+      const dueBefore = new Date(input.dueBefore);
+      for (;;) {
+        if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+        const deleted = await sweepBatch(deps, { dueBefore, batchSize: input.batchSize, ctx: { reason: 'retention', workflowId, runId, disputeId: null } });
+        progress.deleted += deleted;
+        progress.batches += 1;
+        context.heartbeat(progress);
+        if (deleted === 0) return { ...progress, done: true };
+        if (Date.now() - started > input.timeBudgetMs) return { ...progress, done: false };
+      }
+    },
+
+    /**
+     * Places a dispute's holds on recordings of its client. All or nothing; answers only once
+     * the holds are committed, so the caller can rely on them.
+     */
+    async placeHolds(input: { disputeId: string; recordingIds: string[] }): Promise<{ recordingIds: string[] }> {
+      return deps.sql.begin(async (tx) => {
+        const dispute = await lockDispute(tx, input.disputeId);
+        if (!dispute) throw ApplicationFailure.nonRetryable('no such dispute', 'DisputeNotFound');
+        if (dispute.status !== 'open') throw ApplicationFailure.nonRetryable('the dispute is resolved', 'DisputeNotOpen');
+        // FOR SHARE conflicts with the sweep's FOR UPDATE: a hold and a delete of one row serialize.
+        const rows = await tx<{ id: string; clientId: string; status: string }[]>`
+          select id, client_id as "clientId", status from recordings where id = any(${input.recordingIds}::uuid[]) for share`;
+        const found = new Map(rows.map((r) => [r.id, r]));
+        const unknown = input.recordingIds.filter((id) => !found.has(id));
+        if (unknown.length) throw ApplicationFailure.nonRetryable('unknown recordings', 'UnknownRecordings', { recordingIds: unknown });
+        const foreign = rows.filter((r) => r.clientId !== dispute.clientId).map((r) => r.id);
+        if (foreign.length) throw ApplicationFailure.nonRetryable("recordings of another client", 'RecordingOfAnotherClient', { recordingIds: foreign });
+        const gone = rows.filter((r) => r.status === 'deleted').map((r) => r.id);
+        if (gone.length) throw ApplicationFailure.nonRetryable('recordings already deleted', 'RecordingDeleted', { recordingIds: gone });
+        await tx`
+          insert into recording_holds ${tx(input.recordingIds.map((id) => ({ recording_id: id, dispute_id: input.disputeId })))}
+          on conflict (recording_id, dispute_id) do nothing`;
+        return { recordingIds: input.recordingIds };
+      });
+    },
+
+    /**
+     * Releases a dispute's holds and, in the same transaction, deletes each released recording
+     * that is past its deadline and held by no other dispute (receipts name the dispute). The
+     * rest fall back to the schedule. Idempotent: a retry reports what the first attempt deleted.
+     */
+    async resolveDispute(input: { disputeId: string }): Promise<{ deleted: string[] }> {
+      const { workflowId = 'unknown', runId = 'unknown' } = Context.current().info.workflowExecution ?? {};
+      await deps.sql.begin(async (tx) => {
+        const dispute = await lockDispute(tx, input.disputeId);
+        if (!dispute) throw ApplicationFailure.nonRetryable('no such dispute', 'DisputeNotFound');
+        const held = await tx<{ id: string }[]>`
+          select r.id from recordings r join recording_holds h on h.recording_id = r.id
+          where h.dispute_id = ${input.disputeId} order by r.id for update of r`;
+        const now = new Date();
+        await tx`update recording_holds set released_at = ${now} where dispute_id = ${input.disputeId} and released_at is null`;
+        const rows = await confirmDeletable(tx, held.map((r) => r.id), now);
+        await deleteConfirmed(tx, deps.store, rows, { reason: 'dispute_resolved', workflowId, runId, disputeId: input.disputeId });
+        await tx`update disputes set status = 'resolved', resolved_at = coalesce(resolved_at, ${now}) where id = ${input.disputeId}`;
+      });
+      return { deleted: (await receiptsOfDispute(deps.sql, input.disputeId)).map((r) => r.recordingId) };
+    },
+  };
+}

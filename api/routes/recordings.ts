@@ -1,0 +1,261 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { createRoute, z } from '@hono/zod-openapi';
+import { createRouter } from '../router';
+import { requireStaff, staffSecurity } from '../auth';
+import { AppError, fieldErrors, problemResponse, type FieldError } from '../problem';
+import { parseRecordingUpload } from '../recording-upload';
+import { findClient } from '../../db/clients';
+import { findRecording, insertRecording, listRecordings, statusOf, type RecordingRow } from '../../db/recordings';
+import { receiptFor, type Receipt } from '../../db/receipts';
+import { addCalendarDuration } from '../../lib/durations';
+import { audioKeyFor } from '../../lib/recording-store';
+
+/** Telephony clocks drift a little; a recording further in the future than this is refused. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+const UploadFields = z.strictObject({
+  clientId: z.uuid(),
+  recordedAt: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T10:15:00Z' }),
+  durationSeconds: z.coerce.number({ message: 'must be a whole number of seconds' }).int().min(0).max(86_400),
+  customerId: z.uuid().optional(),
+  callerNumber: z
+    .string()
+    .trim()
+    .regex(/^\+?[0-9][0-9 ()-]{2,30}$/, 'must be a phone number')
+    .optional(),
+});
+
+const UploadForm = z
+  .object({
+    clientId: z.uuid(),
+    recordedAt: z.iso.datetime({ offset: true }),
+    durationSeconds: z.number().int().min(0).max(86_400),
+    customerId: z.uuid().optional(),
+    callerNumber: z.string().optional(),
+    audio: z.string().openapi({ format: 'binary', description: 'the call audio (audio/* or application/octet-stream)' }),
+  })
+  .openapi('RecordingUpload');
+
+const ReceiptSchema = z
+  .object({
+    seq: z.number().int(),
+    recordingId: z.uuid(),
+    clientId: z.uuid(),
+    recordedAt: z.iso.datetime(),
+    deleteAfter: z.iso.datetime(),
+    deletedAt: z.iso.datetime(),
+    audioSha256: z.string(),
+    reason: z.enum(['retention', 'dispute_resolved', 'erasure']),
+    workflowId: z.string(),
+    runId: z.string(),
+    disputeId: z.uuid().nullable(),
+    prevHash: z.string(),
+    hash: z.string(),
+  })
+  .openapi('DeletionReceipt');
+
+const RecordingSchema = z
+  .object({
+    id: z.uuid(),
+    clientId: z.uuid(),
+    status: z.enum(['retained', 'held', 'deleted']),
+    recordedAt: z.iso.datetime(),
+    deleteAfter: z.iso.datetime(),
+    durationSeconds: z.number().int(),
+    sha256: z.string(),
+    holds: z.array(z.uuid()).openapi({ description: 'open disputes holding this recording' }),
+    deletedAt: z.iso.datetime().optional(),
+    receipt: ReceiptSchema.optional(),
+  })
+  .openapi('Recording');
+
+const receiptJson = (r: Receipt) => ({
+  ...r,
+  recordedAt: r.recordedAt.toISOString(),
+  deleteAfter: r.deleteAfter.toISOString(),
+  deletedAt: r.deletedAt.toISOString(),
+});
+
+const recordingJson = (r: RecordingRow, receipt?: Receipt) => ({
+  id: r.id,
+  clientId: r.clientId,
+  status: statusOf(r),
+  recordedAt: r.recordedAt.toISOString(),
+  deleteAfter: r.deleteAfter.toISOString(),
+  durationSeconds: r.durationSeconds,
+  sha256: r.audioSha256,
+  holds: r.holds,
+  ...(r.deletedAt ? { deletedAt: r.deletedAt.toISOString() } : {}),
+  ...(receipt ? { receipt: receiptJson(receipt) } : {}),
+});
+
+const authErrors = { 401: problemResponse('no or unknown token'), 403: problemResponse('not staff') };
+
+export function recordingRoutes() {
+  const app = createRouter();
+
+  // Documented here, parsed by hand below: the audio streams to the store instead of into memory.
+  const uploadRoute = createRoute({
+    method: 'post',
+    path: '/recordings',
+    tags: ['recordings'],
+    summary: 'Ingest a call recording (D4): stored with its SHA-256 and a deletion deadline',
+    description:
+      '`deleteAfter` is `recordedAt` + RECORDING_RETENTION in calendar terms in Europe/Copenhagen (31 Jan + P3M = 30 Apr). ' +
+      'An unknown client, a missing or empty audio part, a future `recordedAt`, an unknown field or an oversize upload is refused and nothing is stored.',
+    security: staffSecurity,
+    request: { body: { required: true, content: { 'multipart/form-data': { schema: UploadForm } } } },
+    responses: {
+      201: {
+        description: 'stored',
+        content: { 'application/json': { schema: z.object({ id: z.uuid(), deleteAfter: z.iso.datetime(), sha256: z.string() }) } },
+      },
+      413: problemResponse('audio larger than RECORDING_MAX_BYTES'),
+      415: problemResponse('not multipart/form-data'),
+      422: problemResponse('invalid fields, unknown client, missing audio or a future recordedAt'),
+      ...authErrors,
+    },
+  });
+  app.openAPIRegistry.registerPath(uploadRoute);
+  app.post('/recordings', requireStaff(), async (c) => {
+    const { sql, store, config } = c.var.deps;
+    const upload = await parseRecordingUpload(c.req.raw, store, config.RECORDING_MAX_BYTES);
+    try {
+      const errors: FieldError[] = upload.unexpected.map((name) => ({ field: name, in: 'form', message: 'unknown field' }));
+      const fields = UploadFields.safeParse(upload.fields);
+      if (!fields.success) errors.push(...fieldErrors(fields.error.issues, 'form'));
+      if (!upload.audio) errors.push({ field: 'audio', in: 'form', message: 'required: the call audio as a file part' });
+      else if (upload.audio.bytes === 0) errors.push({ field: 'audio', in: 'form', message: 'is empty' });
+      else if (!/^(audio\/[\w.+-]+|application\/octet-stream)$/i.test(upload.audio.contentType)) {
+        errors.push({ field: 'audio', in: 'form', message: 'must be audio/* or application/octet-stream' });
+      }
+      if (fields.success) {
+        if (new Date(fields.data.recordedAt).getTime() > Date.now() + CLOCK_SKEW_MS) {
+          errors.push({ field: 'recordedAt', in: 'form', message: 'is in the future' });
+        }
+        if (!(await findClient(sql, fields.data.clientId))) errors.push({ field: 'clientId', in: 'form', message: 'no such client' });
+      }
+      if (errors.length || !fields.success || !upload.audio) {
+        throw new AppError('validation-failed', 422, `${errors.length} field(s) failed validation; nothing was stored.`, { errors });
+      }
+
+      const id = randomUUID();
+      const recordedAt = new Date(fields.data.recordedAt);
+      const deleteAfter = addCalendarDuration(recordedAt, config.RECORDING_RETENTION);
+      const audioKey = audioKeyFor(id);
+      await upload.audio.commit(audioKey);
+      try {
+        await insertRecording(sql, {
+          id,
+          clientId: fields.data.clientId,
+          customerId: fields.data.customerId,
+          callerNumber: fields.data.callerNumber,
+          recordedAt,
+          durationSeconds: fields.data.durationSeconds,
+          deleteAfter,
+          audioKey,
+          audioSha256: upload.audio.sha256,
+          audioBytes: upload.audio.bytes,
+          contentType: upload.audio.contentType.toLowerCase(),
+        });
+      } catch (err) {
+        await store.delete(audioKey); // no audio without its row
+        throw err;
+      }
+      return c.json({ id, deleteAfter: deleteAfter.toISOString(), sha256: upload.audio.sha256 }, 201);
+    } catch (err) {
+      await upload.audio?.discard();
+      throw err;
+    }
+  });
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/recordings/{id}',
+      tags: ['recordings'],
+      summary: 'A recording: status, holds, deadline, and its deletion receipt once deleted',
+      security: staffSecurity,
+      middleware: [requireStaff()] as const,
+      request: { params: z.object({ id: z.uuid() }) },
+      responses: { 200: { description: 'the recording', content: { 'application/json': { schema: RecordingSchema } } }, 404: problemResponse('no such recording'), ...authErrors },
+    }),
+    async (c) => {
+      const { sql } = c.var.deps;
+      const row = await findRecording(sql, c.req.valid('param').id);
+      if (!row) throw new AppError('not-found', 404, 'No recording with that id.');
+      const receipt = row.status === 'deleted' ? await receiptFor(sql, row.id) : undefined;
+      return c.json(recordingJson(row, receipt), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/recordings/{id}/audio',
+      tags: ['recordings'],
+      summary: 'The audio; 410 Gone once the recording is deleted',
+      security: staffSecurity,
+      middleware: [requireStaff()] as const,
+      request: { params: z.object({ id: z.uuid() }) },
+      responses: {
+        200: { description: 'the audio', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
+        404: problemResponse('no such recording'),
+        410: problemResponse('deleted; the receipt is on the recording'),
+        ...authErrors,
+      },
+    }),
+    async (c) => {
+      const { sql, store } = c.var.deps;
+      const row = await findRecording(sql, c.req.valid('param').id);
+      if (!row) throw new AppError('not-found', 404, 'No recording with that id.');
+      if (row.status === 'deleted') throw new AppError('gone', 410, `The recording was deleted at ${row.deletedAt!.toISOString()}; its receipt is at /v1/recordings/${row.id}.`);
+      const audio = await store.open(row.audioKey);
+      return new Response(Readable.toWeb(audio) as ReadableStream, {
+        status: 200,
+        headers: { 'content-type': row.contentType, 'content-length': String(row.audioBytes), 'x-content-sha256': row.audioSha256 },
+      }) as never;
+    },
+  );
+
+  const Cursor = z.string().regex(/^[\w-]+$/).openapi({ description: 'from `nextCursor` of the previous page' });
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/recordings',
+      tags: ['recordings'],
+      summary: 'List recordings by client and status, newest first',
+      security: staffSecurity,
+      middleware: [requireStaff()] as const,
+      request: {
+        query: z.strictObject({
+          clientId: z.uuid().optional(),
+          status: z.enum(['retained', 'held', 'deleted']).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+          cursor: Cursor.optional(),
+        }),
+      },
+      responses: {
+        200: { description: 'a page', content: { 'application/json': { schema: z.object({ items: z.array(RecordingSchema), nextCursor: z.string().nullable() }) } } },
+        422: problemResponse('invalid filter'),
+        ...authErrors,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      let after: { recordedAt: Date; id: string } | undefined;
+      if (q.cursor) {
+        const [ms, id] = Buffer.from(q.cursor, 'base64url').toString().split('|');
+        if (!id || !Number.isFinite(Number(ms))) throw new AppError('validation-failed', 422, 'Invalid cursor.', { errors: [{ field: 'cursor', in: 'query', message: 'invalid' }] });
+        after = { recordedAt: new Date(Number(ms)), id };
+      }
+      const rows = await listRecordings(c.var.deps.sql, { clientId: q.clientId, status: q.status, limit: q.limit, after });
+      const last = rows.length === q.limit ? rows[rows.length - 1] : undefined;
+      const nextCursor = last ? Buffer.from(`${last.recordedAt.getTime()}|${last.id}`).toString('base64url') : null;
+      return c.json({ items: rows.map((r) => recordingJson(r)), nextCursor }, 200);
+    },
+  );
+
+  return app;
+}

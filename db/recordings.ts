@@ -1,0 +1,135 @@
+import type { Db, Tx } from './index';
+
+export interface RecordingRow {
+  id: string;
+  clientId: string;
+  customerId: string | null;
+  recordedAt: Date;
+  durationSeconds: number;
+  deleteAfter: Date;
+  audioKey: string;
+  audioSha256: string;
+  audioBytes: number;
+  contentType: string;
+  status: 'retained' | 'deleted';
+  deletedAt: Date | null;
+  holds: string[];
+}
+
+export type RecordingStatus = 'retained' | 'held' | 'deleted';
+export const statusOf = (r: Pick<RecordingRow, 'status' | 'holds'>): RecordingStatus =>
+  r.status === 'deleted' ? 'deleted' : r.holds.length > 0 ? 'held' : 'retained';
+
+const columns = (sql: Db) => sql`
+  r.id, r.client_id as "clientId", r.customer_id as "customerId", r.recorded_at as "recordedAt",
+  r.duration_seconds as "durationSeconds", r.delete_after as "deleteAfter", r.audio_key as "audioKey",
+  r.audio_sha256 as "audioSha256", r.audio_bytes::int as "audioBytes", r.content_type as "contentType",
+  r.status, r.deleted_at as "deletedAt",
+  coalesce((select array_agg(h.dispute_id::text order by h.placed_at) from recording_holds h
+            where h.recording_id = r.id and h.released_at is null), '{}') as holds`;
+
+export interface NewRecording {
+  id: string;
+  clientId: string;
+  customerId?: string;
+  callerNumber?: string;
+  recordedAt: Date;
+  durationSeconds: number;
+  deleteAfter: Date;
+  audioKey: string;
+  audioSha256: string;
+  audioBytes: number;
+  contentType: string;
+}
+
+export async function insertRecording(sql: Db, r: NewRecording): Promise<void> {
+  await sql`
+    insert into recordings (id, client_id, customer_id, caller_number, recorded_at, duration_seconds, delete_after,
+                            audio_key, audio_sha256, audio_bytes, content_type)
+    values (${r.id}, ${r.clientId}, ${r.customerId ?? null}, ${r.callerNumber ?? null}, ${r.recordedAt}, ${r.durationSeconds},
+            ${r.deleteAfter}, ${r.audioKey}, ${r.audioSha256}, ${r.audioBytes}, ${r.contentType})`;
+}
+
+export async function findRecording(sql: Db, id: string): Promise<RecordingRow | undefined> {
+  const [row] = await sql<RecordingRow[]>`select ${columns(sql)} from recordings r where r.id = ${id}`;
+  return row;
+}
+
+export interface RecordingFilter {
+  clientId?: string;
+  status?: RecordingStatus;
+  limit: number;
+  /** Keyset cursor: the last (recordedAt, id) of the previous page. */
+  after?: { recordedAt: Date; id: string };
+}
+
+export async function listRecordings(sql: Db, f: RecordingFilter): Promise<RecordingRow[]> {
+  const activeHold = sql`exists (select 1 from recording_holds h where h.recording_id = r.id and h.released_at is null)`;
+  const byStatus =
+    f.status === 'deleted'
+      ? sql`and r.status = 'deleted'`
+      : f.status === 'held'
+        ? sql`and r.status = 'retained' and ${activeHold}`
+        : f.status === 'retained'
+          ? sql`and r.status = 'retained' and not ${activeHold}`
+          : sql``;
+  return sql<RecordingRow[]>`
+    select ${columns(sql)} from recordings r
+    where true
+      ${f.clientId ? sql`and r.client_id = ${f.clientId}` : sql``}
+      ${byStatus}
+      ${f.after ? sql`and (r.recorded_at, r.id) < (${f.after.recordedAt}, ${f.after.id})` : sql``}
+    order by r.recorded_at desc, r.id desc
+    limit ${f.limit}`;
+}
+
+export interface DeletableRow {
+  id: string;
+  clientId: string;
+  recordedAt: Date;
+  deleteAfter: Date;
+  audioKey: string;
+  audioSha256: string;
+}
+
+const deletableColumns = (tx: Db) => tx`
+  r.id, r.client_id as "clientId", r.recorded_at as "recordedAt", r.delete_after as "deleteAfter",
+  r.audio_key as "audioKey", r.audio_sha256 as "audioSha256"`;
+
+const noActiveHold = (tx: Db) =>
+  tx`not exists (select 1 from recording_holds h where h.recording_id = r.id and h.released_at is null)`;
+
+/**
+ * Locks up to `limit` recordings that are past `dueBefore` and not held. Rows that a hold is
+ * being placed on right now are skipped (they come back next sweep if the hold fails).
+ */
+export async function lockDueRecordings(tx: Tx, dueBefore: Date, limit: number): Promise<string[]> {
+  const rows = await tx<{ id: string }[]>`
+    select r.id from recordings r
+    where r.status = 'retained' and r.delete_after <= ${dueBefore} and ${noActiveHold(tx)}
+    order by r.delete_after, r.id
+    limit ${limit}
+    for update of r skip locked`;
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Of recordings this transaction has locked, those still due and unheld. A fresh statement
+ * after the lock sees every hold committed before it; a hold still being placed cannot exist,
+ * because placing one needs the row lock we hold.
+ */
+export async function confirmDeletable(tx: Tx, lockedIds: string[], dueBefore: Date): Promise<DeletableRow[]> {
+  if (lockedIds.length === 0) return [];
+  return tx<DeletableRow[]>`
+    select ${deletableColumns(tx)} from recordings r
+    where r.id = any(${lockedIds}::uuid[]) and r.status = 'retained' and r.delete_after <= ${dueBefore} and ${noActiveHold(tx)}
+    order by r.delete_after, r.id`;
+}
+
+/** The metadata row becomes a tombstone: no audio, no link to a person, the receipt says the rest. */
+export async function tombstone(tx: Tx, ids: string[], deletedAt: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await tx`
+    update recordings set status = 'deleted', deleted_at = ${deletedAt}, caller_number = null, customer_id = null
+    where id = any(${ids}::uuid[])`;
+}

@@ -1,0 +1,125 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { ClientId, DisputeStatus } from './search-attributes';
+
+const { placeHolds, resolveDispute, sendStaffEmail } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+export interface DisputeInput {
+  disputeId: string;
+  clientId: string;
+  /** DISPUTE_REVIEW_INTERVAL in ms: staff are reminded this often while the dispute is open. */
+  reviewIntervalMs: number;
+  state?: { recordingIds: string[]; reminders: number };
+}
+
+export interface DisputeState {
+  disputeId: string;
+  status: 'open' | 'resolving' | 'resolved';
+  recordingIds: string[];
+  deleted: string[];
+  reminders: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const addRecordingsUpdate = defineUpdate<{ recordingIds: string[] }, [{ recordingIds: string[] }]>('addRecordings');
+export const resolveUpdate = defineUpdate<{ deleted: string[] }, []>('resolve');
+export const disputeStateQuery = defineQuery<DisputeState>('disputeState');
+
+/** Lets the caller of an update see the activity's own failure type (e.g. RecordingDeleted). */
+function unwrapActivityFailure(err: unknown): never {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+  throw err;
+}
+
+/**
+ * D4 and GDPR 17(3)(e): holds named recordings while a dispute is open, reminds staff to
+ * review it, and on resolution deletes at once the held recordings already past deadline.
+ */
+export async function dispute(input: DisputeInput): Promise<DisputeState> {
+  const state: DisputeState = {
+    disputeId: input.disputeId,
+    status: 'open',
+    recordingIds: input.state?.recordingIds ?? [],
+    deleted: [],
+    reminders: input.state?.reminders ?? 0,
+  };
+  upsertSearchAttributes([
+    { key: ClientId, value: input.clientId },
+    { key: DisputeStatus, value: 'open' },
+  ]);
+
+  setHandler(disputeStateQuery, () => state);
+
+  setHandler(
+    addRecordingsUpdate,
+    async ({ recordingIds }) => {
+      // The update answers only once the holds are committed in Postgres.
+      await placeHolds({ disputeId: input.disputeId, recordingIds }).catch(unwrapActivityFailure);
+      for (const id of recordingIds) if (!state.recordingIds.includes(id)) state.recordingIds.push(id);
+      return { recordingIds: state.recordingIds };
+    },
+    {
+      validator: ({ recordingIds }) => {
+        if (state.status !== 'open') throw ApplicationFailure.nonRetryable('the dispute is resolved', 'DisputeNotOpen');
+        if (!Array.isArray(recordingIds) || recordingIds.length === 0 || recordingIds.length > 1000 || !recordingIds.every((id) => UUID.test(id))) {
+          throw ApplicationFailure.nonRetryable('recordingIds must be 1 to 1000 recording ids', 'InvalidRecordingIds');
+        }
+      },
+    },
+  );
+
+  setHandler(
+    resolveUpdate,
+    async () => {
+      state.status = 'resolving';
+      const { deleted } = await resolveDispute({ disputeId: input.disputeId });
+      state.deleted = deleted;
+      state.status = 'resolved';
+      upsertSearchAttributes([{ key: DisputeStatus, value: 'resolved' }]);
+      return { deleted };
+    },
+    {
+      validator: () => {
+        if (state.status !== 'open') throw ApplicationFailure.nonRetryable('the dispute is already resolved', 'DisputeNotOpen');
+      },
+    },
+  );
+
+  while (state.status !== 'resolved') {
+    const settled = await condition(() => state.status === 'resolved', input.reviewIntervalMs);
+    if (settled) break;
+    if (state.status === 'open') {
+      state.reminders += 1;
+      await sendStaffEmail({
+        key: `dispute:${input.disputeId}:review:${state.reminders}`,
+        subject: `Dispute ${input.disputeId} is still open (${state.recordingIds.length} recording(s) on hold)`,
+        text:
+          `Dispute ${input.disputeId} still holds ${state.recordingIds.length} call recording(s) past the normal deletion.\n` +
+          `Review it, and resolve it when it is settled so the recordings can be deleted (privacy policy D4).\n` +
+          `Reminder ${state.reminders}.\n`,
+      });
+    }
+    if (workflowInfo().continueAsNewSuggested && state.status === 'open') {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof dispute>({ ...input, state: { recordingIds: state.recordingIds, reminders: state.reminders } });
+    }
+  }
+  await condition(allHandlersFinished);
+  return state;
+}
