@@ -11,6 +11,8 @@ const sweepActivities = (heartbeatTimeoutMs: number) =>
 
 export interface RetentionSweepInput {
   batchSize?: number;
+  /** How long one activity call deletes before reporting progress back (default 5 s). */
+  chunkMs?: number;
   /** How long a silent sweep activity may go before it is retried elsewhere (default 30 s). */
   heartbeatTimeoutMs?: number;
   /** Deletes what is due before this instant; set on the first run, kept across continue-as-new. */
@@ -46,7 +48,7 @@ export async function retentionSweep(input: RetentionSweepInput = {}): Promise<R
     const chunk = await sweepExpiredRecordings({
       dueBefore: progress.dueBefore,
       batchSize: input.batchSize ?? 500,
-      timeBudgetMs: 5_000,
+      timeBudgetMs: input.chunkMs ?? 5_000,
       countedThisRun,
     });
     countedThisRun += chunk.deleted;
