@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
 import { loadConfigOrExit } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { createMailer } from '../lib/mailer';
@@ -14,6 +14,15 @@ import { fixedDurationMs } from '../lib/durations';
 
 const config = loadConfigOrExit();
 const log = createLogger('worker', config.LOG_LEVEL);
+
+// The SDK's own log lines go through the same structured logger (and the same level).
+const sdkLevels: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
+Runtime.install({
+  logger: new DefaultLogger(sdkLevels[config.LOG_LEVEL] ?? 'INFO', ({ level, message, meta }) => {
+    const method = level === 'TRACE' ? 'trace' : level === 'DEBUG' ? 'debug' : level === 'WARN' ? 'warn' : level === 'ERROR' ? 'error' : 'info';
+    log[method]({ sdk: meta }, message);
+  }),
+});
 
 async function connectWhenUp(address: string): Promise<NativeConnection> {
   for (let attempt = 1; ; attempt++) {

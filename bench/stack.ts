@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { ensureTemporalCli } from '../scripts/temporal-cli';
+import { freePort, startDevServer, type DevServer } from '../scripts/dev-server';
+import { startMailSink, type MailSink } from '../scripts/mail-sink';
+import { createSql, dropDatabase, ensureDatabase, type Sql } from '../db/index';
+import { migrate } from '../db/migrate';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** The same real parts as the tests: a dev server, a fresh database, an SMTP sink, a data dir. */
+export interface BenchStack {
+  sql: Sql;
+  client: Client;
+  env: Record<string, string>;
+  dataDir: string;
+  sink: MailSink;
+  close(): Promise<void>;
+}
+
+export async function openBenchStack(): Promise<BenchStack> {
+  const binary = await ensureTemporalCli((l) => console.error(l));
+  const temporal: DevServer = await startDevServer({ binary, port: await freePort(), headless: true });
+  const sink = await startMailSink({ limit: 1_000_000 });
+  const url = new URL(process.env.DATABASE_URL ?? 'postgres://127.0.0.1:5432/privacy_backoffice');
+  url.pathname = `/privacy_backoffice_bench_${randomBytes(4).toString('hex')}`;
+  await ensureDatabase(url.toString());
+  const sql = createSql(url.toString(), { max: 10 });
+  await migrate(sql);
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'privacy-backoffice-bench-'));
+  const connection = await Connection.connect({ address: temporal.address });
+  const client = new Client({ connection, namespace: 'default' });
+  const env = {
+    DATABASE_URL: url.toString(),
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_TASK_QUEUE: `bench-${randomBytes(4).toString('hex')}`,
+    SMTP_URL: `smtp://127.0.0.1:${sink.smtpPort}`,
+    DATA_DIR: dataDir,
+    RETENTION_SWEEP_INTERVAL: 'P30D', // the Schedule stays out of the measurement
+    LOG_LEVEL: 'warn',
+  };
+  return {
+    sql,
+    client,
+    env,
+    dataDir,
+    sink,
+    async close() {
+      await connection.close();
+      await sql.end({ timeout: 5 });
+      await dropDatabase(url.toString());
+      await Promise.all([temporal.stop(), sink.close(), rm(dataDir, { recursive: true, force: true })]);
+    },
+  };
+}
+
+export interface BenchWorker {
+  child: ChildProcess;
+  /** Peak resident memory of the worker process since the last reset (VmHWM), in MiB. */
+  peakRssMiB(): Promise<number>;
+  /** Current resident memory (VmRSS), in MiB. */
+  rssMiB(): Promise<number>;
+  /** Starts a new peak from the current RSS (Linux clear_refs 5), so start-up bundling is not counted. */
+  resetPeak(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The real worker entry point in its own process, so its memory is its own. */
+export async function spawnBenchWorker(env: Record<string, string>): Promise<BenchWorker> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('"msg":"worker started"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited (${code})`)));
+  });
+  child.stdout!.resume();
+  return {
+    child,
+    async peakRssMiB() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+    },
+    async rssMiB() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+    },
+    async resetPeak() {
+      await writeFile(`/proc/${child.pid}/clear_refs`, '5');
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
