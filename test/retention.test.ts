@@ -84,6 +84,16 @@ const waitUntilDeleted = (id: string, timeoutMs = RETENTION_MS + 4 * SWEEP_MS + 
 
 describe('the retention schedule (D4)', () => {
   let heldId: string;
+
+  it('is created once by the worker at start, idempotently, every RETENTION_SWEEP_INTERVAL, skipping overlaps', async () => {
+    // beforeAll created it; a second worker start only brings it in line.
+    expect(await ensureRetentionSchedule(s.client, { taskQueue: s.config.TEMPORAL_TASK_QUEUE, intervalMs: SWEEP_MS })).toBe('updated');
+    const description = await s.client.schedule.getHandle(RETENTION_SCHEDULE_ID).describe();
+    expect(description.spec.intervals).toMatchObject([{ every: SWEEP_MS }]);
+    expect(description.policies.overlap).toBe('SKIP');
+    expect(description.action).toMatchObject({ type: 'startWorkflow', workflowType: 'retentionSweep', taskQueue: s.config.TEMPORAL_TASK_QUEUE });
+  });
+
   let disputeId: string;
 
   it('deletes an unheld recording within one sweep interval of its deadline, with a receipt, and its audio is gone', async () => {
