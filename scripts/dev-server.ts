@@ -114,19 +114,18 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     throw err;
   }
 
-  return {
-    address,
-    uiUrl,
-    started: true,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => {
-          clearTimeout(killer);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      }),
-  };
+  return { address, uiUrl, started: true, stop: () => stopProcess(child, 10_000) };
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
+export function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 }

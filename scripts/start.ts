@@ -6,7 +6,7 @@ import { loadConfigOrExit } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { prepareDatabase } from '../db/prepare';
 import { ensureTemporalCli } from './temporal-cli';
-import { isPortOpen, startDevServer, type DevServer } from './dev-server';
+import { isPortOpen, startDevServer, stopProcess, type DevServer } from './dev-server';
 import { startMailSink, type MailSink } from './mail-sink';
 
 /**
@@ -27,20 +27,7 @@ async function stopAll(code: number) {
   if (stopping) return;
   stopping = true;
   say('\nStopping…');
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-          child.once('exit', () => {
-            clearTimeout(killer);
-            resolve();
-          });
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
+  await Promise.all(children.map((child) => stopProcess(child, 15_000)));
   for (const stop of stoppers.reverse()) await stop().catch(() => {});
   say('Stopped.');
   process.exit(code);
