@@ -25,11 +25,24 @@ export function messageIdFor(key: string, mailFrom: string): string {
   return `<${createHash('sha256').update(key).digest('hex').slice(0, 40)}@${domain}>`;
 }
 
+/** Whether the outbox already sent the email with this business key. */
+export async function alreadySent(sql: Sql, key: string): Promise<boolean> {
+  const [row] = await sql<{ status: string }[]>`select status from email_outbox where key = ${key}`;
+  return row?.status === 'sent';
+}
+
 /**
  * Sends through the outbox: the row is written first, and an email already marked sent is
  * never sent again, however often the activity is retried.
+ *
+ * `secrets` fill `{{name}}` placeholders at send time only (one-time links): the outbox keeps
+ * the placeholder, never the secret, so a leaked outbox opens no account or export.
  */
-export async function deliverEmail(deps: EmailDeps, email: EmailToSend): Promise<{ messageId: string; alreadySent: boolean }> {
+export async function deliverEmail(
+  deps: EmailDeps,
+  email: EmailToSend,
+  secrets: Record<string, string> = {},
+): Promise<{ messageId: string; alreadySent: boolean }> {
   const messageId = messageIdFor(email.key, deps.mailFrom);
   await deps.sql`
     insert into email_outbox (key, message_id, recipient, category, subject, text_body)
@@ -38,14 +51,23 @@ export async function deliverEmail(deps: EmailDeps, email: EmailToSend): Promise
   const [row] = await deps.sql<{ status: string; recipient: string; subject: string; textBody: string }[]>`
     update email_outbox set attempts = attempts + 1 where key = ${email.key}
     returning status, recipient, subject, text_body as "textBody"`;
-  if (row!.status === 'sent') return { messageId, alreadySent: true };
+  if (row!.status === 'sent' || row!.status === 'suppressed') return { messageId, alreadySent: true };
   try {
     // What the outbox holds is what goes out, even if a retry was built from newer data.
-    await deps.mailer.send({ from: deps.mailFrom, to: row!.recipient, subject: row!.subject, text: row!.textBody, messageId });
+    const text = row!.textBody.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => secrets[name] ?? whole);
+    await deps.mailer.send({ from: deps.mailFrom, to: row!.recipient, subject: row!.subject, text, messageId });
   } catch (err) {
     await deps.sql`update email_outbox set last_error = ${String((err as Error).message).slice(0, 500)} where key = ${email.key}`;
     throw err;
   }
   await deps.sql`update email_outbox set status = 'sent', sent_at = now(), last_error = null where key = ${email.key}`;
   return { messageId, alreadySent: false };
+}
+
+/** Records a marketing email that was not sent because the person opted out (D11) or the client forbids it (D6). */
+export async function suppressEmail(sql: Sql, email: EmailToSend, mailFrom: string): Promise<void> {
+  await sql`
+    insert into email_outbox (key, message_id, recipient, category, subject, text_body, status)
+    values (${email.key}, ${messageIdFor(email.key, mailFrom)}, ${email.to}, ${email.category}, ${email.subject}, ${email.text}, 'suppressed')
+    on conflict (key) do nothing`;
 }

@@ -4,6 +4,7 @@ import type { Mailer } from '../lib/mailer';
 import { recordSystemCheck as insertSystemCheck } from '../db/system-checks';
 import { deliverEmail } from './email';
 import { createRecordingActivities } from './recordings';
+import { createRequestActivities } from './requests';
 import type { RecordingStore } from '../lib/recording-store';
 
 /** Everything activities touch, built once by worker/main.ts (or by a test with real parts). */
@@ -11,13 +12,14 @@ export interface ActivityDeps {
   sql: Sql;
   mailer: Mailer;
   store: RecordingStore;
-  config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string };
+  config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string };
 }
 
 export function createActivities(deps: ActivityDeps) {
   const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM };
   return {
     ...createRecordingActivities({ sql: deps.sql, store: deps.store }),
+    ...createRequestActivities(deps),
 
     /** Records that a system check reached the worker and Postgres; returns the database's time. */
     async recordSystemCheck(input: { checkId: string }): Promise<{ databaseTime: string }> {

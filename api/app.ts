@@ -15,6 +15,11 @@ import { clientRoutes } from './routes/clients';
 import { recordingRoutes } from './routes/recordings';
 import { disputeRoutes } from './routes/disputes';
 import { retentionRoutes } from './routes/retention';
+import { customerRoutes } from './routes/customers';
+import { authRoutes } from './routes/auth';
+import { requestRoutes } from './routes/requests';
+import { exportRoutes } from './routes/exports';
+import { accountRoutes } from './routes/account';
 
 /** JSON bodies are small; uploads (recordings) set their own limit on their route. */
 export const JSON_BODY_LIMIT = 256 * 1024;
@@ -56,6 +61,11 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1', recordingRoutes());
   app.route('/v1', disputeRoutes());
   app.route('/v1', retentionRoutes());
+  app.route('/v1', customerRoutes());
+  app.route('/v1', authRoutes());
+  app.route('/v1', requestRoutes());
+  app.route('/v1', exportRoutes());
+  app.route('/', accountRoutes());
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

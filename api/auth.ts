@@ -39,3 +39,17 @@ export const requireStaff =
   };
 
 export const staffSecurity = [{ bearerAuth: [] }];
+
+/** Customers only (their own data). */
+export const requireCustomer: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const principal = c.var.principal;
+  if (!principal) throw new AppError('unauthorized', 401, 'This route needs a customer token from /v1/auth/login.');
+  if (principal.kind !== 'customer') throw new AppError('forbidden', 403, 'This route is for customers; staff use the staff routes.');
+  await next();
+};
+
+/** Anyone signed in; routes then scope what a customer may see to their own. */
+export const requireSignedIn: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!c.var.principal) throw new AppError('unauthorized', 401, 'This route needs a bearer token.');
+  await next();
+};

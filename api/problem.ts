@@ -30,6 +30,8 @@ const titles: Record<string, string> = {
   forbidden: 'Not allowed for this role',
   'not-found': 'Not found',
   gone: 'Gone',
+  'invalid-link': 'The link is not valid',
+  'too-many-attempts': 'Too many attempts',
   conflict: 'Conflict',
   'not-ready': 'Not ready',
   internal: 'Internal error',

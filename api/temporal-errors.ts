@@ -10,6 +10,8 @@ const statusOfFailure: Record<string, { status: 404 | 409 | 422; code: string }>
   UnknownRecordings: { status: 422, code: 'validation-failed' },
   RecordingOfAnotherClient: { status: 422, code: 'validation-failed' },
   InvalidRecordingIds: { status: 422, code: 'validation-failed' },
+  AlreadyDecided: { status: 409, code: 'conflict' },
+  InvalidDecision: { status: 422, code: 'validation-failed' },
 };
 
 /** Turns a rejected or failed update into the AppError it means; anything else passes through. */

@@ -82,6 +82,10 @@ const schema = z
       .pipe(z.array(isoDuration('P3D'))),
     REQUEST_ESCALATION: isoDuration('P6D').default('P6D'),
     POLICY_NOTICE_PERIOD: isoDuration('P30D').default('P30D'),
+    REQUEST_REPEAT_WINDOW: isoDuration('P6M').default('P6M'),
+    EXPORT_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
+    PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
+    CUSTOMER_SESSION_TTL: fixedIsoDuration('P30D').default('P30D'),
     RECORDING_MAX_BYTES: z.coerce
       .number({ message: 'must be a whole number of bytes' })
       .int({ message: 'must be a whole number of bytes' })

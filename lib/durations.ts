@@ -33,3 +33,10 @@ export function fixedDurationMs(iso: string): number {
   if (!duration || !isFixedLength(duration)) throw new RangeError(`not a fixed-length ISO-8601 duration: ${iso}`);
   return duration.as('milliseconds');
 }
+
+/** Subtracts an ISO-8601 duration from an instant in calendar terms of Europe/Copenhagen. */
+export function subtractCalendarDuration(from: Date, iso: string): Date {
+  const duration = parseIsoDuration(iso);
+  if (!duration) throw new RangeError(`not a positive ISO-8601 duration: ${iso}`);
+  return DateTime.fromJSDate(from, { zone: POLICY_ZONE }).minus(duration).toJSDate();
+}

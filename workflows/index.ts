@@ -2,3 +2,5 @@
 export { systemCheck } from './system-check';
 export { retentionSweep } from './retention-sweep';
 export { dispute } from './dispute';
+export { customerLifecycle } from './customer-lifecycle';
+export { accessRequest } from './access-request';

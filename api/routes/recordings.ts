@@ -6,6 +6,7 @@ import { requireStaff, staffSecurity } from '../auth';
 import { AppError, fieldErrors, problemResponse, type FieldError } from '../problem';
 import { parseRecordingUpload } from '../recording-upload';
 import { findClient } from '../../db/clients';
+import { findCustomer } from '../../db/customers';
 import { findRecording, insertRecording, listRecordings, statusOf, type RecordingRow } from '../../db/recordings';
 import { receiptFor, type Receipt } from '../../db/receipts';
 import { addCalendarDuration } from '../../lib/durations';
@@ -135,6 +136,12 @@ export function recordingRoutes() {
           errors.push({ field: 'recordedAt', in: 'form', message: 'is in the future' });
         }
         if (!(await findClient(sql, fields.data.clientId))) errors.push({ field: 'clientId', in: 'form', message: 'no such client' });
+        if (fields.data.customerId) {
+          const customer = await findCustomer(sql, fields.data.customerId);
+          if (!customer || customer.clientId !== fields.data.clientId || customer.status !== 'active') {
+            errors.push({ field: 'customerId', in: 'form', message: 'no such customer of this client' });
+          }
+        }
       }
       if (errors.length || !fields.success || !upload.audio) {
         throw new AppError('validation-failed', 422, `${errors.length} field(s) failed validation; nothing was stored.`, { errors });

@@ -1,0 +1,103 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { hash, verify } from '@node-rs/argon2';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { createRouter } from '../router';
+import { requireSignedIn, staffSecurity } from '../auth';
+import { AppError, problemResponse } from '../problem';
+import { newToken, hashToken } from '../../db/access-tokens';
+import { consumePasswordToken, findCustomerByEmail, loginKey, recentLoginFailures, recordLoginFailure } from '../../db/customers';
+import { fixedDurationMs } from '../../lib/durations';
+
+/** Argon2id, memory-hard (OWASP's minimum: 19 MiB, 2 passes). */
+const ARGON2 = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
+/** Verified against when the email is unknown, so a miss takes as long as a wrong password. */
+const DUMMY_HASH = await hash('not-a-real-password', ARGON2);
+
+const LOGIN_WINDOW_MS = 15 * 60_000;
+const MAX_FAILURES_PER_ACCOUNT = 5;
+const MAX_FAILURES_PER_ADDRESS = 30;
+
+const Password = z.string().min(10, 'must be at least 10 characters').max(200);
+
+export function authRoutes() {
+  const app = createRouter();
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/auth/password',
+      tags: ['auth'],
+      summary: 'Set a password with the one-time token from the invitation link',
+      request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ token: z.string().min(20).max(200), password: Password }).openapi('SetPassword') } } } },
+      responses: { 204: { description: 'set; the link is used up' }, 400: problemResponse('the link is unknown, used or expired'), 422: problemResponse('invalid body') },
+    }),
+    async (c) => {
+      const { token, password } = c.req.valid('json');
+      const customerId = await consumePasswordToken(c.var.deps.sql, token, await hash(password, ARGON2));
+      if (!customerId) throw new AppError('invalid-link', 400, 'This link is unknown, already used or expired. Ask TopCall for a new one.');
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/auth/login',
+      tags: ['auth'],
+      summary: 'Log in with email and password; answers a revocable customer token',
+      request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ email: z.email(), password: z.string().min(1).max(200) }).openapi('Login') } } } },
+      responses: {
+        200: { description: 'logged in', content: { 'application/json': { schema: z.object({ token: z.string(), expiresAt: z.iso.datetime() }) } } },
+        401: problemResponse('wrong email or password'),
+        429: problemResponse('too many failed attempts; try again later'),
+        422: problemResponse('invalid body'),
+      },
+    }),
+    async (c) => {
+      const { sql, config } = c.var.deps;
+      const { email, password } = c.req.valid('json');
+      let address = 'unknown';
+      try {
+        address = getConnInfo(c).remote.address ?? 'unknown';
+      } catch {
+        // no socket (in-process requests): the per-account limit still applies
+      }
+      const keys = [loginKey('email', email), loginKey('ip', address)];
+      const [byAccount, byAddress] = await Promise.all(keys.map((k) => recentLoginFailures(sql, k, LOGIN_WINDOW_MS)));
+      if (byAccount! >= MAX_FAILURES_PER_ACCOUNT || byAddress! >= MAX_FAILURES_PER_ADDRESS) {
+        c.header('Retry-After', String(LOGIN_WINDOW_MS / 1000));
+        throw new AppError('too-many-attempts', 429, 'Too many failed logins. Try again in 15 minutes.');
+      }
+      const customer = await findCustomerByEmail(sql, email);
+      const ok = await verify(customer?.passwordHash ?? DUMMY_HASH, password);
+      if (!customer?.passwordHash || !ok || customer.status !== 'active') {
+        await recordLoginFailure(sql, keys);
+        throw new AppError('unauthorized', 401, 'Wrong email or password.');
+      }
+      const token = newToken('cust');
+      const expiresAt = new Date(Date.now() + fixedDurationMs(config.CUSTOMER_SESSION_TTL));
+      await sql`
+        insert into access_tokens (token_hash, kind, subject_id, label, expires_at)
+        values (${hashToken(token)}, 'customer', ${customer.id}, 'login', ${expiresAt})`;
+      return c.json({ token, expiresAt: expiresAt.toISOString() }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/auth/logout',
+      tags: ['auth'],
+      summary: 'Revoke the token this request carries',
+      security: staffSecurity,
+      middleware: [requireSignedIn] as const,
+      responses: { 204: { description: 'revoked' }, 401: problemResponse('not signed in') },
+    }),
+    async (c) => {
+      await c.var.deps.sql`update access_tokens set revoked_at = now() where id = ${c.var.principal!.tokenId}`;
+      return c.body(null, 204);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { createRoute, z } from '@hono/zod-openapi';
+import { createRouter } from '../router';
+import { requireCustomer, requireStaff, staffSecurity } from '../auth';
+import { AppError, problemResponse } from '../problem';
+import { findClient } from '../../db/clients';
+import { emailTaken, findCustomer, insertCustomer, type CustomerRow } from '../../db/customers';
+import { customerWorkflowId } from '../../workflows/ids';
+import { setPreferencesUpdate, type customerLifecycle } from '../../workflows/customer-lifecycle';
+
+const NewCustomer = z
+  .strictObject({
+    clientId: z.uuid(),
+    email: z.email().max(254),
+    name: z.string().trim().min(1).max(200),
+    locale: z.enum(['da', 'en']).default('da'),
+    providedBy: z
+      .string()
+      .trim()
+      .min(1)
+      .max(200)
+      .optional()
+      .openapi({ description: 'D2: who gave us this person’s data when it was not the person (e.g. "Jens Hansen, team lead at Hansen VVS")' }),
+  })
+  .openapi('NewCustomer');
+
+const Me = z
+  .object({
+    id: z.uuid(),
+    clientId: z.uuid(),
+    email: z.string(),
+    name: z.string(),
+    locale: z.enum(['da', 'en']),
+    providedBy: z.string(),
+    providedAt: z.iso.datetime(),
+    marketingEmails: z.boolean(),
+    processingRestricted: z.boolean(),
+    objectedToProcessing: z.boolean(),
+  })
+  .openapi('Me');
+
+const meJson = (c: CustomerRow) => ({
+  id: c.id,
+  clientId: c.clientId,
+  email: c.email ?? '',
+  name: c.name ?? '',
+  locale: c.locale,
+  providedBy: c.providedBy,
+  providedAt: c.providedAt.toISOString(),
+  marketingEmails: c.marketingEmails,
+  processingRestricted: c.processingRestricted,
+  objectedToProcessing: c.objectedToProcessing,
+});
+
+export function customerRoutes() {
+  const app = createRouter();
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/customers',
+      tags: ['customers'],
+      summary: 'Register a person: records who provided the data (D2) and sends the invitation with a one-time link',
+      security: staffSecurity,
+      middleware: [requireStaff('privacy_officer', 'support')] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: NewCustomer } } } },
+      responses: {
+        201: { description: 'registered; the customerLifecycle workflow sends the invitation', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
+        409: problemResponse('the email address is already registered'),
+        422: problemResponse('invalid body or unknown client'),
+        401: problemResponse('no or unknown token'),
+        403: problemResponse('not staff'),
+      },
+    }),
+    async (c) => {
+      const { sql, temporal, config } = c.var.deps;
+      const body = c.req.valid('json');
+      if (!(await findClient(sql, body.clientId))) {
+        throw new AppError('validation-failed', 422, 'Unknown client.', { errors: [{ field: 'clientId', in: 'body', message: 'no such client' }] });
+      }
+      if (await emailTaken(sql, body.email)) throw new AppError('conflict', 409, 'That email address is already registered.');
+      const id = randomUUID();
+      const principal = c.var.principal!;
+      await insertCustomer(sql, {
+        id,
+        clientId: body.clientId,
+        email: body.email,
+        name: body.name,
+        locale: body.locale,
+        providedBy: body.providedBy ?? 'self',
+        registeredByToken: principal.tokenId,
+      });
+      try {
+        await temporal.workflow.start<typeof customerLifecycle>('customerLifecycle', {
+          workflowId: customerWorkflowId(id),
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          args: [{ customerId: id, clientId: body.clientId }],
+        });
+      } catch (err) {
+        await sql`delete from customers where id = ${id}`;
+        throw err;
+      }
+      return c.json({ id }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/me',
+      tags: ['customers'],
+      summary: 'The signed-in person’s profile, provenance and preferences',
+      security: staffSecurity,
+      middleware: [requireCustomer] as const,
+      responses: { 200: { description: 'profile', content: { 'application/json': { schema: Me } } }, 401: problemResponse('not signed in'), 403: problemResponse('not a customer') },
+    }),
+    async (c) => {
+      const principal = c.var.principal as { customerId: string };
+      const row = await findCustomer(c.var.deps.sql, principal.customerId);
+      if (!row || row.status !== 'active') throw new AppError('not-found', 404, 'The account no longer exists.');
+      return c.json(meJson(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/me/preferences',
+      tags: ['customers'],
+      summary: 'Marketing email on or off (D11); account and service emails are always sent',
+      security: staffSecurity,
+      middleware: [requireCustomer] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ marketingEmails: z.boolean() }).openapi('Preferences') } } } },
+      responses: {
+        200: { description: 'in force', content: { 'application/json': { schema: z.object({ marketingEmails: z.boolean() }) } } },
+        401: problemResponse('not signed in'),
+        403: problemResponse('not a customer'),
+        422: problemResponse('invalid body'),
+      },
+    }),
+    async (c) => {
+      const principal = c.var.principal as { customerId: string };
+      const result = await c.var.deps.temporal.workflow
+        .getHandle(customerWorkflowId(principal.customerId))
+        .executeUpdate(setPreferencesUpdate, { args: [c.req.valid('json')] });
+      return c.json(result, 200);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,46 @@
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { createRoute, z } from '@hono/zod-openapi';
+import { createRouter } from '../router';
+import { AppError, problemResponse } from '../problem';
+import { hashToken } from '../../db/access-tokens';
+
+export function exportRoutes() {
+  const app = createRouter();
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/exports/{token}',
+      tags: ['requests'],
+      summary: 'Download an access export (the link from the answer email; it expires)',
+      request: { params: z.object({ token: z.string().regex(/^[\w-]{20,100}$/) }) },
+      responses: {
+        200: { description: 'the export: a zip with data.json and one CSV per category', content: { 'application/zip': { schema: z.string().openapi({ format: 'binary' }) } } },
+        404: problemResponse('unknown link'),
+        410: problemResponse('the link has expired'),
+      },
+    }),
+    async (c) => {
+      const { sql, config } = c.var.deps;
+      const [pkg] = await sql<{ id: string; fileKey: string; bytes: number; sha256: string; expired: boolean }[]>`
+        select id, file_key as "fileKey", bytes::int as bytes, sha256, expires_at <= now() as expired
+        from export_packages where token_hash = ${hashToken(c.req.valid('param').token)}`;
+      if (!pkg) throw new AppError('not-found', 404, 'This download link is unknown.');
+      if (pkg.expired) throw new AppError('gone', 410, 'This download link has expired. File a new access request to get a fresh export.');
+      await sql`update export_packages set downloads = downloads + 1 where id = ${pkg.id}`;
+      const stream = createReadStream(path.join(config.DATA_DIR, pkg.fileKey));
+      return new Response(Readable.toWeb(stream) as ReadableStream, {
+        status: 200,
+        headers: {
+          'content-type': 'application/zip',
+          'content-length': String(pkg.bytes),
+          'content-disposition': 'attachment; filename="topcall-data-export.zip"',
+          'cache-control': 'no-store',
+          'x-content-sha256': pkg.sha256,
+        },
+      }) as never;
+    },
+  );
+  return app;
+}

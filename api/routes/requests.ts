@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import { createRoute, z } from '@hono/zod-openapi';
+import { createRouter } from '../router';
+import { requireSignedIn, requireStaff, staffSecurity } from '../auth';
+import { AppError, problemResponse } from '../problem';
+import { updateFailureToAppError } from '../temporal-errors';
+import { findCustomer } from '../../db/customers';
+import { findRequest, insertRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
+import { addCalendarDuration, subtractCalendarDuration } from '../../lib/durations';
+import { requestWorkflowId } from '../../workflows/ids';
+import { accessRequest, decideUpdate } from '../../workflows/access-request';
+
+const Details = z
+  .strictObject({
+    fields: z
+      .strictObject({ name: z.string().trim().min(1).max(200).optional(), email: z.email().optional(), locale: z.enum(['da', 'en']).optional() })
+      .optional()
+      .openapi({ description: 'rectification: the corrected values' }),
+    note: z.string().max(2000).optional(),
+  })
+  .default({});
+
+const Caller = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200),
+    email: z.email().openapi({ description: 'where the answer goes' }),
+    phone: z.string().trim().regex(/^\+?[0-9][0-9 ()-]{2,30}$/).optional().openapi({ description: 'finds their call recordings' }),
+    identityCheck: z.string().trim().min(3).max(500).openapi({ description: 'how staff checked who the caller is' }),
+    locale: z.enum(['da', 'en']).default('da'),
+  })
+  .openapi('Caller');
+
+const NewRequest = z
+  .strictObject({
+    type: z.enum(REQUEST_TYPES),
+    details: Details,
+    customerId: z.uuid().optional().openapi({ description: 'staff: the person with an account' }),
+    caller: Caller.optional().openapi({ description: 'staff: a caller without an account' }),
+  })
+  .refine((r) => r.type !== 'rectification' || Object.keys(r.details.fields ?? {}).length > 0, {
+    path: ['details', 'fields'],
+    message: 'a rectification names the fields to correct',
+  })
+  .openapi('NewRequest');
+
+const RequestSchema = z
+  .object({
+    id: z.uuid(),
+    type: z.enum(REQUEST_TYPES),
+    status: z.enum(REQUEST_STATUSES),
+    receivedAt: z.iso.datetime(),
+    dueAt: z.iso.datetime(),
+    slaBreached: z.boolean(),
+    flags: z.array(z.string()),
+    earlierRequestIds: z.array(z.uuid()),
+    decision: z.enum(['approve', 'refuse']).optional(),
+    reasonCode: z.string().optional(),
+    reason: z.string().optional(),
+    outcome: z.record(z.string(), z.unknown()).optional(),
+    answeredAt: z.iso.datetime().optional(),
+  })
+  .openapi('DataRequest');
+
+const toJson = (r: RequestRow) => ({
+  id: r.id,
+  type: r.type,
+  status: r.status,
+  receivedAt: r.receivedAt.toISOString(),
+  dueAt: r.dueAt.toISOString(),
+  slaBreached: r.slaBreached,
+  flags: r.flags,
+  earlierRequestIds: r.earlierRequestIds,
+  ...(r.decision ? { decision: r.decision } : {}),
+  ...(r.reasonCode ? { reasonCode: r.reasonCode } : {}),
+  ...(r.reason ? { reason: r.reason } : {}),
+  ...(r.outcome ? { outcome: r.outcome } : {}),
+  ...(r.answeredAt ? { answeredAt: r.answeredAt.toISOString() } : {}),
+});
+
+const Params = z.object({ id: z.uuid() });
+
+export function requestRoutes() {
+  const app = createRouter();
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/requests',
+      tags: ['requests'],
+      summary: 'File a data-subject request (D10): answered within REQUEST_SLA',
+      description: 'A customer files for themselves; staff file for a customer (`customerId`) or for a caller without an account (`caller`, with how identity was checked).',
+      security: staffSecurity,
+      middleware: [requireSignedIn] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: NewRequest } } } },
+      responses: {
+        202: {
+          description: 'received; the acknowledgement states the due date',
+          content: { 'application/json': { schema: z.object({ id: z.uuid(), status: z.literal('received'), receivedAt: z.iso.datetime(), dueAt: z.iso.datetime() }) } },
+        },
+        401: problemResponse('not signed in'),
+        403: problemResponse('a customer filing for someone else'),
+        422: problemResponse('invalid body, unknown customer'),
+      },
+    }),
+    async (c) => {
+      const { sql, temporal, config } = c.var.deps;
+      const body = c.req.valid('json');
+      const principal = c.var.principal!;
+      let customerId: string | null = null;
+      let locale: 'da' | 'en' = 'da';
+      if (principal.kind === 'customer') {
+        if (body.customerId || body.caller) throw new AppError('forbidden', 403, 'Customers file requests for themselves only.');
+        customerId = principal.customerId;
+      } else if (!!body.customerId === !!body.caller) {
+        throw new AppError('validation-failed', 422, 'Name either customerId or caller.', {
+          errors: [{ field: body.customerId ? 'caller' : 'customerId', in: 'body', message: 'give exactly one of customerId and caller' }],
+        });
+      } else {
+        customerId = body.customerId ?? null;
+      }
+      if (customerId) {
+        const customer = await findCustomer(sql, customerId);
+        if (!customer || customer.status !== 'active') {
+          throw new AppError('validation-failed', 422, 'Unknown customer.', { errors: [{ field: 'customerId', in: 'body', message: 'no such customer' }] });
+        }
+        locale = customer.locale;
+      } else if (body.caller) {
+        locale = body.caller.locale;
+      }
+
+      const id = randomUUID();
+      const receivedAt = new Date();
+      const dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
+      const { locale: _ignored, ...requester } = body.caller ?? { locale };
+      await insertRequest(sql, {
+        id,
+        customerId,
+        type: body.type,
+        receivedAt,
+        dueAt,
+        details: body.details,
+        requester: body.caller ? (requester as never) : null,
+        locale,
+        filedBy: principal.kind === 'customer' ? 'customer' : 'staff',
+      });
+      try {
+        await temporal.workflow.start(accessRequest, {
+          workflowId: requestWorkflowId(id),
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          args: [
+            {
+              requestId: id,
+              type: body.type,
+              customerId,
+              receivedAt: receivedAt.toISOString(),
+              dueAt: dueAt.toISOString(),
+              reminderAts: config.REQUEST_REMINDERS.map((d) => addCalendarDuration(receivedAt, d).toISOString()),
+              escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
+              repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
+            },
+          ],
+        });
+      } catch (err) {
+        await sql`delete from data_requests where id = ${id}`;
+        throw err;
+      }
+      return c.json({ id, status: 'received' as const, receivedAt: receivedAt.toISOString(), dueAt: dueAt.toISOString() }, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/requests/{id}',
+      tags: ['requests'],
+      summary: 'A request: its status, due date, breach, flags and decision. A customer sees only their own.',
+      security: staffSecurity,
+      middleware: [requireSignedIn] as const,
+      request: { params: Params },
+      responses: { 200: { description: 'the request', content: { 'application/json': { schema: RequestSchema } } }, 404: problemResponse('no such request (or not yours)'), 401: problemResponse('not signed in') },
+    }),
+    async (c) => {
+      const r = await findRequest(c.var.deps.sql, c.req.valid('param').id);
+      const principal = c.var.principal!;
+      // Another customer's request is answered exactly like one that does not exist.
+      if (!r || (principal.kind === 'customer' && r.customerId !== principal.customerId)) throw new AppError('not-found', 404, 'No request with that id.');
+      return c.json(toJson(r), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/requests',
+      tags: ['requests'],
+      summary: 'Requests: a customer’s own; staff filter by status, overdue and customer',
+      security: staffSecurity,
+      middleware: [requireSignedIn] as const,
+      request: {
+        query: z.strictObject({
+          status: z.enum(REQUEST_STATUSES).optional(),
+          overdue: z.enum(['true', 'false']).optional().transform((v) => (v === undefined ? undefined : v === 'true')),
+          customerId: z.uuid().optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+        }),
+      },
+      responses: { 200: { description: 'list', content: { 'application/json': { schema: z.object({ items: z.array(RequestSchema) }) } } }, 401: problemResponse('not signed in') },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const principal = c.var.principal!;
+      const customerId = principal.kind === 'customer' ? principal.customerId : q.customerId;
+      const rows = await listRequests(c.var.deps.sql, { customerId, status: q.status, overdue: q.overdue, limit: q.limit });
+      return c.json({ items: rows.map(toJson) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/requests/{id}/decision',
+      tags: ['requests'],
+      summary: 'Approve, or refuse with one of the policy’s reasons and an explanation; answers once carried out and emailed',
+      security: staffSecurity,
+      middleware: [requireStaff('privacy_officer')] as const,
+      request: {
+        params: Params,
+        body: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: z
+                .strictObject({
+                  decision: z.enum(['approve', 'refuse']),
+                  reasonCode: z.enum(REFUSAL_CODES).optional(),
+                  reason: z.string().trim().min(1).max(2000).optional(),
+                })
+                .refine((d) => d.decision !== 'refuse' || (d.reasonCode && d.reason), { path: ['reason'], message: 'a refusal needs reasonCode and reason' })
+                .openapi('Decision'),
+            },
+          },
+        },
+      },
+      responses: {
+        200: { description: 'decided, carried out and answered', content: { 'application/json': { schema: RequestSchema } } },
+        404: problemResponse('no such request'),
+        409: problemResponse('already decided'),
+        422: problemResponse('invalid decision'),
+        401: problemResponse('not signed in'),
+        403: problemResponse('only privacy officers decide'),
+      },
+    }),
+    async (c) => {
+      const { sql, temporal } = c.var.deps;
+      const { id } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const r = await findRequest(sql, id);
+      if (!r) throw new AppError('not-found', 404, 'No request with that id.');
+      if (r.decision || r.answeredAt) throw new AppError('conflict', 409, 'The request has already been decided.');
+      if (r.type === 'marketing_opt_out') throw new AppError('conflict', 409, 'Opting out of marketing needs no decision.');
+      if (body.decision === 'refuse') await updateRequest(sql, id, { reason: body.reason! });
+      try {
+        await temporal.workflow.getHandle(requestWorkflowId(id)).executeUpdate(decideUpdate, {
+          args: [{ decision: body.decision, reasonCode: body.reasonCode ?? null, hasReason: !!body.reason, decidedBy: c.var.principal!.tokenId }],
+        });
+      } catch (err) {
+        throw updateFailureToAppError(err);
+      }
+      return c.json(toJson((await findRequest(sql, id))!), 200);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,101 @@
+import type { Db } from './index';
+import type { Locale } from './customers';
+
+import { REQUEST_TYPES, REFUSAL_CODES, type RequestType } from '../workflows/request-types';
+
+export { REQUEST_TYPES, REFUSAL_CODES, type RequestType };
+export const REQUEST_STATUSES = ['received', 'awaiting_decision', 'executing', 'answered', 'refused'] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+
+export interface Requester {
+  name: string;
+  email: string;
+  phone?: string;
+  identityCheck: string;
+}
+
+export interface RequestRow {
+  id: string;
+  customerId: string | null;
+  type: RequestType;
+  status: RequestStatus;
+  receivedAt: Date;
+  dueAt: Date;
+  details: Record<string, unknown>;
+  requester: Requester | null;
+  locale: Locale;
+  filedBy: 'customer' | 'staff';
+  flags: string[];
+  earlierRequestIds: string[];
+  decision: 'approve' | 'refuse' | null;
+  reasonCode: string | null;
+  reason: string | null;
+  outcome: Record<string, unknown> | null;
+  slaBreached: boolean;
+  answeredAt: Date | null;
+}
+
+const columns = (sql: Db) => sql`
+  id, customer_id as "customerId", type, status, received_at as "receivedAt", due_at as "dueAt", details, requester, locale,
+  filed_by as "filedBy", flags, earlier_request_ids::text[] as "earlierRequestIds", decision, reason_code as "reasonCode", reason,
+  outcome, sla_breached as "slaBreached", answered_at as "answeredAt"`;
+
+export async function insertRequest(
+  sql: Db,
+  r: { id: string; customerId: string | null; type: RequestType; receivedAt: Date; dueAt: Date; details: Record<string, unknown>; requester: Requester | null; locale: Locale; filedBy: 'customer' | 'staff' },
+): Promise<void> {
+  await sql`
+    insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by)
+    values (${r.id}, ${r.customerId}, ${r.type}, ${r.receivedAt}, ${r.dueAt}, ${sql.json(r.details as never)},
+            ${r.requester ? sql.json(r.requester as never) : null}, ${r.locale}, ${r.filedBy})`;
+}
+
+export async function findRequest(sql: Db, id: string): Promise<RequestRow | undefined> {
+  const [row] = await sql<RequestRow[]>`select ${columns(sql)} from data_requests where id = ${id}`;
+  return row;
+}
+
+export async function listRequests(
+  sql: Db,
+  f: { customerId?: string; status?: RequestStatus; overdue?: boolean; limit: number },
+): Promise<RequestRow[]> {
+  return sql<RequestRow[]>`
+    select ${columns(sql)} from data_requests
+    where true
+      ${f.customerId ? sql`and customer_id = ${f.customerId}` : sql``}
+      ${f.status ? sql`and status = ${f.status}` : sql``}
+      ${f.overdue === true ? sql`and answered_at is null and due_at < now()` : sql``}
+      ${f.overdue === false ? sql`and not (answered_at is null and due_at < now())` : sql``}
+    order by received_at desc
+    limit ${f.limit}`;
+}
+
+/** Earlier requests of the same type by the same person within the window: evidence for Art. 12(5). */
+export async function earlierRequests(sql: Db, r: { id: string; customerId: string; type: RequestType; receivedAt: Date; windowStart: Date }): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    select id from data_requests
+    where customer_id = ${r.customerId} and type = ${r.type} and id <> ${r.id}
+      and received_at >= ${r.windowStart} and received_at <= ${r.receivedAt}
+    order by received_at`;
+  return rows.map((x) => x.id);
+}
+
+export async function updateRequest(
+  sql: Db,
+  id: string,
+  patch: Partial<{ status: RequestStatus; flags: string[]; earlierRequestIds: string[]; slaBreached: boolean; outcome: Record<string, unknown>; answeredAt: Date; decision: 'approve' | 'refuse'; reasonCode: string | null; reason: string | null; decidedBy: string }>,
+): Promise<void> {
+  const values: Record<string, unknown> = {};
+  if (patch.status) values.status = patch.status;
+  if (patch.flags) values.flags = patch.flags;
+  if (patch.earlierRequestIds) values.earlier_request_ids = patch.earlierRequestIds;
+  if (patch.slaBreached !== undefined) values.sla_breached = patch.slaBreached;
+  if (patch.outcome) values.outcome = sql.json(patch.outcome as never);
+  if (patch.answeredAt) values.answered_at = patch.answeredAt;
+  if (patch.decision) values.decision = patch.decision;
+  if (patch.reasonCode !== undefined) values.reason_code = patch.reasonCode;
+  if (patch.reason !== undefined) values.reason = patch.reason;
+  if (patch.decidedBy) values.decided_by = patch.decidedBy;
+  if (Object.keys(values).length === 0) return;
+  await sql`update data_requests set ${sql(values)} where id = ${id}`;
+}

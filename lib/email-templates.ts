@@ -1,0 +1,107 @@
+/**
+ * Emails to persons: Danish by default, English when the person chose it, each ending with the
+ * contact block of D13. Pure functions: activities render them from data read in Postgres, so
+ * names and addresses never pass through workflow history.
+ */
+export type Locale = 'da' | 'en';
+
+export const CONTACT_BLOCK: Record<Locale, string> = {
+  da: 'TopCall ApS · Axeltorv 8 · 4700 Næstved · Danmark\nkundeservice@topcall.dk · tlf. 48 22 10 00',
+  en: 'TopCall ApS · Axeltorv 8 · 4700 Næstved · Denmark\nkundeservice@topcall.dk · phone +45 48 22 10 00',
+};
+
+export interface RenderedEmail {
+  subject: string;
+  text: string;
+}
+
+const withContact = (locale: Locale, subject: string, body: string): RenderedEmail => ({
+  subject,
+  text: `${body.trim()}\n\n--\n${CONTACT_BLOCK[locale]}\n`,
+});
+
+const formatDate = (iso: string, locale: Locale) =>
+  new Intl.DateTimeFormat(locale === 'da' ? 'da-DK' : 'en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'Europe/Copenhagen' }).format(new Date(iso));
+
+export const REQUEST_TYPE_NAMES: Record<Locale, Record<string, string>> = {
+  da: {
+    access: 'indsigt i dine data',
+    rectification: 'rettelse af dine data',
+    erasure: 'sletning af dine data',
+    restriction: 'begrænsning af behandlingen',
+    objection: 'indsigelse mod behandlingen',
+    marketing_opt_out: 'framelding af markedsføring',
+  },
+  en: {
+    access: 'access to your data',
+    rectification: 'correction of your data',
+    erasure: 'erasure of your data',
+    restriction: 'restriction of processing',
+    objection: 'objection to processing',
+    marketing_opt_out: 'opting out of marketing',
+  },
+};
+
+/** The policy's grounds for refusing a request (D10, GDPR Art. 12(5)). */
+export const REFUSAL_REASONS: Record<string, Record<Locale, string>> = {
+  repetitive: { da: 'Anmodningen gentager urimeligt tidligere anmodninger.', en: 'The request unreasonably repeats earlier requests.' },
+  disproportionate_effort: { da: 'Anmodningen kræver en uforholdsmæssig teknisk indsats.', en: 'The request needs disproportionate technical effort.' },
+  others_privacy: { da: 'Anmodningen ville bringe andres privatliv i fare.', en: "The request would put other people's privacy at risk." },
+  impractical: { da: 'Anmodningen er yderst upraktisk at gennemføre.', en: 'The request is extremely impractical to carry out.' },
+  not_required_by_law: { da: 'Indsigten kræves ikke efter gældende lov.', en: 'Access is not otherwise required by applicable law.' },
+};
+
+export function invitationEmail(p: { locale: Locale; name: string; link: string; providedBy: string; providedAt: string; expiresAt: string }): RenderedEmail {
+  const byOther = p.providedBy !== 'self';
+  if (p.locale === 'en') {
+    return withContact(
+      'en',
+      'Your TopCall account',
+      `Hello ${p.name},\n\nAn account has been created for you at TopCall.\n` +
+        (byOther ? `Your details were given to us by ${p.providedBy} on ${formatDate(p.providedAt, 'en')}.\n` : '') +
+        `\nSet your password here (the link works once and expires ${formatDate(p.expiresAt, 'en')}):\n${p.link}\n\n` +
+        `You can see, correct, export or delete your data and choose which emails you get in your account settings.`,
+    );
+  }
+  return withContact(
+    'da',
+    'Din konto hos TopCall',
+    `Hej ${p.name}\n\nDer er oprettet en konto til dig hos TopCall.\n` +
+      (byOther ? `Dine oplysninger blev givet til os af ${p.providedBy} den ${formatDate(p.providedAt, 'da')}.\n` : '') +
+      `\nVælg din adgangskode her (linket virker én gang og udløber ${formatDate(p.expiresAt, 'da')}):\n${p.link}\n\n` +
+      `Under dine kontoindstillinger kan du se, rette, eksportere eller slette dine data og vælge hvilke e-mails du får.`,
+  );
+}
+
+export function acknowledgementEmail(p: { locale: Locale; requestId: string; type: string; dueAt: string }): RenderedEmail {
+  const what = REQUEST_TYPE_NAMES[p.locale][p.type] ?? p.type;
+  return p.locale === 'en'
+    ? withContact('en', `We have received your request (${p.requestId.slice(0, 8)})`, `We have received your request for ${what}.\nWe will answer no later than ${formatDate(p.dueAt, 'en')}.\nReference: ${p.requestId}`)
+    : withContact('da', `Vi har modtaget din anmodning (${p.requestId.slice(0, 8)})`, `Vi har modtaget din anmodning om ${what}.\nVi svarer senest ${formatDate(p.dueAt, 'da')}.\nReference: ${p.requestId}`);
+}
+
+export function refusalEmail(p: { locale: Locale; requestId: string; type: string; reasonCode: string; reason: string }): RenderedEmail {
+  const what = REQUEST_TYPE_NAMES[p.locale][p.type] ?? p.type;
+  const ground = REFUSAL_REASONS[p.reasonCode]?.[p.locale] ?? p.reasonCode;
+  return p.locale === 'en'
+    ? withContact(
+        'en',
+        `Your request (${p.requestId.slice(0, 8)}) has been refused`,
+        `We cannot carry out your request for ${what}.\n\nWhy: ${ground}\n${p.reason}\n\n` +
+          `If you disagree, you can complain to the Danish Data Protection Agency (Datatilsynet), www.datatilsynet.dk, dt@datatilsynet.dk.\nReference: ${p.requestId}`,
+      )
+    : withContact(
+        'da',
+        `Din anmodning (${p.requestId.slice(0, 8)}) er afvist`,
+        `Vi kan ikke imødekomme din anmodning om ${what}.\n\nBegrundelse: ${ground}\n${p.reason}\n\n` +
+          `Er du uenig, kan du klage til Datatilsynet, www.datatilsynet.dk, dt@datatilsynet.dk.\nReference: ${p.requestId}`,
+      );
+}
+
+/** The answer once a request was carried out; `lines` say what was done, in the person's language. */
+export function completionEmail(p: { locale: Locale; requestId: string; type: string; lines: string[] }): RenderedEmail {
+  const what = REQUEST_TYPE_NAMES[p.locale][p.type] ?? p.type;
+  return p.locale === 'en'
+    ? withContact('en', `Your request (${p.requestId.slice(0, 8)}) has been carried out`, `We have carried out your request for ${what}.\n\n${p.lines.join('\n')}\n\nReference: ${p.requestId}`)
+    : withContact('da', `Din anmodning (${p.requestId.slice(0, 8)}) er gennemført`, `Vi har gennemført din anmodning om ${what}.\n\n${p.lines.join('\n')}\n\nReference: ${p.requestId}`);
+}

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json, staffAuth } from './support/api';
+import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { newClient } from './support/recordings';
+import { activate, linkTokenIn, registerCustomer, uniqueEmail } from './support/customers';
+import { messagesTo, waitForMessage } from './support/mailbox';
+import { waitFor } from './support/wait';
+import { createRequestActivities } from '../activities/requests';
+import { customerWorkflowId } from '../workflows/ids';
+import { CustomerId } from '../workflows/search-attributes';
+
+let s: TestStack;
+let worker: RunningWorker;
+let app: ReturnType<typeof appFor>;
+let staff: { authorization: string };
+let clientId: string;
+
+beforeAll(async () => {
+  s = await openStack({ PASSWORD_LINK_TTL: 'PT1H' }, { ownDatabase: true });
+  worker = await startWorker(s);
+  app = appFor(s);
+  staff = await staffAuth(s.sql, 'support');
+  clientId = await newClient(s);
+});
+afterAll(async () => {
+  await worker.stop();
+  await s.close();
+});
+
+describe('customerLifecycle: registration and provenance (D1, D2)', () => {
+  it('invites a person registered by someone else, in Danish, saying who provided the data, with a one-time link', async () => {
+    const who = await registerCustomer(app, staff, { clientId, providedBy: 'Jens Hansen, teamansvarlig hos Hansen VVS' });
+    expect(who.invitation.subject).toBe('Din konto hos TopCall');
+    expect(who.invitation.text).toContain('Dine oplysninger blev givet til os af Jens Hansen, teamansvarlig hos Hansen VVS');
+    expect(who.invitation.text).toMatch(new RegExp(`${s.config.PUBLIC_URL}/account/set-password\\?token=[\\w-]{43}`));
+    expect(who.invitation.text).toContain('Axeltorv 8'); // D13 contact block
+    // The link's token is stored only as a hash, and the outbox never held it.
+    const token = linkTokenIn(who.invitation.text)!;
+    expect(JSON.stringify(await s.sql`select * from password_tokens`)).not.toContain(token);
+    expect(JSON.stringify(await s.sql`select * from email_outbox`)).not.toContain(token);
+
+    const customer = await activate(app, who);
+    const me = (await (await app.request('/v1/me', { headers: customer })).json()) as Record<string, unknown>;
+    expect(me).toMatchObject({ id: who.id, email: who.email, providedBy: 'Jens Hansen, teamansvarlig hos Hansen VVS', marketingEmails: true });
+    expect(typeof me.providedAt).toBe('string');
+
+    // The link works once.
+    expect((await app.request('/v1/auth/password', json({ token, password: 'another long password' }))).status).toBe(400);
+    const description = await s.client.workflow.getHandle(customerWorkflowId(who.id)).describe();
+    expect(description.typedSearchAttributes.get(CustomerId)).toBe(who.id);
+  });
+
+  it('writes in English when the person chose it, and says nothing of a provider when they registered themselves', async () => {
+    const who = await registerCustomer(app, staff, { clientId, locale: 'en' });
+    expect(who.invitation.subject).toBe('Your TopCall account');
+    expect(who.invitation.text).not.toMatch(/given to us by/);
+    expect(who.invitation.text).toContain('kundeservice@topcall.dk');
+  });
+
+  it('stores passwords only as argon2id hashes', async () => {
+    const who = await registerCustomer(app, staff, { clientId });
+    await activate(app, who, 'a very secret passphrase');
+    const [row] = await s.sql`select password_hash from customers where id = ${who.id}`;
+    expect(row!.password_hash).toMatch(/^\$argon2id\$/);
+    expect(row!.password_hash).not.toContain('a very secret passphrase');
+  });
+
+  it('refuses a duplicate email (409), an unknown client and a bad email (422)', async () => {
+    const email = uniqueEmail('dup');
+    await registerCustomer(app, staff, { clientId, email });
+    expect((await app.request('/v1/customers', json({ clientId, email, name: 'X' }, staff))).status).toBe(409);
+    expect((await app.request('/v1/customers', json({ clientId: '00000000-0000-4000-8000-000000000000', email: uniqueEmail('x'), name: 'X' }, staff))).status).toBe(422);
+    expect((await app.request('/v1/customers', json({ clientId, email: 'not-an-email', name: 'X' }, staff))).status).toBe(422);
+  });
+});
+
+describe('login (D1)', () => {
+  it('rate-limits failed logins per account and revokes a token at logout', async () => {
+    const who = await registerCustomer(app, staff, { clientId });
+    const customer = await activate(app, who, 'the right password!');
+    for (let i = 0; i < 5; i++) expect((await app.request('/v1/auth/login', json({ email: who.email, password: 'wrong password' }))).status).toBe(401);
+    const limited = await app.request('/v1/auth/login', json({ email: who.email, password: 'the right password!' }));
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBe('900');
+
+    expect((await app.request('/v1/me', { headers: customer })).status).toBe(200);
+    expect((await app.request('/v1/auth/logout', { method: 'POST', headers: customer })).status).toBe(204);
+    expect((await app.request('/v1/me', { headers: customer })).status).toBe(401);
+  });
+
+  it('answers an unknown email exactly like a wrong password', async () => {
+    const res = await app.request('/v1/auth/login', json({ email: uniqueEmail('nobody'), password: 'whatever it is' }));
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { detail: string }).detail).toBe('Wrong email or password.');
+  });
+});
+
+describe('marketing preferences (D11)', () => {
+  it('stops marketing mail after opting out, but not service mail', async () => {
+    const who = await registerCustomer(app, staff, { clientId });
+    const customer = await activate(app, who);
+    const activities = createRequestActivities({ sql: s.sql, mailer: s.mailer, store: s.store, config: s.config });
+
+    expect(await activities.sendMarketingEmail({ key: `news:1:${who.id}`, customerId: who.id, subject: 'Nyhedsbrev 1', text: 'Nyt fra TopCall' })).toEqual({ sent: true });
+    const res = await app.request('/v1/me/preferences', { method: 'PATCH', headers: { ...customer, 'content-type': 'application/json' }, body: JSON.stringify({ marketingEmails: false }) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ marketingEmails: false });
+    expect(await activities.sendMarketingEmail({ key: `news:2:${who.id}`, customerId: who.id, subject: 'Nyhedsbrev 2', text: 'Nyt fra TopCall' })).toEqual({ sent: false });
+
+    // A service email still goes: the acknowledgement of a request.
+    const filed = await app.request('/v1/requests', json({ type: 'access' }, customer));
+    expect(filed.status).toBe(202);
+    await waitForMessage((m) => m.to.includes(who.email) && m.subject.startsWith('Vi har modtaget din anmodning'), 'the acknowledgement');
+    const subjects = (await messagesTo(who.email)).map((m) => m.subject);
+    expect(subjects).toContain('Nyhedsbrev 1');
+    expect(subjects).not.toContain('Nyhedsbrev 2');
+    const [suppressed] = await s.sql`select status from email_outbox where key = ${`news:2:${who.id}`}`;
+    expect(suppressed).toEqual({ status: 'suppressed' });
+    await waitFor(async () => (await (await app.request('/v1/me', { headers: customer })).json() as { marketingEmails: boolean }).marketingEmails === false, { what: 'the preference to show' });
+  });
+
+  it('refuses a preference that is not a boolean', async () => {
+    const who = await registerCustomer(app, staff, { clientId });
+    const customer = await activate(app, who);
+    const res = await app.request('/v1/me/preferences', { method: 'PATCH', headers: { ...customer, 'content-type': 'application/json' }, body: JSON.stringify({ marketingEmails: 'no' }) });
+    expect(res.status).toBe(422);
+    expect((await app.request('/v1/me', { headers: staff })).status).toBe(403);
+  });
+});

@@ -1,0 +1,36 @@
+import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
+import { json } from './api';
+import { waitForMessage } from './mailbox';
+import type { SinkMessage } from '../../scripts/mail-sink';
+
+type App = { request: (path: string, init?: RequestInit) => Response | Promise<Response> };
+
+export const uniqueEmail = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}@kunde.test`;
+
+/** Staff register a person; the invitation arrives over real SMTP. */
+export async function registerCustomer(
+  app: App,
+  staff: { authorization: string },
+  body: { clientId: string; email?: string; name?: string; locale?: 'da' | 'en'; providedBy?: string },
+): Promise<{ id: string; email: string; invitation: SinkMessage }> {
+  const email = body.email ?? uniqueEmail('person');
+  const res = await app.request('/v1/customers', json({ name: 'Mette Hansen', ...body, email }, staff));
+  expect(res.status).toBe(201);
+  const { id } = (await res.json()) as { id: string };
+  const invitation = await waitForMessage((m) => m.to.includes(email) && /konto|account/i.test(m.subject), `the invitation to ${email}`);
+  return { id, email, invitation };
+}
+
+export const linkTokenIn = (text: string) => /set-password\?token=([\w-]+)/.exec(text)?.[1];
+
+/** Follows the invitation link to set a password, then logs in; returns the customer's bearer header. */
+export async function activate(app: App, who: { email: string; invitation: SinkMessage }, password = 'correct horse battery staple') {
+  const token = linkTokenIn(who.invitation.text);
+  expect(token).toBeTruthy();
+  expect((await app.request('/v1/auth/password', json({ token, password }))).status).toBe(204);
+  const login = await app.request('/v1/auth/login', json({ email: who.email, password }));
+  expect(login.status).toBe(200);
+  const { token: bearer } = (await login.json()) as { token: string };
+  return { authorization: `Bearer ${bearer}` };
+}

@@ -1,0 +1,178 @@
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineUpdate,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { customerWorkflowId } from './ids';
+import { REFUSAL_CODES, type RequestType as RequestTypeName } from './request-types';
+import { CustomerId, RequestStatus, RequestType, SlaBreached, SlaDueAt } from './search-attributes';
+import { erasedSignal, marketingOptedOutSignal, requestFiledSignal } from './customer-lifecycle';
+
+const activities = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+
+export interface AccessRequestInput {
+  requestId: string;
+  type: RequestTypeName;
+  customerId: string | null;
+  receivedAt: string;
+  /** REQUEST_SLA after receipt. */
+  dueAt: string;
+  /** REQUEST_REMINDERS after receipt. */
+  reminderAts: string[];
+  /** REQUEST_ESCALATION after receipt. */
+  escalationAt: string;
+  /** Start of REQUEST_REPEAT_WINDOW before receipt. */
+  repeatWindowStart: string;
+}
+
+export interface Decision {
+  decision: 'approve' | 'refuse';
+  reasonCode?: string | null;
+  /** The API stored the free-text reason in Postgres; history carries only that it exists. */
+  hasReason?: boolean;
+  decidedBy: string;
+}
+
+export interface AccessRequestState {
+  status: 'received' | 'awaiting_decision' | 'executing' | 'answered' | 'refused';
+  slaBreached: boolean;
+  flags: string[];
+  earlierRequestIds: string[];
+  reminders: number;
+  escalated: boolean;
+  decision?: 'approve' | 'refuse';
+  outcome?: Record<string, unknown>;
+}
+
+export const decideUpdate = defineUpdate<AccessRequestState, [Decision]>('decide');
+export const requestStateQuery = defineQuery<AccessRequestState>('requestState');
+
+/**
+ * D10: one per data-subject request. Acknowledges it with its due date, reminds and escalates
+ * to staff, records a breach when the SLA passes (and goes on), takes the staff decision,
+ * carries it out and answers the person.
+ */
+export async function accessRequest(input: AccessRequestInput): Promise<AccessRequestState> {
+  const state: AccessRequestState = { status: 'received', slaBreached: false, flags: [], earlierRequestIds: [], reminders: 0, escalated: false };
+  let decision: Decision | undefined;
+
+  const setStatus = async (status: AccessRequestState['status']) => {
+    state.status = status;
+    upsertSearchAttributes([{ key: RequestStatus, value: status }]);
+  };
+
+  upsertSearchAttributes([
+    { key: RequestType, value: input.type },
+    { key: RequestStatus, value: 'received' },
+    { key: SlaDueAt, value: new Date(input.dueAt) },
+    { key: SlaBreached, value: false },
+    ...(input.customerId ? [{ key: CustomerId, value: input.customerId }] : []),
+  ]);
+  setHandler(requestStateQuery, () => state);
+
+  const customer = input.customerId ? getExternalWorkflowHandle(customerWorkflowId(input.customerId)) : undefined;
+  // The customer's own record of requests; a missing lifecycle (e.g. erased) must not stop the request.
+  await customer?.signal(requestFiledSignal, { requestId: input.requestId, type: input.type, receivedAt: input.receivedAt }).catch(() => undefined);
+  await activities.acknowledgeRequest({ requestId: input.requestId });
+
+  const carryOut = async () => {
+    await setStatus('executing');
+    state.outcome = await activities.executeRequest({ requestId: input.requestId });
+    await activities.sendRequestAnswer({ requestId: input.requestId });
+    if (input.type === 'marketing_opt_out' || input.type === 'objection') await customer?.signal(marketingOptedOutSignal).catch(() => undefined);
+    if (input.type === 'erasure') {
+      await activities.forgetContact({ requestId: input.requestId });
+      await customer?.signal(erasedSignal).catch(() => undefined);
+    }
+    await setStatus('answered');
+  };
+
+  if (input.type === 'marketing_opt_out') {
+    // D11: opting out needs no staff step.
+    await carryOut();
+    return state;
+  }
+
+  const assessment = await activities.assessRequest({ requestId: input.requestId, repeatWindowStart: input.repeatWindowStart });
+  state.flags = assessment.flags;
+  state.earlierRequestIds = assessment.earlierRequestIds;
+  await setStatus('awaiting_decision');
+
+  setHandler(
+    decideUpdate,
+    async (d) => {
+      decision = d;
+      state.decision = d.decision;
+      await activities.recordDecision({ requestId: input.requestId, decision: d.decision, reasonCode: d.reasonCode ?? null, decidedBy: d.decidedBy });
+      if (d.decision === 'refuse') {
+        await activities.sendRequestAnswer({ requestId: input.requestId });
+        await setStatus('refused');
+      } else {
+        await carryOut();
+      }
+      return state;
+    },
+    {
+      validator: (d) => {
+        if (decision) throw ApplicationFailure.nonRetryable('the request has already been decided', 'AlreadyDecided');
+        if (d.decision !== 'approve' && d.decision !== 'refuse') throw ApplicationFailure.nonRetryable('decision must be approve or refuse', 'InvalidDecision');
+        if (d.decision === 'refuse' && (!d.reasonCode || !(REFUSAL_CODES as readonly string[]).includes(d.reasonCode) || !d.hasReason)) {
+          throw ApplicationFailure.nonRetryable(`a refusal needs a reasonCode (${REFUSAL_CODES.join(', ')}) and a reason`, 'InvalidDecision');
+        }
+      },
+    },
+  );
+
+  // Staff are reminded, then the request is escalated, then a breach is recorded: each only if
+  // no decision came first. The request goes on after a breach.
+  const points = [
+    ...input.reminderAts.map((at) => ({ at, kind: 'reminder' as const })),
+    { at: input.escalationAt, kind: 'escalation' as const },
+    { at: input.dueAt, kind: 'breach' as const },
+  ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+
+  for (const point of points) {
+    const wait = Date.parse(point.at) - Date.now();
+    if (wait > 0 && (await condition(() => decision !== undefined, wait))) break;
+    if (decision) break;
+    if (point.kind === 'reminder') {
+      state.reminders += 1;
+      await activities.sendStaffEmail({
+        key: `request:${input.requestId}:reminder:${state.reminders}`,
+        subject: `Reminder: ${input.type} request ${input.requestId} is due ${input.dueAt}`,
+        text: `The ${input.type} request ${input.requestId} awaits a decision. It must be answered by ${input.dueAt} (7-day promise, D10).${state.flags.length ? `\nFlags: ${state.flags.join(', ')}; earlier requests: ${state.earlierRequestIds.join(', ')}` : ''}\n`,
+      });
+    } else if (point.kind === 'escalation') {
+      state.escalated = true;
+      await activities.sendStaffEmail({
+        key: `request:${input.requestId}:escalation`,
+        subject: `ESCALATION: ${input.type} request ${input.requestId} is unanswered, due ${input.dueAt}`,
+        text: `The ${input.type} request ${input.requestId} is still unanswered and is due ${input.dueAt}. Decide it now.\n`,
+      });
+    } else {
+      state.slaBreached = true;
+      upsertSearchAttributes([{ key: SlaBreached, value: true }]);
+      await activities.markSlaBreached({ requestId: input.requestId });
+      await activities.sendStaffEmail({
+        key: `request:${input.requestId}:breach`,
+        subject: `SLA BREACHED: ${input.type} request ${input.requestId} was due ${input.dueAt}`,
+        text: `The ${input.type} request ${input.requestId} was not answered by ${input.dueAt}. The breach is recorded; answer it as soon as possible.\n`,
+      });
+    }
+  }
+
+  await condition(() => state.status === 'answered' || state.status === 'refused');
+  await condition(allHandlersFinished);
+  return state;
+}
