@@ -95,7 +95,9 @@ export function createApp(deps: ApiDeps) {
     if (err instanceof WorkflowNotFoundError) return problem(c, 404, 'not-found', 'No such process.');
     if (err instanceof WorkflowExecutionAlreadyStartedError) return problem(c, 409, 'conflict', 'That process already exists.');
     // Name and code only: driver messages may quote the data that failed.
-    deps.log.error({ requestId: c.var.requestId, err: { name: err.name, code: (err as { code?: string }).code, stack: err.stack } }, 'unhandled error');
+    const causes: string[] = [];
+    for (let cause = err.cause; cause instanceof Error && causes.length < 5; cause = cause.cause) causes.push(`${cause.name}: ${cause.message}`);
+    deps.log.error({ requestId: c.var.requestId, err: { name: err.name, code: (err as { code?: string }).code, stack: err.stack, causes } }, 'unhandled error');
     return problem(c, 500, 'internal', 'Something went wrong on our side; the request id identifies it in our logs.');
   });
 

@@ -14,6 +14,8 @@ export interface SinkMessage {
   to: string[];
   subject: string;
   text: string;
+  /** How many attachments the message carried. */
+  attachments: number;
   headers: Record<string, string>;
   receivedAt: string;
 }
@@ -71,6 +73,7 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
             to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
             subject: parsed.subject ?? '',
             text: parsed.text ?? '',
+            attachments: parsed.attachments.length,
             headers,
             receivedAt: new Date().toISOString(),
           });

@@ -82,10 +82,6 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
   setHandler(requestStateQuery, () => state);
 
   const customer = input.customerId ? getExternalWorkflowHandle(customerWorkflowId(input.customerId)) : undefined;
-  // The customer's own record of requests; a missing lifecycle (e.g. erased) must not stop the request.
-  await customer?.signal(requestFiledSignal, { requestId: input.requestId, type: input.type, receivedAt: input.receivedAt }).catch(() => undefined);
-  await activities.acknowledgeRequest({ requestId: input.requestId });
-
   const carryOut = async () => {
     await setStatus('executing');
     state.outcome = await activities.executeRequest({ requestId: input.requestId });
@@ -98,21 +94,12 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     await setStatus('answered');
   };
 
-  if (input.type === 'marketing_opt_out') {
-    // D11: opting out needs no staff step.
-    await carryOut();
-    return state;
-  }
-
-  const assessment = await activities.assessRequest({ requestId: input.requestId, repeatWindowStart: input.repeatWindowStart });
-  state.flags = assessment.flags;
-  state.earlierRequestIds = assessment.earlierRequestIds;
-  await setStatus('awaiting_decision');
-
   setHandler(
     decideUpdate,
     async (d) => {
       decision = d;
+      // Registered from the start so no decision is ever refused for arriving early; it waits for the assessment.
+      await condition(() => state.status === 'awaiting_decision');
       state.decision = d.decision;
       await activities.recordDecision({ requestId: input.requestId, decision: d.decision, reasonCode: d.reasonCode ?? null, decidedBy: d.decidedBy });
       if (d.decision === 'refuse') {
@@ -126,6 +113,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     {
       validator: (d) => {
         if (decision) throw ApplicationFailure.nonRetryable('the request has already been decided', 'AlreadyDecided');
+        if (input.type === 'marketing_opt_out') throw ApplicationFailure.nonRetryable('opting out needs no decision', 'AlreadyDecided');
         if (d.decision !== 'approve' && d.decision !== 'refuse') throw ApplicationFailure.nonRetryable('decision must be approve or refuse', 'InvalidDecision');
         if (d.decision === 'refuse' && (!d.reasonCode || !(REFUSAL_CODES as readonly string[]).includes(d.reasonCode) || !d.hasReason)) {
           throw ApplicationFailure.nonRetryable(`a refusal needs a reasonCode (${REFUSAL_CODES.join(', ')}) and a reason`, 'InvalidDecision');
@@ -133,6 +121,21 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
       },
     },
   );
+
+  // The customer's own record of requests; a missing lifecycle (e.g. erased) must not stop the request.
+  await customer?.signal(requestFiledSignal, { requestId: input.requestId, type: input.type, receivedAt: input.receivedAt }).catch(() => undefined);
+  await activities.acknowledgeRequest({ requestId: input.requestId });
+
+  if (input.type === 'marketing_opt_out') {
+    // D11: opting out needs no staff step.
+    await carryOut();
+    return state;
+  }
+
+  const assessment = await activities.assessRequest({ requestId: input.requestId, repeatWindowStart: input.repeatWindowStart });
+  state.flags = assessment.flags;
+  state.earlierRequestIds = assessment.earlierRequestIds;
+  await setStatus('awaiting_decision');
 
   // Staff are reminded, then the request is escalated, then a breach is recorded: each only if
   // no decision came first. The request goes on after a breach.

@@ -37,7 +37,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
   });
 }
 
-export const silentLog = createLogger('test', 'silent');
+export const silentLog = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
 export interface TestStack {
   config: Config;

@@ -1,0 +1,273 @@
+import { randomUUID } from 'node:crypto';
+import { unzipSync, strFromU8 } from 'fflate';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json, staffAuth } from './support/api';
+import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { fakeAudio, newClient, uploadForm } from './support/recordings';
+import { activate, registerCustomer } from './support/customers';
+import { allMessages, waitForMessage } from './support/mailbox';
+import { waitFor } from './support/wait';
+import { requestWorkflowId } from '../workflows/ids';
+import { RequestStatus, SlaBreached } from '../workflows/search-attributes';
+import type { SinkMessage } from '../scripts/mail-sink';
+
+// A compressed clock: answer within 8 s, remind staff at 2 s and 4 s, escalate at 6 s.
+const SLA_MS = 8_000;
+
+let s: TestStack;
+let worker: RunningWorker;
+let app: ReturnType<typeof appFor>;
+let support: { authorization: string };
+let officer: { authorization: string };
+let clientId: string;
+
+beforeAll(async () => {
+  s = await openStack(
+    {
+      REQUEST_SLA: 'PT8S',
+      REQUEST_REMINDERS: 'PT2S,PT4S',
+      REQUEST_ESCALATION: 'PT6S',
+      EXPORT_LINK_TTL: 'PT4S',
+      REQUEST_REPEAT_WINDOW: 'P1D',
+      STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test`,
+    },
+    { ownDatabase: true },
+  );
+  worker = await startWorker(s);
+  app = appFor(s);
+  support = await staffAuth(s.sql, 'support');
+  officer = await staffAuth(s.sql, 'privacy_officer');
+  clientId = await newClient(s);
+});
+afterAll(async () => {
+  await worker.stop();
+  await s.close();
+});
+
+async function person(locale: 'da' | 'en' = 'da') {
+  const who = await registerCustomer(app, support, { clientId, locale });
+  return { ...who, auth: await activate(app, who) };
+}
+
+async function file(auth: { authorization: string }, body: Record<string, unknown>) {
+  const res = await app.request('/v1/requests', json(body, auth));
+  expect(res.status).toBe(202);
+  return (await res.json()) as { id: string; status: string; receivedAt: string; dueAt: string };
+}
+
+const decide = (id: string, body: Record<string, unknown>, who = officer) => app.request(`/v1/requests/${id}/decision`, json(body, who));
+const get = async (id: string, who = officer) => (await (await app.request(`/v1/requests/${id}`, { headers: who })).json()) as Record<string, unknown>;
+const mailTo = (address: string, subject: RegExp | string, what: string) =>
+  waitForMessage((m) => m.to.includes(address) && (typeof subject === 'string' ? m.subject.startsWith(subject) : subject.test(m.subject)), what);
+
+describe('accessRequest: the 7-day clock (D10)', () => {
+  it('acknowledges with the due date, reminds staff, escalates, records the breach, and still answers', async () => {
+    const p = await person();
+    const r = await file(p.auth, { type: 'access' });
+    expect(Date.parse(r.dueAt) - Date.parse(r.receivedAt)).toBe(SLA_MS);
+    const ack = await mailTo(p.email, 'Vi har modtaget din anmodning', 'the acknowledgement');
+    expect(ack.text).toContain('Vi svarer senest');
+    expect(ack.text).toContain(r.id);
+
+    const staffMail = (prefix: string) => mailTo(s.config.STAFF_EMAIL, new RegExp(`^${prefix}.*${r.id}`), `${prefix} for ${r.id}`);
+    const [reminder1, escalation, breach] = [await staffMail('Reminder'), await staffMail('ESCALATION'), await staffMail('SLA BREACHED')];
+    const staffMessages = (await allMessages()).filter((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(r.id));
+    expect(staffMessages.filter((m) => m.subject.startsWith('Reminder'))).toHaveLength(2);
+    const at = (m: SinkMessage) => Date.parse(m.receivedAt) - Date.parse(r.receivedAt);
+    expect(at(reminder1)).toBeGreaterThanOrEqual(2_000);
+    expect(at(escalation)).toBeGreaterThanOrEqual(6_000);
+    expect(at(breach)).toBeGreaterThanOrEqual(SLA_MS);
+
+    // The breach stays visible: in the API, in the overdue list, and on the run.
+    await waitFor(async () => (await get(r.id)).slaBreached === true, { what: 'slaBreached in the API' });
+    const overdue = (await (await app.request('/v1/requests?overdue=true', { headers: officer })).json()) as { items: { id: string }[] };
+    expect(overdue.items.map((x) => x.id)).toContain(r.id);
+    const handle = s.client.workflow.getHandle(requestWorkflowId(r.id));
+    expect((await handle.describe()).typedSearchAttributes.get(SlaBreached)).toBe(true);
+
+    // The request goes on: approval still exports and answers.
+    const decided = await decide(r.id, { decision: 'approve' });
+    expect(decided.status).toBe(200);
+    expect(await decided.json()).toMatchObject({ status: 'answered', decision: 'approve', slaBreached: true });
+    expect((await handle.describe()).typedSearchAttributes.get(RequestStatus)).toBe('answered');
+  });
+});
+
+describe('access: a machine-readable export behind an expiring link', () => {
+  it('contains every category as JSON and CSV, reaches only the person by link (never attached), and expires', async () => {
+    const p = await person();
+    await s.sql`insert into call_messages (client_id, customer_id, channel, body) values (${clientId}, ${p.id}, 'sms', 'Vi har modtaget din besked')`;
+    const disclosure = await s.sql`insert into disclosures (recipient, category, legal_basis) values ('Regnskabsbureau A/S', 'contact', 'processor agreement') returning id`;
+    await s.sql`insert into disclosure_subjects (disclosure_id, customer_id) values (${disclosure[0]!.id}, ${p.id})`;
+    const upload = await app.request('/v1/recordings', { method: 'POST', headers: support, body: uploadForm({ clientId, customerId: p.id, recordedAt: new Date().toISOString(), durationSeconds: '33' }, { data: fakeAudio('z') }) });
+    expect(upload.status).toBe(201);
+
+    const r = await file(p.auth, { type: 'access' });
+    expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
+    const answer = await mailTo(p.email, 'Din anmodning', 'the access answer');
+    expect(answer.attachments).toBe(0); // a link, never an attachment
+    const link = /\/v1\/exports\/([\w-]+)/.exec(answer.text)?.[1];
+    expect(link).toBeTruthy();
+    expect(JSON.stringify(await s.sql`select * from export_packages`)).not.toContain(link!);
+
+    const download = await app.request(`/v1/exports/${link}`);
+    expect(download.status).toBe(200);
+    const files = unzipSync(new Uint8Array(await download.arrayBuffer()));
+    const categories = ['profile', 'provenance', 'call_statistics', 'messages', 'recordings', 'requests', 'preferences', 'recipients'];
+    expect(Object.keys(files).sort()).toEqual(['data.json', ...categories.map((c) => `${c}.csv`)].sort());
+    const data = JSON.parse(strFromU8(files['data.json']!)) as Record<string, Record<string, unknown>[]>;
+    expect(data.profile![0]).toMatchObject({ id: p.id, email: p.email });
+    expect(data.provenance![0]).toMatchObject({ provided_by: 'self' });
+    expect(data.call_statistics![0]).toMatchObject({ calls: 1, seconds: 33 });
+    expect(data.messages![0]).toMatchObject({ body: 'Vi har modtaget din besked' });
+    expect(data.recordings).toHaveLength(1);
+    expect(data.requests!.map((x) => x.id)).toContain(r.id);
+    expect(data.preferences![0]).toMatchObject({ marketing_emails: true });
+    expect(data.recipients![0]).toMatchObject({ recipient: 'Regnskabsbureau A/S', legal_basis: 'processor agreement' });
+    expect(strFromU8(files['recipients.csv']!)).toContain('Regnskabsbureau A/S');
+
+    await waitFor(async () => (await app.request(`/v1/exports/${link}`)).status === 410, { what: 'the link to expire', timeoutMs: 10_000, intervalMs: 250 });
+    expect((await app.request(`/v1/exports/${'x'.repeat(43)}`)).status).toBe(404);
+  });
+});
+
+describe('decisions and what each one does', () => {
+  it('refuses with the policy reason, the explanation and the right to complain to Datatilsynet', async () => {
+    const p = await person();
+    const r = await file(p.auth, { type: 'rectification', details: { fields: { name: 'Anden Person' } } });
+    const res = await decide(r.id, { decision: 'refuse', reasonCode: 'others_privacy', reason: 'Navnet tilhører en anden kunde i samme husstand.' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'refused', decision: 'refuse', reasonCode: 'others_privacy' });
+    const mail = await mailTo(p.email, /afvist/, 'the refusal');
+    expect(mail.text).toContain('Anmodningen ville bringe andres privatliv i fare.');
+    expect(mail.text).toContain('Navnet tilhører en anden kunde i samme husstand.');
+    expect(mail.text).toContain('Datatilsynet');
+    expect(mail.text).toContain('Axeltorv 8');
+    expect((await (await app.request('/v1/me', { headers: p.auth })).json() as { name: string }).name).toBe('Mette Hansen');
+  });
+
+  it('refuses in English for a person who chose English', async () => {
+    const p = await person('en');
+    const r = await file(p.auth, { type: 'access' });
+    await decide(r.id, { decision: 'refuse', reasonCode: 'impractical', reason: 'We hold no data beyond your profile.' });
+    const mail = await mailTo(p.email, /refused/, 'the English refusal');
+    expect(mail.text).toContain('Danish Data Protection Agency (Datatilsynet)');
+    expect(mail.text).toContain('Denmark');
+  });
+
+  it('rectifies the named fields and keeps the old values in the audit log', async () => {
+    const p = await person();
+    const r = await file(p.auth, { type: 'rectification', details: { fields: { name: 'Mette Hansen-Berg' } } });
+    expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
+    expect((await (await app.request('/v1/me', { headers: p.auth })).json() as { name: string }).name).toBe('Mette Hansen-Berg');
+    const [audit] = await s.sql`select old_values, new_values, actor from audit_log where subject_id = ${p.id} and action = 'rectification'`;
+    expect(audit).toEqual({ old_values: { name: 'Mette Hansen' }, new_values: { name: 'Mette Hansen-Berg' }, actor: `request:${r.id}` });
+    expect((await mailTo(p.email, /gennemført/, 'the rectification answer')).text).toContain('Rettede felter: name');
+  });
+
+  it('sets the restriction and objection flags the workflows obey', async () => {
+    const p = await person();
+    for (const type of ['restriction', 'objection']) {
+      const r = await file(p.auth, { type });
+      expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
+    }
+    const me = (await (await app.request('/v1/me', { headers: p.auth })).json()) as Record<string, unknown>;
+    expect(me).toMatchObject({ processingRestricted: true, objectedToProcessing: true, marketingEmails: false });
+  });
+
+  it('opts out of marketing at once, with no staff step', async () => {
+    const p = await person();
+    const r = await file(p.auth, { type: 'marketing_opt_out' });
+    await waitFor(async () => (await get(r.id)).status === 'answered', { what: 'the opt-out to be answered' });
+    expect((await (await app.request('/v1/me', { headers: p.auth })).json() as { marketingEmails: boolean }).marketingEmails).toBe(false);
+    expect((await mailTo(p.email, /gennemført/, 'the opt-out answer')).text).toContain('Du får ikke længere markedsføring');
+    expect((await decide(r.id, { decision: 'approve' })).status).toBe(409);
+  });
+
+  it('erases the account and the person’s recordings, but keeps one a dispute holds and says so (GDPR 17(3)(e))', async () => {
+    const p = await person();
+    const ids: string[] = [];
+    for (const seed of ['a', 'b']) {
+      const res = await app.request('/v1/recordings', { method: 'POST', headers: support, body: uploadForm({ clientId, customerId: p.id, recordedAt: new Date().toISOString(), durationSeconds: '10' }, { data: fakeAudio(seed) }) });
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    const dispute = await app.request('/v1/disputes', json({ clientId, recordingIds: [ids[1]], reason: 'Klient bestrider aftalen' }, support));
+    expect(dispute.status).toBe(201);
+
+    const r = await file(p.auth, { type: 'erasure' });
+    const res = await decide(r.id, { decision: 'approve' });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { outcome: Record<string, unknown> }).outcome).toMatchObject({ deletedRecordings: 1, keptRecordings: [{ recordingId: ids[1], reason: 'legal_claims' }] });
+
+    const answer = await mailTo(p.email, /gennemført/, 'the erasure answer');
+    expect(answer.text).toContain(ids[1]);
+    expect(answer.text).toContain('art. 17, stk. 3, litra e');
+
+    const deleted = (await (await app.request(`/v1/recordings/${ids[0]}`, { headers: support })).json()) as { status: string; receipt: { reason: string } };
+    expect(deleted).toMatchObject({ status: 'deleted', receipt: { reason: 'erasure' } });
+    expect(await (await app.request(`/v1/recordings/${ids[1]}`, { headers: support })).json()).toMatchObject({ status: 'held' });
+    const [row] = await s.sql`select email, name, password_hash, status from customers where id = ${p.id}`;
+    expect(row).toEqual({ email: null, name: null, password_hash: null, status: 'erased' });
+    expect((await app.request('/v1/me', { headers: p.auth })).status).toBe(401);
+    expect((await app.request('/v1/auth/login', json({ email: p.email, password: 'correct horse battery staple' }))).status).toBe(401);
+  });
+});
+
+describe('repetitive requests (Art. 12(5))', () => {
+  it('flags a second request of the same type and shows staff the earlier one; refusing stays a staff decision', async () => {
+    const p = await person();
+    const first = await file(p.auth, { type: 'access' });
+    const second = await file(p.auth, { type: 'access' });
+    await waitFor(async () => ((await get(second.id)).flags as string[]).includes('repetitive'), { what: 'the repetitive flag' });
+    expect(await get(second.id)).toMatchObject({ flags: ['repetitive'], earlierRequestIds: [first.id], status: 'awaiting_decision' });
+    expect((await get(first.id)).flags).toEqual([]);
+    const other = await file(p.auth, { type: 'restriction' });
+    await waitFor(async () => (await get(other.id)).status === 'awaiting_decision', { what: 'the assessment' });
+    expect((await get(other.id)).flags).toEqual([]);
+  });
+});
+
+describe('privacy of the API', () => {
+  it('shows a customer only their own requests: another’s id is 404, lists hold only their own', async () => {
+    const a = await person();
+    const b = await person();
+    const ra = await file(a.auth, { type: 'access' });
+    expect((await app.request(`/v1/requests/${ra.id}`, { headers: b.auth })).status).toBe(404);
+    expect((await app.request(`/v1/requests/${ra.id}`, { headers: a.auth })).status).toBe(200);
+    const listB = (await (await app.request('/v1/requests', { headers: b.auth })).json()) as { items: unknown[] };
+    expect(listB.items).toEqual([]);
+    expect((await decide(ra.id, { decision: 'approve' }, a.auth)).status).toBe(403);
+    expect((await decide(ra.id, { decision: 'approve' }, support)).status).toBe(403);
+    expect((await app.request('/v1/requests', json({ type: 'access', customerId: a.id }, b.auth))).status).toBe(403);
+  });
+
+  it('refuses bad requests and decisions with clear 4xx, starting nothing', async () => {
+    const p = await person();
+    const before = (await s.sql`select count(*)::int as n from data_requests`)[0]!.n;
+    expect((await app.request('/v1/requests', json({ type: 'everything' }, p.auth))).status).toBe(422);
+    expect((await app.request('/v1/requests', json({ type: 'rectification' }, p.auth))).status).toBe(422);
+    expect((await app.request('/v1/requests', json({ type: 'access' }, support))).status).toBe(422);
+    expect((await s.sql`select count(*)::int as n from data_requests`)[0]!.n).toBe(before);
+
+    const r = await file(p.auth, { type: 'access' });
+    const noReason = await decide(r.id, { decision: 'refuse', reasonCode: 'repetitive' });
+    expect(noReason.status).toBe(422);
+    expect(((await noReason.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('reason');
+    expect((await decide(r.id, { decision: 'refuse', reasonCode: 'because', reason: 'x' })).status).toBe(422);
+    expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
+    expect((await decide(r.id, { decision: 'approve' })).status).toBe(409);
+  });
+});
+
+describe('a caller without an account', () => {
+  it('can have staff file a request, noting how identity was checked; the answer goes to the caller', async () => {
+    const email = `caller-${randomUUID().slice(0, 8)}@ring.test`;
+    const r = await file(support, { type: 'access', caller: { name: 'Ole Ringer', email, phone: '+45 20 30 40 50', identityCheck: 'Called back on the number in the recording', locale: 'en' } });
+    await mailTo(email, 'We have received your request', 'the caller acknowledgement');
+    const [row] = await s.sql`select requester, filed_by from data_requests where id = ${r.id}`;
+    expect(row).toMatchObject({ filed_by: 'staff', requester: { identityCheck: 'Called back on the number in the recording' } });
+    expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
+    const answer = await mailTo(email, /carried out/, 'the caller export');
+    expect(answer.text).toMatch(/\/v1\/exports\/[\w-]+/);
+  });
+});
