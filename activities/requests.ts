@@ -39,7 +39,7 @@ export function createRequestActivities(deps: RequestDeps) {
     const c = await findCustomer(deps.sql, customerId);
     if (!c?.email) return undefined;
     const client = await findClient(deps.sql, c.clientId);
-    return { email: c.email, locale: c.locale, marketingAllowed: c.marketingEmails && !c.objectedToProcessing && !client?.restrictions.includes('no_marketing') };
+    return { email: c.email, locale: c.locale, marketingAllowed: c.marketingEmails && !c.objectedToProcessing && !c.processingRestricted && !client?.restrictions.includes('no_marketing') };
   }
 
   async function requestRecipient(r: RequestRow): Promise<Recipient | undefined> {

@@ -12,6 +12,7 @@ export interface CustomerRow {
   locale: Locale;
   providedBy: string;
   providedAt: Date;
+  teamLead: boolean;
   marketingEmails: boolean;
   processingRestricted: boolean;
   objectedToProcessing: boolean;
@@ -21,17 +22,17 @@ export interface CustomerRow {
 }
 
 const columns = (sql: Db) => sql`
-  id, client_id as "clientId", email, name, locale, provided_by as "providedBy", provided_at as "providedAt",
+  id, client_id as "clientId", email, name, locale, provided_by as "providedBy", provided_at as "providedAt", team_lead as "teamLead",
   marketing_emails as "marketingEmails", processing_restricted as "processingRestricted",
   objected_to_processing as "objectedToProcessing", status, password_hash is not null as "hasPassword", created_at as "createdAt"`;
 
 export async function insertCustomer(
   sql: Db,
-  c: { id: string; clientId: string; email: string; name: string; locale: Locale; providedBy: string; registeredByToken: string | null },
+  c: { id: string; clientId: string; email: string; name: string; locale: Locale; providedBy: string; registeredByToken: string | null; teamLead: boolean },
 ): Promise<CustomerRow> {
   const [row] = await sql<CustomerRow[]>`
-    insert into customers (id, client_id, email, name, locale, provided_by, registered_by_token)
-    values (${c.id}, ${c.clientId}, ${c.email}, ${c.name}, ${c.locale}, ${c.providedBy}, ${c.registeredByToken})
+    insert into customers (id, client_id, email, name, locale, provided_by, registered_by_token, team_lead)
+    values (${c.id}, ${c.clientId}, ${c.email}, ${c.name}, ${c.locale}, ${c.providedBy}, ${c.registeredByToken}, ${c.teamLead})
     returning ${columns(sql)}`;
   return row!;
 }

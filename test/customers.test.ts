@@ -74,6 +74,24 @@ describe('customerLifecycle: registration and provenance (D1, D2)', () => {
   });
 });
 
+describe('team leads (D2)', () => {
+  it('lets a team lead register members of their own team, recorded as the provider, and nothing more', async () => {
+    const lead = await registerCustomer(app, staff, { clientId, name: 'Jens Hansen', teamLead: true });
+    const leadAuth = await activate(app, lead);
+    const email = uniqueEmail('member');
+    const res = await app.request('/v1/customers', json({ clientId, email, name: 'Sofie Holm' }, leadAuth));
+    expect(res.status).toBe(201);
+    const invitation = await waitForMessage((m) => m.to.includes(email), 'the member invitation');
+    expect(invitation.text).toContain('Dine oplysninger blev givet til os af Jens Hansen (teamansvarlig / team lead)');
+
+    const otherClient = await newClient(s, 'Fremmed ApS');
+    expect((await app.request('/v1/customers', json({ clientId: otherClient, email: uniqueEmail('x'), name: 'X' }, leadAuth))).status).toBe(403);
+    expect((await app.request('/v1/customers', json({ clientId, email: uniqueEmail('y'), name: 'Y', teamLead: true }, leadAuth))).status).toBe(403);
+    const member = await activate(app, { email, invitation });
+    expect((await app.request('/v1/customers', json({ clientId, email: uniqueEmail('z'), name: 'Z' }, member))).status).toBe(403);
+  });
+});
+
 describe('login (D1)', () => {
   it('rate-limits failed logins per account and revokes a token at logout', async () => {
     const who = await registerCustomer(app, staff, { clientId });

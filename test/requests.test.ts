@@ -213,6 +213,53 @@ describe('decisions and what each one does', () => {
   });
 });
 
+describe('every type, both ways', () => {
+  const decidable = ['access', 'rectification', 'erasure', 'restriction', 'objection'] as const;
+
+  it('answers an approval of each type with an email saying what was done', async () => {
+    for (const type of decidable) {
+      const p = await person();
+      const r = await file(p.auth, type === 'rectification' ? { type, details: { fields: { locale: 'da', name: 'Ny Navn' } } } : { type });
+      const res = await decide(r.id, { decision: 'approve' });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'answered', decision: 'approve' });
+      const mail = await mailTo(p.email, /er gennemført/, `the ${type} approval`);
+      expect(mail.text).toContain(r.id);
+      expect(mail.text).toContain('kundeservice@topcall.dk');
+    }
+  });
+
+  it('answers a refusal of each type with the reason and the right to complain', async () => {
+    for (const type of decidable) {
+      const p = await person();
+      const r = await file(p.auth, type === 'rectification' ? { type, details: { fields: { name: 'X' } } } : { type });
+      const res = await decide(r.id, { decision: 'refuse', reasonCode: 'disproportionate_effort', reason: `Ikke muligt for ${type}.` });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'refused', reasonCode: 'disproportionate_effort', reason: `Ikke muligt for ${type}.` });
+      const mail = await mailTo(p.email, /er afvist/, `the ${type} refusal`);
+      expect(mail.text).toContain('uforholdsmæssig teknisk indsats');
+      expect(mail.text).toContain(`Ikke muligt for ${type}.`);
+      expect(mail.text).toContain('Datatilsynet');
+    }
+  });
+});
+
+describe('closing an account (D1, D10)', () => {
+  it('ends in erasure with no staff step, and the lifecycle workflow ends', async () => {
+    const p = await person();
+    const res = await app.request('/v1/me', { method: 'DELETE', headers: p.auth });
+    expect(res.status).toBe(202);
+    const { requestId } = (await res.json()) as { requestId: string };
+    await waitFor(async () => (await get(requestId)).status === 'answered', { what: 'the closure to be carried out' });
+    expect(await get(requestId)).toMatchObject({ type: 'erasure', decision: 'approve' });
+    await mailTo(p.email, /er gennemført/, 'the closure answer');
+    const [row] = await s.sql`select status, email from customers where id = ${p.id}`;
+    expect(row).toEqual({ status: 'erased', email: null });
+    const lifecycle = s.client.workflow.getHandle(`customer:${p.id}`);
+    await waitFor(async () => (await lifecycle.describe()).status.name === 'COMPLETED', { what: 'the lifecycle to end' });
+  });
+});
+
 describe('repetitive requests (Art. 12(5))', () => {
   it('flags a second request of the same type and shows staff the earlier one; refusing stays a staff decision', async () => {
     const p = await person();

@@ -34,6 +34,8 @@ export interface AccessRequestInput {
   escalationAt: string;
   /** Start of REQUEST_REPEAT_WINDOW before receipt. */
   repeatWindowStart: string;
+  /** Account closure: the person's own erasure from their account settings, with no staff step. */
+  autoApprove?: boolean;
 }
 
 export interface Decision {
@@ -113,7 +115,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     {
       validator: (d) => {
         if (decision) throw ApplicationFailure.nonRetryable('the request has already been decided', 'AlreadyDecided');
-        if (input.type === 'marketing_opt_out') throw ApplicationFailure.nonRetryable('opting out needs no decision', 'AlreadyDecided');
+        if (input.type === 'marketing_opt_out' || input.autoApprove) throw ApplicationFailure.nonRetryable('this request needs no decision', 'AlreadyDecided');
         if (d.decision !== 'approve' && d.decision !== 'refuse') throw ApplicationFailure.nonRetryable('decision must be approve or refuse', 'InvalidDecision');
         if (d.decision === 'refuse' && (!d.reasonCode || !(REFUSAL_CODES as readonly string[]).includes(d.reasonCode) || !d.hasReason)) {
           throw ApplicationFailure.nonRetryable(`a refusal needs a reasonCode (${REFUSAL_CODES.join(', ')}) and a reason`, 'InvalidDecision');
@@ -126,8 +128,11 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
   await customer?.signal(requestFiledSignal, { requestId: input.requestId, type: input.type, receivedAt: input.receivedAt }).catch(() => undefined);
   await activities.acknowledgeRequest({ requestId: input.requestId });
 
-  if (input.type === 'marketing_opt_out') {
-    // D11: opting out needs no staff step.
+  if (input.type === 'marketing_opt_out' || input.autoApprove) {
+    // D11: opting out needs no staff step; nor does closing one's own account.
+    decision = { decision: 'approve', decidedBy: input.autoApprove ? 'account-closure' : 'opt-out' };
+    state.decision = 'approve';
+    if (input.autoApprove) await activities.recordDecision({ requestId: input.requestId, decision: 'approve', reasonCode: null, decidedBy: 'account-closure' });
     await carryOut();
     return state;
   }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { requireCustomer, requireStaff, staffSecurity } from '../auth';
+import { requireCustomer, requireSignedIn, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { findClient } from '../../db/clients';
 import { emailTaken, findCustomer, insertCustomer, type CustomerRow } from '../../db/customers';
 import { customerWorkflowId } from '../../workflows/ids';
 import { setPreferencesUpdate, type customerLifecycle } from '../../workflows/customer-lifecycle';
+import { fileRequest } from '../file-request';
 
 const NewCustomer = z
   .strictObject({
@@ -20,7 +21,8 @@ const NewCustomer = z
       .min(1)
       .max(200)
       .optional()
-      .openapi({ description: 'D2: who gave us this person’s data when it was not the person (e.g. "Jens Hansen, team lead at Hansen VVS")' }),
+      .openapi({ description: 'D2: who gave us this person’s data when it was not the person (e.g. "Jens Hansen, team lead at Hansen VVS"); set automatically when a team lead registers a member' }),
+    teamLead: z.boolean().default(false).openapi({ description: 'staff only: this person may register the members of their team' }),
   })
   .openapi('NewCustomer');
 
@@ -61,34 +63,44 @@ export function customerRoutes() {
       path: '/customers',
       tags: ['customers'],
       summary: 'Register a person: records who provided the data (D2) and sends the invitation with a one-time link',
+      description: 'Staff register anyone; a team lead (a customer with teamLead) registers members of their own client, and is recorded as the provider.',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer', 'support')] as const,
+      middleware: [requireSignedIn] as const,
       request: { body: { required: true, content: { 'application/json': { schema: NewCustomer } } } },
       responses: {
         201: { description: 'registered; the customerLifecycle workflow sends the invitation', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
         409: problemResponse('the email address is already registered'),
         422: problemResponse('invalid body or unknown client'),
         401: problemResponse('no or unknown token'),
-        403: problemResponse('not staff'),
+        403: problemResponse('neither staff nor a team lead of that client'),
       },
     }),
     async (c) => {
       const { sql, temporal, config } = c.var.deps;
       const body = c.req.valid('json');
+      const principal = c.var.principal!;
+      let providedBy = body.providedBy ?? 'self';
+      if (principal.kind === 'customer') {
+        const lead = await findCustomer(sql, principal.customerId);
+        if (!lead?.teamLead || lead.status !== 'active') throw new AppError('forbidden', 403, 'Only staff and team leads register people.');
+        if (lead.clientId !== body.clientId) throw new AppError('forbidden', 403, 'A team lead registers members of their own team only.');
+        if (body.teamLead) throw new AppError('forbidden', 403, 'Only staff make team leads.');
+        providedBy = `${lead.name} (teamansvarlig / team lead)`;
+      }
       if (!(await findClient(sql, body.clientId))) {
         throw new AppError('validation-failed', 422, 'Unknown client.', { errors: [{ field: 'clientId', in: 'body', message: 'no such client' }] });
       }
       if (await emailTaken(sql, body.email)) throw new AppError('conflict', 409, 'That email address is already registered.');
       const id = randomUUID();
-      const principal = c.var.principal!;
       await insertCustomer(sql, {
         id,
         clientId: body.clientId,
         email: body.email,
         name: body.name,
         locale: body.locale,
-        providedBy: body.providedBy ?? 'self',
+        providedBy,
         registeredByToken: principal.tokenId,
+        teamLead: body.teamLead,
       });
       try {
         await temporal.workflow.start<typeof customerLifecycle>('customerLifecycle', {
@@ -144,6 +156,37 @@ export function customerRoutes() {
         .getHandle(customerWorkflowId(principal.customerId))
         .executeUpdate(setPreferencesUpdate, { args: [c.req.valid('json')] });
       return c.json(result, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/me',
+      tags: ['customers'],
+      summary: 'Close the account: an erasure of the person’s data with no staff step (recordings a dispute holds are kept, and the answer says so)',
+      security: staffSecurity,
+      middleware: [requireCustomer] as const,
+      responses: {
+        202: { description: 'closing; the answer email follows', content: { 'application/json': { schema: z.object({ requestId: z.uuid(), dueAt: z.iso.datetime() }) } } },
+        401: problemResponse('not signed in'),
+        403: problemResponse('not a customer'),
+      },
+    }),
+    async (c) => {
+      const principal = c.var.principal as { customerId: string };
+      const customer = await findCustomer(c.var.deps.sql, principal.customerId);
+      if (!customer || customer.status !== 'active') throw new AppError('not-found', 404, 'The account no longer exists.');
+      const filed = await fileRequest(c.var.deps, {
+        type: 'erasure',
+        customerId: customer.id,
+        details: { note: 'account closure' },
+        caller: null,
+        locale: customer.locale,
+        filedBy: 'customer',
+        autoApprove: true,
+      });
+      return c.json({ requestId: filed.id, dueAt: filed.dueAt.toISOString() }, 202);
     },
   );
 

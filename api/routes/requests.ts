@@ -1,14 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
 import { requireSignedIn, requireStaff, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { updateFailureToAppError } from '../temporal-errors';
 import { findCustomer } from '../../db/customers';
-import { findRequest, insertRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
-import { addCalendarDuration, subtractCalendarDuration } from '../../lib/durations';
+import { fileRequest } from '../file-request';
+import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
 import { requestWorkflowId } from '../../workflows/ids';
-import { accessRequest, decideUpdate } from '../../workflows/access-request';
+import { decideUpdate } from '../../workflows/access-request';
 
 const Details = z
   .strictObject({
@@ -103,7 +102,7 @@ export function requestRoutes() {
       },
     }),
     async (c) => {
-      const { sql, temporal, config } = c.var.deps;
+      const { sql } = c.var.deps;
       const body = c.req.valid('json');
       const principal = c.var.principal!;
       let customerId: string | null = null;
@@ -128,43 +127,15 @@ export function requestRoutes() {
         locale = body.caller.locale;
       }
 
-      const id = randomUUID();
-      const receivedAt = new Date();
-      const dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
-      const { locale: _ignored, ...requester } = body.caller ?? { locale };
-      await insertRequest(sql, {
-        id,
-        customerId,
+      const filed = await fileRequest(c.var.deps, {
         type: body.type,
-        receivedAt,
-        dueAt,
+        customerId,
         details: body.details,
-        requester: body.caller ? (requester as never) : null,
+        caller: body.caller ?? null,
         locale,
         filedBy: principal.kind === 'customer' ? 'customer' : 'staff',
       });
-      try {
-        await temporal.workflow.start(accessRequest, {
-          workflowId: requestWorkflowId(id),
-          taskQueue: config.TEMPORAL_TASK_QUEUE,
-          args: [
-            {
-              requestId: id,
-              type: body.type,
-              customerId,
-              receivedAt: receivedAt.toISOString(),
-              dueAt: dueAt.toISOString(),
-              reminderAts: config.REQUEST_REMINDERS.map((d) => addCalendarDuration(receivedAt, d).toISOString()),
-              escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
-              repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
-            },
-          ],
-        });
-      } catch (err) {
-        await sql`delete from data_requests where id = ${id}`;
-        throw err;
-      }
-      return c.json({ id, status: 'received' as const, receivedAt: receivedAt.toISOString(), dueAt: dueAt.toISOString() }, 202);
+      return c.json({ id: filed.id, status: 'received' as const, receivedAt: filed.receivedAt.toISOString(), dueAt: filed.dueAt.toISOString() }, 202);
     },
   );
 

@@ -10,6 +10,8 @@ create table customers (
   provided_by text not null default 'self',
   provided_at timestamptz not null default now(),
   registered_by_token uuid,
+  -- A team lead may register the members of their own client's team (D2).
+  team_lead boolean not null default false,
   password_hash text,
   password_set_at timestamptz,
   -- D11: marketing mail is opt-out; service mail is always sent.
@@ -85,7 +87,7 @@ create table data_requests (
   decision text check (decision in ('approve', 'refuse')),
   reason_code text,
   reason text,
-  decided_by uuid,
+  decided_by text,
   outcome jsonb,
   sla_breached boolean not null default false,
   answered_at timestamptz,

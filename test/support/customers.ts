@@ -12,7 +12,7 @@ export const uniqueEmail = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}@
 export async function registerCustomer(
   app: App,
   staff: { authorization: string },
-  body: { clientId: string; email?: string; name?: string; locale?: 'da' | 'en'; providedBy?: string },
+  body: { clientId: string; email?: string; name?: string; locale?: 'da' | 'en'; providedBy?: string; teamLead?: boolean },
 ): Promise<{ id: string; email: string; invitation: SinkMessage }> {
   const email = body.email ?? uniqueEmail('person');
   const res = await app.request('/v1/customers', json({ name: 'Mette Hansen', ...body, email }, staff));

@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import type { ApiDeps } from './context';
+import { insertRequest, type Requester, type RequestType } from '../db/requests';
+import type { Locale } from '../db/customers';
+import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
+import { requestWorkflowId } from '../workflows/ids';
+import { accessRequest } from '../workflows/access-request';
+
+/**
+ * Records a data-subject request and starts its workflow with every period of the policy
+ * turned into instants (received + REQUEST_SLA, reminders, escalation, repeat window).
+ */
+export async function fileRequest(
+  deps: ApiDeps,
+  r: {
+    type: RequestType;
+    customerId: string | null;
+    details: Record<string, unknown>;
+    caller: (Requester & { locale?: Locale }) | null;
+    locale: Locale;
+    filedBy: 'customer' | 'staff';
+    /** Account closure: an erasure the person asked for in their account, with no staff step. */
+    autoApprove?: boolean;
+  },
+): Promise<{ id: string; receivedAt: Date; dueAt: Date }> {
+  const { sql, temporal, config } = deps;
+  const id = randomUUID();
+  const receivedAt = new Date();
+  const dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
+  let requester: Requester | null = null;
+  if (r.caller) {
+    const { locale: _locale, ...rest } = r.caller;
+    requester = rest;
+  }
+  await insertRequest(sql, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy });
+  try {
+    await temporal.workflow.start(accessRequest, {
+      workflowId: requestWorkflowId(id),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [
+        {
+          requestId: id,
+          type: r.type,
+          customerId: r.customerId,
+          receivedAt: receivedAt.toISOString(),
+          dueAt: dueAt.toISOString(),
+          reminderAts: config.REQUEST_REMINDERS.map((d) => addCalendarDuration(receivedAt, d).toISOString()),
+          escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
+          repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
+          autoApprove: r.autoApprove ?? false,
+        },
+      ],
+    });
+  } catch (err) {
+    await sql`delete from data_requests where id = ${id}`;
+    throw err;
+  }
+  return { id, receivedAt, dueAt };
+}
