@@ -5,6 +5,7 @@ import { recordSystemCheck as insertSystemCheck } from '../db/system-checks';
 import { deliverEmail } from './email';
 import { createRecordingActivities } from './recordings';
 import { createRequestActivities } from './requests';
+import { createPolicyActivities } from './policies';
 import type { RecordingStore } from '../lib/recording-store';
 
 /** Everything activities touch, built once by worker/main.ts (or by a test with real parts). */
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createRecordingActivities({ sql: deps.sql, store: deps.store }),
     ...createRequestActivities(deps),
+    ...createPolicyActivities(deps),
 
     /** Records that a system check reached the worker and Postgres; returns the database's time. */
     async recordSystemCheck(input: { checkId: string }): Promise<{ databaseTime: string }> {

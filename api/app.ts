@@ -20,6 +20,7 @@ import { authRoutes } from './routes/auth';
 import { requestRoutes } from './routes/requests';
 import { exportRoutes } from './routes/exports';
 import { accountRoutes } from './routes/account';
+import { policyRoutes } from './routes/policies';
 
 /** JSON bodies are small; uploads (recordings) set their own limit on their route. */
 export const JSON_BODY_LIMIT = 256 * 1024;
@@ -65,6 +66,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1', authRoutes());
   app.route('/v1', requestRoutes());
   app.route('/v1', exportRoutes());
+  app.route('/v1', policyRoutes());
   app.route('/', accountRoutes());
 
   app.doc31('/openapi.json', {

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Sql } from './index';
+import { ensureFirstPolicy } from './policies';
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
 /** Any constant works; it only keeps two processes from migrating at once. */
@@ -24,6 +25,8 @@ export async function migrate(sql: Sql): Promise<string[]> {
       await tx.unsafe(await readFile(migrationsDir + file, 'utf8'));
       await tx`insert into schema_migrations (version) values (${file})`;
     }
+    // Data every installation starts with: the policy in force since 19 June 2020 (D12).
+    if (applied.has('00004_policies.sql') || pending.includes('00004_policies.sql')) await ensureFirstPolicy(tx);
     return pending;
   });
 }

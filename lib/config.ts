@@ -86,6 +86,13 @@ const schema = z
     EXPORT_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     CUSTOMER_SESSION_TTL: fixedIsoDuration('P30D').default('P30D'),
+    POLICY_CATCHUP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
+    MAIL_CONCURRENCY: z.coerce
+      .number({ message: 'must be a whole number from 1 to 64' })
+      .int({ message: 'must be a whole number from 1 to 64' })
+      .min(1, { message: 'must be a whole number from 1 to 64' })
+      .max(64, { message: 'must be a whole number from 1 to 64' })
+      .default(5),
     RECORDING_MAX_BYTES: z.coerce
       .number({ message: 'must be a whole number of bytes' })
       .int({ message: 'must be a whole number of bytes' })

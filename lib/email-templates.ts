@@ -105,3 +105,22 @@ export function completionEmail(p: { locale: Locale; requestId: string; type: st
     ? withContact('en', `Your request (${p.requestId.slice(0, 8)}) has been carried out`, `We have carried out your request for ${what}.\n\n${p.lines.join('\n')}\n\nReference: ${p.requestId}`)
     : withContact('da', `Din anmodning (${p.requestId.slice(0, 8)}) er gennemført`, `Vi har gennemført din anmodning om ${what}.\n\n${p.lines.join('\n')}\n\nReference: ${p.requestId}`);
 }
+
+/** D12: the notice of a material change, sent before it takes effect. A service email: opt-outs get it too. */
+export function policyNoticeEmail(p: { locale: Locale; version: string; summary: string; effectiveAt: string; link: string }): RenderedEmail {
+  return p.locale === 'en'
+    ? withContact(
+        'en',
+        `We are changing our privacy policy from ${formatDate(p.effectiveAt, 'en')}`,
+        `We are changing TopCall's privacy policy. The new version (${p.version}) takes effect on ${formatDate(p.effectiveAt, 'en')}.\n\n` +
+          `What changes:\n${p.summary}\n\nRead the full text: ${p.link}\n\n` +
+          `If you keep using our services after that date, the new policy applies. This is a service message about your account; you get it even if you opted out of marketing.`,
+      )
+    : withContact(
+        'da',
+        `Vi ændrer vores privatlivspolitik pr. ${formatDate(p.effectiveAt, 'da')}`,
+        `Vi ændrer TopCalls privatlivspolitik. Den nye udgave (${p.version}) træder i kraft ${formatDate(p.effectiveAt, 'da')}.\n\n` +
+          `Det ændrer sig:\n${p.summary}\n\nLæs hele teksten: ${p.link}\n\n` +
+          `Bruger du fortsat vores tjenester efter denne dato, gælder den nye politik. Dette er en servicebesked om din konto; du får den, også selv om du har frameldt markedsføring.`,
+      );
+}

@@ -46,6 +46,8 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
   let nextId = 1;
   // Fault injection for tests: refuse the next N messages with a temporary SMTP error.
   let refuseNext = 0;
+  // …and refuse these recipients for good (550), like a mailbox that does not exist.
+  const rejected = new Set<string>();
 
   const smtp = new SMTPServer({
     authOptional: true,
@@ -54,6 +56,12 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     size: 10 * 1024 * 1024,
     onAuth(_auth, _session, callback) {
       callback(null, { user: 'sink' });
+    },
+    onRcptTo(address, _session, callback) {
+      if (rejected.has(address.address.toLowerCase())) {
+        return callback(Object.assign(new Error('mailbox unavailable (fault injected)'), { responseCode: 550 }));
+      }
+      callback();
     },
     onData(stream, session, callback) {
       if (refuseNext > 0) {
@@ -103,8 +111,9 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       return json(200, { count: messages.length, lastId: nextId - 1 });
     }
     if (url.pathname === '/api/faults' && req.method === 'POST') {
-      refuseNext = Number(url.searchParams.get('refuse') ?? 0);
-      return json(200, { refuseNext });
+      if (url.searchParams.has('refuse')) refuseNext = Number(url.searchParams.get('refuse'));
+      for (const address of url.searchParams.getAll('reject')) rejected.add(address.toLowerCase());
+      return json(200, { refuseNext, rejected: [...rejected] });
     }
     const match = /^\/messages\/(\d+)$/.exec(url.pathname);
     if (match) {

@@ -37,7 +37,7 @@ async function connectWhenUp(address: string): Promise<NativeConnection> {
 }
 
 const sql = await prepareDatabase(config.DATABASE_URL, log);
-const mailer = createMailer(smtpUrl(config), { pool: true });
+const mailer = createMailer(smtpUrl(config), { pool: true, maxConnections: config.MAIL_CONCURRENCY });
 const address = temporalAddress(config);
 const connection = await connectWhenUp(address);
 

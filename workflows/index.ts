@@ -4,3 +4,4 @@ export { retentionSweep } from './retention-sweep';
 export { dispute } from './dispute';
 export { customerLifecycle } from './customer-lifecycle';
 export { accessRequest } from './access-request';
+export { policyChange } from './policy-change';

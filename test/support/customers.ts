@@ -34,3 +34,24 @@ export async function activate(app: App, who: { email: string; invitation: SinkM
   const { token: bearer } = (await login.json()) as { token: string };
   return { authorization: `Bearer ${bearer}` };
 }
+
+/** Persons straight into Postgres (no invitations), for campaigns over many people. */
+export async function seedCustomers(
+  sql: import('../../db/index').Sql,
+  options: { clientId: string; count: number; tag: string; locale?: 'da' | 'en'; marketingEmails?: boolean },
+): Promise<{ id: string; email: string }[]> {
+  const people = Array.from({ length: options.count }, (_, i) => ({ id: randomUUID(), email: `${options.tag}-${i}-${randomUUID().slice(0, 6)}@kunde.test` }));
+  for (let i = 0; i < people.length; i += 5000) {
+    await sql`insert into customers ${sql(
+      people.slice(i, i + 5000).map((p) => ({
+        id: p.id,
+        client_id: options.clientId,
+        email: p.email,
+        name: 'Person',
+        locale: options.locale ?? 'da',
+        marketing_emails: options.marketingEmails ?? true,
+      })),
+    )}`;
+  }
+  return people;
+}

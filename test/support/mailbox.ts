@@ -21,3 +21,9 @@ export function waitForMessage(match: (m: SinkMessage) => boolean, what: string,
 export async function refuseNextMessages(count: number): Promise<void> {
   await fetch(`${stack().mailSinkUrl}/api/faults?refuse=${count}`, { method: 'POST' });
 }
+
+/** Makes the sink refuse these recipients for good (550 mailbox unavailable). */
+export async function rejectRecipients(addresses: string[]): Promise<void> {
+  const query = addresses.map((a) => `reject=${encodeURIComponent(a)}`).join('&');
+  await fetch(`${stack().mailSinkUrl}/api/faults?${query}`, { method: 'POST' });
+}
