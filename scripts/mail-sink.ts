@@ -16,6 +16,8 @@ export interface SinkMessage {
   text: string;
   /** How many attachments the message carried. */
   attachments: number;
+  /** Set when this delivery repeats a Message-ID the recipients already had (a mailbox shows it once). */
+  duplicateOf?: number;
   headers: Record<string, string>;
   receivedAt: string;
 }
@@ -74,7 +76,11 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
         .then((parsed) => {
           const headers: Record<string, string> = {};
           for (const [k, v] of parsed.headers) headers[k] = typeof v === 'string' ? v : JSON.stringify(v);
+          const messageId = parsed.messageId ?? '';
+          const rcpts = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
+          const earlier = messageId ? messages.find((m) => !m.duplicateOf && m.messageId === messageId && rcpts.every((r) => m.to.includes(r))) : undefined;
           messages.push({
+            ...(earlier ? { duplicateOf: earlier.id } : {}),
             id: nextId++,
             messageId: parsed.messageId ?? '',
             from: parsed.from?.text ?? '',
@@ -101,14 +107,16 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     if (url.pathname === '/api/messages' && req.method === 'GET') {
       const to = url.searchParams.get('to')?.toLowerCase();
       const since = Number(url.searchParams.get('since') ?? 0);
-      return json(200, messages.filter((m) => m.id > since && (!to || m.to.includes(to))));
+      // Like a mailbox, a repeated Message-ID shows once; ?raw=1 lists every SMTP delivery.
+      const raw = url.searchParams.get('raw') === '1';
+      return json(200, messages.filter((m) => m.id > since && (!to || m.to.includes(to)) && (raw || !m.duplicateOf)));
     }
     if (url.pathname === '/api/messages' && req.method === 'DELETE') {
       messages.length = 0;
       return json(200, { cleared: true });
     }
     if (url.pathname === '/api/stats' && req.method === 'GET') {
-      return json(200, { count: messages.length, lastId: nextId - 1 });
+      return json(200, { count: messages.length, duplicates: messages.filter((m) => m.duplicateOf).length, lastId: nextId - 1 });
     }
     if (url.pathname === '/api/faults' && req.method === 'POST') {
       if (url.searchParams.has('refuse')) refuseNext = Number(url.searchParams.get('refuse'));
@@ -129,7 +137,8 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       );
     }
     if (url.pathname === '/') {
-      const rows = [...messages]
+      const rows = messages
+        .filter((m) => !m.duplicateOf)
         .reverse()
         .slice(0, 500)
         .map(
@@ -142,7 +151,8 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       return res.end(
         `<!doctype html><meta charset="utf-8"><title>Sent mail</title>` +
           `<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}</style>` +
-          `<h1>Sent mail (${messages.length})</h1><p>Everything the back office sent through the local SMTP sink. ` +
+          `<h1>Sent mail (${messages.filter((m) => !m.duplicateOf).length})</h1><p>Everything the back office sent through the local SMTP sink. ` +
+          `${messages.some((m) => m.duplicateOf) ? `${messages.filter((m) => m.duplicateOf).length} repeated deliveries of a Message-ID are hidden, as a mailbox would. ` : ''}` +
           `JSON: <a href="/api/messages">/api/messages</a></p>` +
           `<table><tr><th>received</th><th>to</th><th>subject</th></tr>${rows}</table>`,
       );

@@ -2,12 +2,14 @@ import { continueAsNew, defineQuery, proxyActivities, setHandler, sleep, upsertS
 import type { Activities } from '../activities';
 import { PolicyVersion } from './search-attributes';
 
-const { sendPolicyNotices, retryFailedNotices, makePolicyCurrent } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  // An SMTP outage is waited out here: each retry resumes with what is still pending.
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes' },
-});
+const campaignActivities = (heartbeatTimeoutMs: number) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10 minutes',
+    // A worker killed mid-slice is noticed within this; the retry resumes with what is still pending.
+    heartbeatTimeout: heartbeatTimeoutMs,
+    // An SMTP outage is waited out here too.
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes' },
+  });
 
 export interface PolicyChangeInput {
   version: string;
@@ -18,6 +20,8 @@ export interface PolicyChangeInput {
   concurrency?: number;
   /** POLICY_CATCHUP_INTERVAL in ms: how often people registered since are caught up before the date. */
   catchUpIntervalMs?: number;
+  /** How long a silent slice may go before it is retried elsewhere (default 30 s). */
+  heartbeatTimeoutMs?: number;
   /** Waits before giving permanently failed notices another try. */
   retryDelaysMs?: number[];
   state?: PolicyChangeProgress;
@@ -41,6 +45,7 @@ export const policyProgressQuery = defineQuery<PolicyChangeProgress>('policyProg
 export async function policyChange(input: PolicyChangeInput): Promise<PolicyChangeProgress> {
   const progress: PolicyChangeProgress = input.state ?? { phase: input.material ? 'notifying' : 'waiting', cursor: '00000000-0000-0000-0000-000000000000', sent: 0, failed: 0, retryRound: 0 };
   upsertSearchAttributes([{ key: PolicyVersion, value: input.version }]);
+  const { sendPolicyNotices, retryFailedNotices, makePolicyCurrent } = campaignActivities(input.heartbeatTimeoutMs ?? 30_000);
   setHandler(policyProgressQuery, () => progress);
   const effectiveAt = Date.parse(input.effectiveAt);
   const slice = { version: input.version, batchSize: input.batchSize ?? 500, concurrency: input.concurrency ?? 5, timeBudgetMs: 10_000 };

@@ -8,8 +8,9 @@ export async function messagesTo(address: string): Promise<SinkMessage[]> {
   return (await res.json()) as SinkMessage[];
 }
 
-export async function allMessages(): Promise<SinkMessage[]> {
-  return (await (await fetch(`${stack().mailSinkUrl}/api/messages`)).json()) as SinkMessage[];
+/** What the mailboxes hold (a repeated Message-ID once); `raw` lists every SMTP delivery. */
+export async function allMessages(options: { raw?: boolean } = {}): Promise<SinkMessage[]> {
+  return (await (await fetch(`${stack().mailSinkUrl}/api/messages${options.raw ? '?raw=1' : ''}`)).json()) as SinkMessage[];
 }
 
 /** Waits until a message matching `match` reached the sink. */

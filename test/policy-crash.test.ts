@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { openStack, type TestStack } from './support/stack';
+import { newClient } from './support/recordings';
+import { seedCustomers } from './support/customers';
+import { allMessages } from './support/mailbox';
+import type { SinkMessage } from '../scripts/mail-sink';
+import { spawnWorker, type WorkerProcess } from './support/worker-process';
+import { waitFor } from './support/wait';
+import { ISOLATED_NAMESPACE } from './global-setup';
+import { insertPolicy, noticeProgress } from '../db/policies';
+import { policyWorkflowId } from '../workflows/ids';
+import type { policyChange } from '../workflows/policy-change';
+
+const PERSONS = 3000;
+
+let s: TestStack;
+let client: Client;
+let env: Record<string, string>;
+const workers: WorkerProcess[] = [];
+
+beforeAll(async () => {
+  s = await openStack({ TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE, RETENTION_SWEEP_INTERVAL: 'P30D' }, { ownDatabase: true });
+  client = new Client({ connection: await Connection.connect({ address: s.config.TEMPORAL_ADDRESS! }), namespace: ISOLATED_NAMESPACE });
+  env = {
+    DATABASE_URL: s.config.DATABASE_URL,
+    TEMPORAL_ADDRESS: s.config.TEMPORAL_ADDRESS!,
+    TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE,
+    TEMPORAL_TASK_QUEUE: s.config.TEMPORAL_TASK_QUEUE,
+    SMTP_URL: s.config.SMTP_URL!,
+    DATA_DIR: s.config.DATA_DIR,
+    RETENTION_SWEEP_INTERVAL: 'P30D',
+    MAIL_CONCURRENCY: '4',
+    LOG_LEVEL: 'info',
+  };
+});
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.stop()));
+  await client.connection.close();
+  await s.close();
+});
+
+describe('policyChange when its worker is killed mid-campaign', () => {
+  it('resumes on a new worker and every person still gets exactly one notice', async () => {
+    const clientId = await newClient(s);
+    const persons = await seedCustomers(s.sql, { clientId, count: PERSONS, tag: `crash${randomUUID().slice(0, 4)}` });
+    const version = `crash-${randomUUID().slice(0, 8)}`;
+    const effectiveAt = new Date(Date.now() + 3_600_000);
+    await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: 'Crash test', body: 'Text' });
+
+    workers.push(await spawnWorker(env));
+    const handle = await client.workflow.start<typeof policyChange>('policyChange', {
+      workflowId: policyWorkflowId(version),
+      taskQueue: s.config.TEMPORAL_TASK_QUEUE,
+      args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],
+    });
+
+    await waitFor(async () => (await noticeProgress(s.sql, version)).sent >= 300, { what: 'the campaign to be under way', timeoutMs: 60_000, intervalMs: 20 });
+    await workers[0]!.kill();
+    const atKill = await noticeProgress(s.sql, version);
+    expect(atKill.sent).toBeLessThan(PERSONS);
+
+    workers.push(await spawnWorker(env));
+    await waitFor(async () => (await noticeProgress(s.sql, version)).sent === PERSONS, { what: 'every notice', timeoutMs: 120_000, intervalMs: 250 });
+
+    const count = (messages: SinkMessage[]) => {
+      const byAddress = new Map<string, number>();
+      for (const m of messages) if (m.text.includes(`(${version})`)) for (const to of m.to) byAddress.set(to, (byAddress.get(to) ?? 0) + 1);
+      return byAddress;
+    };
+    const inMailboxes = count(await allMessages());
+    const deliveries = count(await allMessages({ raw: true }));
+    const repeated = [...deliveries.values()].filter((n) => n > 1).length;
+    console.info(`policy crash: ${atKill.sent} sent before the kill; ${inMailboxes.size} people reached; ${repeated} SMTP re-deliveries of the same Message-ID`);
+
+    // Every person has exactly one notice in their mailbox: one outbox row, one Message-ID.
+    expect(inMailboxes.size).toBe(PERSONS);
+    for (const p of persons) expect(inMailboxes.get(p.email), p.email).toBe(1);
+    // A kill can catch notices SMTP accepted before the outbox marked them sent: at most the
+    // lanes in flight are delivered again, with the same Message-ID (so mailboxes drop them).
+    expect(repeated).toBeLessThanOrEqual(4);
+    const [outbox] = await s.sql`select count(*)::int as rows, count(distinct message_id)::int as ids from email_outbox where campaign = ${`policy:${version}`}`;
+    expect(outbox).toEqual({ rows: PERSONS, ids: PERSONS });
+    await handle.terminate('test over');
+  }, 180_000);
+});
