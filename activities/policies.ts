@@ -37,13 +37,15 @@ export function createPolicyActivities(deps: PolicyDeps) {
     let sent = 0;
     let failed = 0;
     let temporary: unknown;
+    const marks: Promise<unknown>[] = [];
     await Promise.all(
       Array.from({ length: Math.min(concurrency, rows.length) }, async () => {
         while (next < rows.length && !temporary) {
           const row = rows[next++]!;
           try {
             await deps.mailer.send({ from: deps.config.MAIL_FROM, to: row.recipient, subject: row.subject, text: row.textBody, messageId: row.messageId });
-            await deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = ${row.key}`;
+            // Marked the moment SMTP accepts it; the lane moves on while the update is in flight.
+            marks.push(deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = ${row.key}`.execute());
             sent++;
           } catch (err) {
             const message = String((err as Error).message).slice(0, 300);
@@ -58,6 +60,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
         }
       }),
     );
+    await Promise.all(marks);
     // SMTP is down or busy: stop here; the activity's retry (with backoff) resumes with what is still pending.
     if (temporary) throw ApplicationFailure.retryable(`SMTP refused for now: ${String((temporary as Error).message).slice(0, 200)}`, 'SmtpTemporaryFailure');
     return { sent, failed, seen: rows.length };

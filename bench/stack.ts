@@ -72,7 +72,7 @@ export interface BenchWorker {
 
 /** The real worker entry point in its own process, so its memory is its own. */
 export async function spawnBenchWorker(env: Record<string, string>): Promise<BenchWorker> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info', EXIT_WITH_PARENT: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {

@@ -102,7 +102,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   if (options.headless) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort ?? options.port + 1000));
 
-  const child = spawn(options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // A small shell keeps watch: when our end of its stdin closes (we stopped it, or we died in
+  // any way, SIGKILL included), it stops the server. No orphaned dev servers.
+  const watchdog = '"$0" "$@" & server=$!; trap \'kill $server 2>/dev/null\' TERM INT; cat >/dev/null; kill $server 2>/dev/null; wait $server';
+  const child = spawn('sh', ['-c', watchdog, options.binary, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const log = options.log ?? (() => {});
   child.stdout?.on('data', (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach((l) => log(l)));
   child.stderr?.on('data', (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach((l) => log(l)));
@@ -110,11 +113,19 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   try {
     await waitUntilServing(address, deadline, child);
   } catch (err) {
-    child.kill('SIGKILL');
+    child.stdin?.end();
     throw err;
   }
 
-  return { address, uiUrl, started: true, stop: () => stopProcess(child, 10_000) };
+  return {
+    address,
+    uiUrl,
+    started: true,
+    stop: () => {
+      child.stdin?.end();
+      return stopProcess(child, 10_000);
+    },
+  };
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */

@@ -45,6 +45,9 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
   const host = options.host ?? '127.0.0.1';
   const limit = options.limit ?? 200_000;
   const messages: SinkMessage[] = [];
+  /** First delivery of each Message-ID, to spot repeats without scanning every message. */
+  const firstByMessageId = new Map<string, SinkMessage>();
+  let duplicates = 0;
   let nextId = 1;
   // Fault injection for tests: refuse the next N messages with a temporary SMTP error.
   let refuseNext = 0;
@@ -78,8 +81,10 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
           for (const [k, v] of parsed.headers) headers[k] = typeof v === 'string' ? v : JSON.stringify(v);
           const messageId = parsed.messageId ?? '';
           const rcpts = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
-          const earlier = messageId ? messages.find((m) => !m.duplicateOf && m.messageId === messageId && rcpts.every((r) => m.to.includes(r))) : undefined;
-          messages.push({
+          const first = messageId ? firstByMessageId.get(messageId) : undefined;
+          const earlier = first && rcpts.every((r) => first.to.includes(r)) ? first : undefined;
+          if (earlier) duplicates++;
+          const message: SinkMessage = {
             ...(earlier ? { duplicateOf: earlier.id } : {}),
             id: nextId++,
             messageId: parsed.messageId ?? '',
@@ -90,8 +95,14 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
             attachments: parsed.attachments.length,
             headers,
             receivedAt: new Date().toISOString(),
-          });
-          if (messages.length > limit) messages.splice(0, messages.length - limit);
+          };
+          messages.push(message);
+          if (messageId && !first) firstByMessageId.set(messageId, message);
+          if (messages.length > limit) {
+            for (const dropped of messages.splice(0, messages.length - limit)) {
+              if (firstByMessageId.get(dropped.messageId) === dropped) firstByMessageId.delete(dropped.messageId);
+            }
+          }
           callback();
         })
         .catch((err: Error) => callback(err));
@@ -113,10 +124,12 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     }
     if (url.pathname === '/api/messages' && req.method === 'DELETE') {
       messages.length = 0;
+      firstByMessageId.clear();
+      duplicates = 0;
       return json(200, { cleared: true });
     }
     if (url.pathname === '/api/stats' && req.method === 'GET') {
-      return json(200, { count: messages.length, duplicates: messages.filter((m) => m.duplicateOf).length, lastId: nextId - 1 });
+      return json(200, { count: messages.length, duplicates, lastId: nextId - 1 });
     }
     if (url.pathname === '/api/faults' && req.method === 'POST') {
       if (url.searchParams.has('refuse')) refuseNext = Number(url.searchParams.get('refuse'));
@@ -151,8 +164,8 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       return res.end(
         `<!doctype html><meta charset="utf-8"><title>Sent mail</title>` +
           `<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}</style>` +
-          `<h1>Sent mail (${messages.filter((m) => !m.duplicateOf).length})</h1><p>Everything the back office sent through the local SMTP sink. ` +
-          `${messages.some((m) => m.duplicateOf) ? `${messages.filter((m) => m.duplicateOf).length} repeated deliveries of a Message-ID are hidden, as a mailbox would. ` : ''}` +
+          `<h1>Sent mail (${messages.length - duplicates})</h1><p>Everything the back office sent through the local SMTP sink. ` +
+          `${duplicates ? `${duplicates} repeated deliveries of a Message-ID are hidden, as a mailbox would. ` : ''}` +
           `JSON: <a href="/api/messages">/api/messages</a></p>` +
           `<table><tr><th>received</th><th>to</th><th>subject</th></tr>${rows}</table>`,
       );

@@ -59,6 +59,10 @@ const worker = await createWorker({
 });
 
 log.info({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
+if (process.env.EXIT_WITH_PARENT === '1') {
+  // Tests and benchmarks run workers as children: when the parent goes, so does the worker.
+  process.stdin.on('end', () => worker.shutdown()).resume();
+}
 // The SDK runtime turns SIGINT/SIGTERM into worker.shutdown(): running activities get the grace time.
 await worker.run();
 await connection.close();

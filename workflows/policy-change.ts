@@ -75,7 +75,7 @@ export async function policyChange(input: PolicyChangeInput): Promise<PolicyChan
     // People registered while the first pass ran, then failed deliveries once more after a pause.
     await pass(null);
     const delays = input.retryDelaysMs ?? [60_000, 600_000];
-    while (progress.retryRound < delays.length && Date.now() + delays[progress.retryRound]! < effectiveAt) {
+    while (progress.failed > 0 && progress.retryRound < delays.length && Date.now() + delays[progress.retryRound]! < effectiveAt) {
       await sleep(delays[progress.retryRound]!);
       progress.retryRound += 1;
       const retried = await retryFailedNotices({ version: input.version });
