@@ -37,15 +37,28 @@ export function createPolicyActivities(deps: PolicyDeps) {
     let sent = 0;
     let failed = 0;
     let temporary: unknown;
-    const marks: Promise<unknown>[] = [];
+    // Accepted notices are marked sent at once: the first in a flush of its own, and any that
+    // SMTP accepts while that flush is in flight in the very next one (one statement for many).
+    let accepted: string[] = [];
+    let flushing: Promise<void> | undefined;
+    const flush = async (): Promise<void> => {
+      while (accepted.length) {
+        const keys = accepted;
+        accepted = [];
+        await deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = any(${keys})`;
+      }
+    };
+    const markSent = (key: string) => {
+      accepted.push(key);
+      flushing ??= flush().finally(() => (flushing = undefined));
+    };
     await Promise.all(
       Array.from({ length: Math.min(concurrency, rows.length) }, async () => {
         while (next < rows.length && !temporary) {
           const row = rows[next++]!;
           try {
             await deps.mailer.send({ from: deps.config.MAIL_FROM, to: row.recipient, subject: row.subject, text: row.textBody, messageId: row.messageId });
-            // Marked the moment SMTP accepts it; the lane moves on while the update is in flight.
-            marks.push(deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = ${row.key}`.execute());
+            markSent(row.key);
             sent++;
           } catch (err) {
             const message = String((err as Error).message).slice(0, 300);
@@ -60,7 +73,8 @@ export function createPolicyActivities(deps: PolicyDeps) {
         }
       }),
     );
-    await Promise.all(marks);
+    // Whatever was accepted must be marked before the slice reports back.
+    while (flushing || accepted.length) await (flushing ?? flush());
     // SMTP is down or busy: stop here; the activity's retry (with backoff) resumes with what is still pending.
     if (temporary) throw ApplicationFailure.retryable(`SMTP refused for now: ${String((temporary as Error).message).slice(0, 200)}`, 'SmtpTemporaryFailure');
     return { sent, failed, seen: rows.length };
@@ -83,18 +97,15 @@ export function createPolicyActivities(deps: PolicyDeps) {
       const [da, en] = [render('da'), render('en')];
       const domain = domainOf(deps.config.MAIL_FROM);
 
-      let cursor = input.cursor;
-      const result: NoticeBatchResult = { cursor, sent: 0, failed: 0, done: false };
-      const started = Date.now();
-      for (;;) {
-        // Enqueue the next page. The Message-ID is messageIdFor(key) computed in SQL (a test holds them equal).
+      /** Enqueues the next page of persons; the Message-ID is messageIdFor(key), computed in SQL (a test holds them equal). */
+      const enqueue = async (after: string | null) => {
         const [page] = await deps.sql<{ last: string | null; n: number }[]>`
           with page as (
             select c.id, c.email, c.locale from customers c
             where c.status = 'active' and c.email is not null
-              ${cursor === null
+              ${after === null
                 ? deps.sql`and not exists (select 1 from email_outbox o where o.key = ${campaign} || ':' || c.id)`
-                : deps.sql`and c.id > ${cursor}::uuid`}
+                : deps.sql`and c.id > ${after}::uuid`}
             order by c.id limit ${input.batchSize}
           ), enqueued as (
             insert into email_outbox (key, message_id, recipient, category, subject, text_body, campaign)
@@ -107,14 +118,35 @@ export function createPolicyActivities(deps: PolicyDeps) {
             on conflict (key) do nothing
           )
           select max(id::text) as last, count(*)::int as n from page`;
-        if (input.cursor !== null && page!.last) cursor = page!.last;
-        const { sent, failed, seen } = await sendPending(campaign, input.batchSize * 2, input.concurrency);
+        return page!;
+      };
+
+      let cursor = input.cursor;
+      const result: NoticeBatchResult = { cursor, sent: 0, failed: 0, done: false };
+      const started = Date.now();
+      let nextPage = enqueue(cursor);
+      for (;;) {
+        const page = await nextPage;
+        if (input.cursor !== null && page.last) cursor = page.last;
+        // The next page is enqueued while this one is sent, so the SMTP lanes never wait for it.
+        const more = page.n > 0;
+        nextPage = more ? enqueue(cursor) : Promise.resolve({ last: null, n: 0 });
+        const { sent, failed, seen } = await sendPending(campaign, input.batchSize, input.concurrency).catch(async (err: unknown) => {
+          await nextPage.catch(() => undefined);
+          throw err;
+        });
         result.sent += sent;
         result.failed += failed;
         result.cursor = cursor;
         context.heartbeat({ cursor });
-        if (page!.n === 0 && seen === 0) return { ...result, done: true };
-        if (Date.now() - started > input.timeBudgetMs) return result;
+        if (!more && seen === 0) {
+          await nextPage;
+          return { ...result, done: true };
+        }
+        if (Date.now() - started > input.timeBudgetMs) {
+          await nextPage; // its rows are committed; the next slice sends them
+          return result;
+        }
       }
     },
 

@@ -19,6 +19,7 @@ const texts = {
 };
 const people = await sql<{ id: string; email: string; locale: 'da' | 'en' }[]>`select id, email, locale from customers where status = 'active' and email is not null order by id`;
 const started = performance.now();
+const cpuBefore = process.cpuUsage();
 let next = 0;
 await Promise.all(
   Array.from({ length: concurrency }, async () => {
@@ -30,6 +31,7 @@ await Promise.all(
   }),
 );
 const seconds = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage(cpuBefore);
 mailer.close();
 await sql.end();
-console.log(JSON.stringify({ sent: people.length, seconds }));
+console.log(JSON.stringify({ sent: people.length, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));

@@ -39,6 +39,7 @@ try {
   await worker.resetPeak();
   const rssBefore = await worker.rssMiB();
   const sinkBefore = b.sink.messages.length;
+  const workerCpuBefore = await worker.cpuSeconds();
   const started = performance.now();
   const handle = await b.client.workflow.start<typeof policyChange>('policyChange', {
     workflowId: policyWorkflowId(version),
@@ -57,6 +58,7 @@ try {
   const delivered = b.sink.messages.length - sinkBefore;
   if (progress.sent !== PERSONS || delivered !== PERSONS) throw new Error(`workflow sent ${progress.sent}, sink got ${delivered}`);
   const peak = await worker.peakRssMiB();
+  const workerCpu = (await worker.cpuSeconds()) - workerCpuBefore;
   const description = await handle.describe();
   const raw = description.raw.workflowExecutionInfo;
   const runs = await (async () => {
@@ -78,13 +80,14 @@ try {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`plain sender exited ${code}`))));
   });
-  const plain = JSON.parse(plainOut.trim().split('\n').pop()!) as { sent: number; seconds: number };
+  const plain = JSON.parse(plainOut.trim().split('\n').pop()!) as { sent: number; seconds: number; cpuSeconds: number };
 
   const wfRate = PERSONS / seconds;
   const plainRate = plain.sent / plain.seconds;
   console.log(`  policyChange workflow    ${fmt(PERSONS)} notices in ${fmt(seconds, 2)} s = ${fmt(wfRate)} notices/s (outbox row each, exactly-once bookkeeping)`);
   console.log(`  plain nodemailer         ${fmt(plain.sent)} messages in ${fmt(plain.seconds, 2)} s = ${fmt(plainRate)} messages/s (baseline, same sink and concurrency)`);
   console.log(`  ratio workflow/plain     ${fmt(wfRate / plainRate, 2)}  (aim ≥ 0.7)`);
+ console.log(`  sender CPU per message    workflow worker ${fmt((workerCpu / PERSONS) * 1e6)} µs, plain sender ${fmt((plain.cpuSeconds / plain.sent) * 1e6)} µs (2 cores shared with the sink, Postgres and Temporal)`);
   console.log(`  worker RSS               ${fmt(rssBefore, 1)} MiB before, peak ${fmt(peak, 1)} MiB during the campaign`);
   console.log(`  Temporal history         ${runs} run(s) (continue-as-new); latest run ${fmt(Number(raw?.historyLength ?? 0))} events, ${fmt(Number(raw?.historySizeBytes ?? 0) / 1024, 1)} KiB`);
 } finally {

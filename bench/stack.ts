@@ -63,6 +63,8 @@ export interface BenchWorker {
   child: ChildProcess;
   /** Peak resident memory of the worker process since the last reset (VmHWM), in MiB. */
   peakRssMiB(): Promise<number>;
+  /** CPU seconds (user + system) the worker process has used so far. */
+  cpuSeconds(): Promise<number>;
   /** Current resident memory (VmRSS), in MiB. */
   rssMiB(): Promise<number>;
   /** Starts a new peak from the current RSS (Linux clear_refs 5), so start-up bundling is not counted. */
@@ -72,7 +74,7 @@ export interface BenchWorker {
 
 /** The real worker entry point in its own process, so its memory is its own. */
 export async function spawnBenchWorker(env: Record<string, string>): Promise<BenchWorker> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info', EXIT_WITH_PARENT: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), '--import', 'tsx', 'worker/main.ts'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info', EXIT_WITH_PARENT: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -87,6 +89,10 @@ export async function spawnBenchWorker(env: Record<string, string>): Promise<Ben
     async peakRssMiB() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+    },
+    async cpuSeconds() {
+      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
     },
     async rssMiB() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');

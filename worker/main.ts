@@ -61,7 +61,8 @@ const worker = await createWorker({
 log.info({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
 if (process.env.EXIT_WITH_PARENT === '1') {
   // Tests and benchmarks run workers as children: when the parent goes, so does the worker.
-  process.stdin.on('end', () => worker.shutdown()).resume();
+  // unref: the pipe must not keep the process alive once the worker has stopped.
+  (process.stdin.on('end', () => worker.shutdown()).resume() as unknown as { unref(): void }).unref();
 }
 // The SDK runtime turns SIGINT/SIGTERM into worker.shutdown(): running activities get the grace time.
 await worker.run();

@@ -48,7 +48,7 @@ export async function policyChange(input: PolicyChangeInput): Promise<PolicyChan
   const { sendPolicyNotices, retryFailedNotices, makePolicyCurrent } = campaignActivities(input.heartbeatTimeoutMs ?? 30_000);
   setHandler(policyProgressQuery, () => progress);
   const effectiveAt = Date.parse(input.effectiveAt);
-  const slice = { version: input.version, batchSize: input.batchSize ?? 500, concurrency: input.concurrency ?? 5, timeBudgetMs: 10_000 };
+  const slice = { version: input.version, batchSize: input.batchSize ?? 1000, concurrency: input.concurrency ?? 5, timeBudgetMs: 10_000 };
 
   const carryOn = async () => {
     if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof policyChange>({ ...input, state: progress });
