@@ -253,7 +253,11 @@ describe('closing an account (D1, D10)', () => {
     await waitFor(async () => (await get(requestId)).status === 'answered', { what: 'the closure to be carried out' });
     expect(await get(requestId)).toMatchObject({ type: 'erasure', decision: 'approve' });
     await mailTo(p.email, /er gennemført/, 'the closure answer');
-    const [row] = await s.sql`select status, email from customers where id = ${p.id}`;
+    // The answer goes out first; the contact details go right after it.
+    const row = await waitFor(async () => {
+      const [r] = await s.sql`select status, email from customers where id = ${p.id}`;
+      return r?.status === 'erased' ? r : undefined;
+    }, { what: 'the account to be erased' });
     expect(row).toEqual({ status: 'erased', email: null });
     const lifecycle = s.client.workflow.getHandle(`customer:${p.id}`);
     await waitFor(async () => (await lifecycle.describe()).status.name === 'COMPLETED', { what: 'the lifecycle to end' });
