@@ -109,6 +109,10 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     },
   });
 
+  // A client that vanishes mid-session (a killed worker) resets its socket: that is the
+  // client's problem, not a reason to take the sink (and whoever hosts it) down.
+  smtp.on('error', () => {});
+
   const web = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://${host}`);
     const json = (status: number, body: unknown) => {
