@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, Connection } from '@temporalio/client';
 import { openStack, type TestStack } from './support/stack';
 import { newClient } from './support/recordings';
 import { seedCustomers } from './support/customers';
 import { allMessages } from './support/mailbox';
 import type { SinkMessage } from '../scripts/mail-sink';
-import { spawnWorker, type WorkerProcess } from './support/worker-process';
+import { spawnWorker, workerEnvFor, type WorkerProcess } from './support/worker-process';
 import { waitFor } from './support/wait';
 import { ISOLATED_NAMESPACE } from './global-setup';
 import { insertPolicy, noticeProgress } from '../db/policies';
@@ -16,28 +15,15 @@ import type { policyChange } from '../workflows/policy-change';
 const PERSONS = 3000;
 
 let s: TestStack;
-let client: Client;
 let env: Record<string, string>;
 const workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
-  s = await openStack({ TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE, RETENTION_SWEEP_INTERVAL: 'P30D' }, { ownDatabase: true });
-  client = new Client({ connection: await Connection.connect({ address: s.config.TEMPORAL_ADDRESS! }), namespace: ISOLATED_NAMESPACE });
-  env = {
-    DATABASE_URL: s.config.DATABASE_URL,
-    TEMPORAL_ADDRESS: s.config.TEMPORAL_ADDRESS!,
-    TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE,
-    TEMPORAL_TASK_QUEUE: s.config.TEMPORAL_TASK_QUEUE,
-    SMTP_URL: s.config.SMTP_URL!,
-    DATA_DIR: s.config.DATA_DIR,
-    RETENTION_SWEEP_INTERVAL: 'P30D',
-    MAIL_CONCURRENCY: '4',
-    LOG_LEVEL: 'info',
-  };
+  s = await openStack({ TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE, RETENTION_SWEEP_INTERVAL: 'P30D', MAIL_CONCURRENCY: '4' }, { ownDatabase: true });
+  env = workerEnvFor(s.config);
 });
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop()));
-  await client.connection.close();
   await s.close();
 });
 
@@ -50,7 +36,7 @@ describe('policyChange when its worker is killed mid-campaign', () => {
     await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: 'Crash test', body: 'Text' });
 
     workers.push(await spawnWorker(env));
-    const handle = await client.workflow.start<typeof policyChange>('policyChange', {
+    const handle = await s.client.workflow.start<typeof policyChange>('policyChange', {
       workflowId: policyWorkflowId(version),
       taskQueue: s.config.TEMPORAL_TASK_QUEUE,
       args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, Connection } from '@temporalio/client';
 import { openStack, type TestStack } from './support/stack';
 import { newClient, seedRecordings } from './support/recordings';
-import { spawnWorker, type WorkerProcess } from './support/worker-process';
+import { spawnWorker, workerEnvFor, type WorkerProcess } from './support/worker-process';
 import { waitFor } from './support/wait';
 import { ISOLATED_NAMESPACE } from './global-setup';
 import { createRecordingActivities } from '../activities/recordings';
@@ -16,7 +15,6 @@ const EXPIRED = 4000;
 const HELD = 40;
 
 let s: TestStack;
-let client: Client;
 let workerEnv: Record<string, string>;
 const workers: WorkerProcess[] = [];
 
@@ -24,22 +22,11 @@ beforeAll(async () => {
   // The real worker entry point runs in its own process, in a namespace of its own (it creates
   // the retention Schedule there; a 30-day interval keeps that Schedule out of this test).
   s = await openStack({ TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE, RETENTION_SWEEP_INTERVAL: 'P30D' }, { ownDatabase: true });
-  client = new Client({ connection: await Connection.connect({ address: s.config.TEMPORAL_ADDRESS! }), namespace: ISOLATED_NAMESPACE });
-  workerEnv = {
-    DATABASE_URL: s.config.DATABASE_URL,
-    TEMPORAL_ADDRESS: s.config.TEMPORAL_ADDRESS!,
-    TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE,
-    TEMPORAL_TASK_QUEUE: s.config.TEMPORAL_TASK_QUEUE,
-    SMTP_URL: s.config.SMTP_URL!,
-    DATA_DIR: s.config.DATA_DIR,
-    RETENTION_SWEEP_INTERVAL: 'P30D',
-    LOG_LEVEL: 'info',
-  };
+  workerEnv = workerEnvFor(s.config);
 });
 
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop()));
-  await client.connection.close();
   await s.close();
 });
 
@@ -56,7 +43,7 @@ describe('retentionSweep when its worker is killed mid-sweep', () => {
     await createRecordingActivities({ sql: s.sql, store: s.store }).placeHolds({ disputeId, recordingIds: held });
 
     workers.push(await spawnWorker(workerEnv));
-    const handle = await client.workflow.start<typeof retentionSweep>('retentionSweep', {
+    const handle = await s.client.workflow.start<typeof retentionSweep>('retentionSweep', {
       workflowId: `retention-sweep-crash-${randomUUID()}`,
       taskQueue: s.config.TEMPORAL_TASK_QUEUE,
       // Small batches and chunks so the kill lands mid-sweep; a short heartbeat timeout so the retry comes soon.

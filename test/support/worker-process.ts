@@ -51,3 +51,19 @@ export async function spawnWorker(env: Record<string, string>, readyTimeoutMs = 
     },
   };
 }
+
+/** The environment that points a worker process at the same stack as a test's config. */
+export function workerEnvFor(config: import('../../lib/config').Config, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: config.DATABASE_URL,
+    TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS!,
+    TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE,
+    TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+    SMTP_URL: config.SMTP_URL!,
+    DATA_DIR: config.DATA_DIR,
+    RETENTION_SWEEP_INTERVAL: config.RETENTION_SWEEP_INTERVAL,
+    MAIL_CONCURRENCY: String(config.MAIL_CONCURRENCY),
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
