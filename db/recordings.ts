@@ -28,19 +28,11 @@ const columns = (sql: Db) => sql`
   coalesce((select array_agg(h.dispute_id::text order by h.placed_at) from recording_holds h
             where h.recording_id = r.id and h.released_at is null), '{}') as holds`;
 
-export interface NewRecording {
-  id: string;
-  clientId: string;
+/** What ingest stores: a row's own fields, before any hold or deletion, plus the caller's number. */
+export type NewRecording = Omit<RecordingRow, 'customerId' | 'status' | 'deletedAt' | 'holds'> & {
   customerId?: string;
   callerNumber?: string;
-  recordedAt: Date;
-  durationSeconds: number;
-  deleteAfter: Date;
-  audioKey: string;
-  audioSha256: string;
-  audioBytes: number;
-  contentType: string;
-}
+};
 
 export async function insertRecording(sql: Db, r: NewRecording): Promise<void> {
   await sql`
