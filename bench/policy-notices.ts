@@ -10,13 +10,18 @@
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { openBenchStack, spawnBenchWorker, fmt } from './stack';
+import { openBenchStack, spawnBenchWorker, machineBusySeconds, processCpuSeconds, fmt } from './stack';
 import { insertPolicy, noticeProgress } from '../db/policies';
 import { policyWorkflowId } from '../workflows/ids';
 import { policyProgressQuery, type policyChange } from '../workflows/policy-change';
 
 const PERSONS = Number(process.env.BENCH_PERSONS ?? 50_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+
+const cpuSecondsSince = (before: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(before);
+  return (d.user + d.system) / 1e6;
+};
 
 const b = await openBenchStack();
 const worker = await spawnBenchWorker({ ...b.env, MAIL_CONCURRENCY: String(CONCURRENCY) });
@@ -40,6 +45,9 @@ try {
   const rssBefore = await worker.rssMiB();
   const sinkBefore = b.sink.messages.length;
   const workerCpuBefore = await worker.cpuSeconds();
+  const machineBefore = await machineBusySeconds();
+  const [pgBefore, temporalBefore] = [await processCpuSeconds('postgres'), await processCpuSeconds('temporal')];
+  const benchCpuBefore = process.cpuUsage();
   const started = performance.now();
   const handle = await b.client.workflow.start<typeof policyChange>('policyChange', {
     workflowId: policyWorkflowId(version),
@@ -54,6 +62,10 @@ try {
     await new Promise((r) => setTimeout(r, 100));
   }
   const seconds = (performance.now() - started) / 1000;
+  const wfMachine = (await machineBusySeconds()) - machineBefore;
+  const wfSink = cpuSecondsSince(benchCpuBefore);
+  const wfPostgres = (await processCpuSeconds('postgres')) - pgBefore;
+  const wfTemporal = (await processCpuSeconds('temporal')) - temporalBefore;
   const progress = await noticeProgress(b.sql, version);
   const delivered = b.sink.messages.length - sinkBefore;
   if (progress.sent !== PERSONS || delivered !== PERSONS) throw new Error(`workflow sent ${progress.sent}, sink got ${delivered}`);
@@ -70,6 +82,8 @@ try {
 
   // 2. the baseline, in its own process like the worker
   // (async: the sink lives in this process and must keep answering)
+  const plainMachineBefore = await machineBusySeconds();
+  const plainSinkBefore = process.cpuUsage();
   const plainOut = await new Promise<string>((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/plain-sender.ts'], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
@@ -80,6 +94,8 @@ try {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`plain sender exited ${code}`))));
   });
+  const plainMachine = (await machineBusySeconds()) - plainMachineBefore;
+  const plainSink = cpuSecondsSince(plainSinkBefore);
   const plain = JSON.parse(plainOut.trim().split('\n').pop()!) as { sent: number; seconds: number; cpuSeconds: number };
 
   const wfRate = PERSONS / seconds;
@@ -87,7 +103,9 @@ try {
   console.log(`  policyChange workflow    ${fmt(PERSONS)} notices in ${fmt(seconds, 2)} s = ${fmt(wfRate)} notices/s (outbox row each, exactly-once bookkeeping)`);
   console.log(`  plain nodemailer         ${fmt(plain.sent)} messages in ${fmt(plain.seconds, 2)} s = ${fmt(plainRate)} messages/s (baseline, same sink and concurrency)`);
   console.log(`  ratio workflow/plain     ${fmt(wfRate / plainRate, 2)}  (aim ≥ 0.7)`);
- console.log(`  sender CPU per message    workflow worker ${fmt((workerCpu / PERSONS) * 1e6)} µs, plain sender ${fmt((plain.cpuSeconds / plain.sent) * 1e6)} µs (2 cores shared with the sink, Postgres and Temporal)`);
+  const us = (s: number, n: number) => `${fmt((s / n) * 1e6)} µs`;
+  console.log(`  machine CPU per message  workflow ${us(wfMachine, PERSONS)} (worker ${us(workerCpu, PERSONS)}, sink ${us(wfSink, PERSONS)}, Postgres ${us(wfPostgres, PERSONS)}, Temporal server ${us(wfTemporal, PERSONS)}, rest ${us(wfMachine - workerCpu - wfSink - wfPostgres - wfTemporal, PERSONS)})`);
+  console.log(`                           plain    ${us(plainMachine, plain.sent)} (sender ${us(plain.cpuSeconds, plain.sent)}, sink ${us(plainSink, plain.sent)}, rest ${us(plainMachine - plain.cpuSeconds - plainSink, plain.sent)})`);
   console.log(`  worker RSS               ${fmt(rssBefore, 1)} MiB before, peak ${fmt(peak, 1)} MiB during the campaign`);
   console.log(`  Temporal history         ${runs} run(s) (continue-as-new); latest run ${fmt(Number(raw?.historyLength ?? 0))} events, ${fmt(Number(raw?.historySizeBytes ?? 0) / 1024, 1)} KiB`);
 } finally {

@@ -110,3 +110,25 @@ export async function spawnBenchWorker(env: Record<string, string>): Promise<Ben
 }
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/** CPU seconds the whole machine has spent busy so far (all cores; /proc/stat minus idle and iowait). */
+export async function machineBusySeconds(): Promise<number> {
+  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
+/** CPU seconds used so far by the live processes named `comm` (e.g. every Postgres backend). */
+export async function processCpuSeconds(comm: string): Promise<number> {
+  const { readdir } = await import('node:fs/promises');
+  let ticks = 0;
+  for (const pid of (await readdir('/proc')).filter((d) => /^\d+$/.test(d))) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const open = stat.indexOf('(');
+    const close = stat.lastIndexOf(')');
+    if (open < 0 || stat.slice(open + 1, close) !== comm) continue;
+    const fields = stat.slice(close + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100;
+}
