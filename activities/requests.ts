@@ -170,7 +170,10 @@ export function createRequestActivities(deps: RequestDeps) {
       const r = await requireRequest(input.requestId);
       if (r.customerId) {
         await deps.sql.begin(async (tx) => {
-          await tx`update email_outbox set recipient = '[erased]', text_body = '[erased]' where recipient = (select email from customers where id = ${r.customerId})`;
+          // A notice still waiting for this address (a policy campaign in progress) is not sent to a person who is gone.
+          await tx`
+            update email_outbox set recipient = '[erased]', text_body = '[erased]', status = case when status = 'pending' then 'suppressed' else status end
+            where recipient = (select email from customers where id = ${r.customerId})`;
           await tx`update customers set email = null, name = null, password_hash = null, status = 'erased', erased_at = coalesce(erased_at, now()) where id = ${r.customerId}`;
           await tx`update access_tokens set revoked_at = now() where subject_id = ${r.customerId} and revoked_at is null`;
         });

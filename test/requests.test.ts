@@ -194,6 +194,12 @@ describe('decisions and what each one does', () => {
     const dispute = await app.request('/v1/disputes', json({ clientId, recordingIds: [ids[1]], reason: 'Klient bestrider aftalen' }, support));
     expect(dispute.status).toBe(201);
 
+    // A policy campaign has enqueued this person's notice but not sent it yet.
+    const noticeKey = `policy:erasure-test:${p.id}`;
+    await s.sql`
+      insert into email_outbox (key, message_id, recipient, category, subject, locale, campaign)
+      values (${noticeKey}, ${`<${randomUUID()}@topcall.dk>`}, ${p.email}, 'service', 'Ny privatlivspolitik', 'da', 'policy:erasure-test')`;
+
     const r = await file(p.auth, { type: 'erasure' });
     const res = await decide(r.id, { decision: 'approve' });
     expect(res.status).toBe(200);
@@ -210,6 +216,12 @@ describe('decisions and what each one does', () => {
     expect(row).toEqual({ email: null, name: null, password_hash: null, status: 'erased' });
     expect((await app.request('/v1/me', { headers: p.auth })).status).toBe(401);
     expect((await app.request('/v1/auth/login', json({ email: p.email, password: 'correct horse battery staple' }))).status).toBe(401);
+    // The waiting notice will not go to a person who is gone, and keeps no address.
+    const notice = await waitFor(async () => {
+      const [o] = await s.sql`select status, recipient from email_outbox where key = ${noticeKey}`;
+      return o?.status === 'suppressed' ? o : undefined;
+    }, { what: 'the waiting notice to be suppressed' });
+    expect(notice).toEqual({ status: 'suppressed', recipient: '[erased]' });
   });
 });
 
