@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Sql } from '../db/index';
@@ -17,6 +18,11 @@ export interface NoticeBatchResult {
   sent: number;
   failed: number;
   done: boolean;
+  /**
+   * The campaign's totals in the outbox after this slice. The per-slice counts above miss what
+   * an attempt sent before it failed; these do not. (Absent in results recorded before they existed.)
+   */
+  totals?: { sent: number; failed: number };
 }
 
 /** A 5xx reply is the receiver's final word; anything else (4xx, no connection) is worth a retry. */
@@ -25,67 +31,52 @@ const isPermanent = (err: unknown) => {
   return typeof code === 'number' && code >= 500 && code < 600;
 };
 
+/** Advisory-lock class for "one sender per campaign" (the key is the campaign's hash). */
+export const CAMPAIGN_LOCK = 7233012;
+/** Tries of one coalesced sent-mark before the slice gives up (about 20 s with backoff). */
+const MARK_ATTEMPTS = 8;
+
+interface NoticeRow {
+  key: string;
+  recipient: string;
+  subject: string;
+  /** Null for rows enqueued before notices were rendered at send time. */
+  locale: 'da' | 'en' | null;
+  textBody: string | null;
+  messageId: string;
+}
+
 export function createPolicyActivities(deps: PolicyDeps) {
   const domainOf = (mailFrom: string) => /@([^>\s]+)>?\s*$/.exec(mailFrom)?.[1] ?? 'topcall.dk';
 
-  /** Sends the campaign's pending notices, at most `concurrency` at a time; each is marked the moment SMTP accepts it. */
-  async function sendPending(campaign: string, limit: number, concurrency: number): Promise<{ sent: number; failed: number; seen: number }> {
-    const rows = await deps.sql<{ key: string; recipient: string; subject: string; textBody: string; messageId: string }[]>`
-      select key, recipient, subject, text_body as "textBody", message_id as "messageId" from email_outbox
-      where campaign = ${campaign} and status = 'pending' order by key limit ${limit}`;
-    let next = 0;
-    let sent = 0;
-    let failed = 0;
-    let temporary: unknown;
-    // Accepted notices are marked sent at once: the first in a flush of its own, and any that
-    // SMTP accepts while that flush is in flight in the very next one (one statement for many).
-    let accepted: string[] = [];
-    let flushing: Promise<void> | undefined;
-    const flush = async (): Promise<void> => {
-      while (accepted.length) {
-        const keys = accepted;
-        accepted = [];
-        await deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = any(${keys})`;
+  /**
+   * Runs `work` while holding the campaign's advisory lock on a connection of its own. An attempt
+   * that Temporal gave up on (its heartbeats stopped reaching the server) may still be alive; it
+   * keeps the lock until it finishes or its process dies, so two attempts never send at once.
+   */
+  async function fenced<T>(campaign: string, work: () => Promise<T>): Promise<T> {
+    const fence = await deps.sql.reserve();
+    try {
+      const [row] = await fence<{ locked: boolean }[]>`select pg_try_advisory_lock(${CAMPAIGN_LOCK}, hashtext(${campaign})) as locked`;
+      if (!row!.locked) throw ApplicationFailure.retryable('an earlier attempt is still sending this campaign', 'CampaignBusy');
+      try {
+        return await work();
+      } finally {
+        await fence`select pg_advisory_unlock(${CAMPAIGN_LOCK}, hashtext(${campaign}))`.catch(() => undefined);
       }
-    };
-    const markSent = (key: string) => {
-      accepted.push(key);
-      flushing ??= flush().finally(() => (flushing = undefined));
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, rows.length) }, async () => {
-        while (next < rows.length && !temporary) {
-          const row = rows[next++]!;
-          try {
-            await deps.mailer.send({ from: deps.config.MAIL_FROM, to: row.recipient, subject: row.subject, text: row.textBody, messageId: row.messageId });
-            markSent(row.key);
-            sent++;
-          } catch (err) {
-            const message = String((err as Error).message).slice(0, 300);
-            if (isPermanent(err)) {
-              await deps.sql`update email_outbox set status = 'failed', attempts = attempts + 1, last_error = ${message} where key = ${row.key}`;
-              failed++;
-            } else {
-              await deps.sql`update email_outbox set attempts = attempts + 1, last_error = ${message} where key = ${row.key}`;
-              temporary = err;
-            }
-          }
-        }
-      }),
-    );
-    // Whatever was accepted must be marked before the slice reports back.
-    while (flushing || accepted.length) await (flushing ?? flush());
-    // SMTP is down or busy: stop here; the activity's retry (with backoff) resumes with what is still pending.
-    if (temporary) throw ApplicationFailure.retryable(`SMTP refused for now: ${String((temporary as Error).message).slice(0, 200)}`, 'SmtpTemporaryFailure');
-    return { sent, failed, seen: rows.length };
+    } finally {
+      fence.release();
+    }
   }
 
   return {
     /**
-     * One slice of a notice campaign: enqueue the next page of persons as outbox rows (one per
-     * version and person, so nobody is enqueued twice), then send what is pending. With
-     * `cursor: null` it is a catch-up pass over everyone still without a notice (people who
-     * registered meanwhile). Returns when the time budget is spent or nothing is left.
+     * One slice of a notice campaign. A producer enqueues the next page of persons as outbox rows
+     * (one per version and person, so nobody is enqueued twice) and fetches them, one page ahead
+     * of `concurrency` SMTP lanes that never wait for a page boundary; each notice is marked sent
+     * as soon as SMTP accepts it. With `cursor: null` it is a catch-up pass over everyone still
+     * without a notice (people who registered meanwhile). Returns when the time budget is spent
+     * or nothing is left.
      */
     async sendPolicyNotices(input: { version: string; cursor: string | null; batchSize: number; concurrency: number; timeBudgetMs: number }): Promise<NoticeBatchResult> {
       const policy = await findPolicy(deps.sql, input.version);
@@ -94,8 +85,9 @@ export function createPolicyActivities(deps: PolicyDeps) {
       const campaign = noticeCampaign(input.version);
       const link = `${deps.config.PUBLIC_URL}/v1/policies/${encodeURIComponent(input.version)}/text`;
       const render = (locale: 'da' | 'en') => policyNoticeEmail({ locale, version: policy.version, summary: policy.summary, effectiveAt: policy.effectiveAt.toISOString(), link });
-      const [da, en] = [render('da'), render('en')];
+      const texts = { da: render('da'), en: render('en') };
       const domain = domainOf(deps.config.MAIL_FROM);
+      const { batchSize } = input;
 
       /** Enqueues the next page of persons; the Message-ID is messageIdFor(key), computed in SQL (a test holds them equal). */
       const enqueue = async (after: string | null) => {
@@ -106,13 +98,13 @@ export function createPolicyActivities(deps: PolicyDeps) {
               ${after === null
                 ? deps.sql`and not exists (select 1 from email_outbox o where o.key = ${campaign} || ':' || c.id)`
                 : deps.sql`and c.id > ${after}::uuid`}
-            order by c.id limit ${input.batchSize}
+            order by c.id limit ${batchSize}
           ), enqueued as (
-            insert into email_outbox (key, message_id, recipient, category, subject, text_body, campaign)
+            insert into email_outbox (key, message_id, recipient, category, subject, locale, campaign)
             select ${campaign} || ':' || p.id, '<' || left(encode(sha256(convert_to(${campaign} || ':' || p.id, 'UTF8')), 'hex'), 40) || '@' || ${domain} || '>',
                    p.email, 'service',
-                   case when p.locale = 'en' then ${en.subject} else ${da.subject} end,
-                   case when p.locale = 'en' then ${en.text} else ${da.text} end,
+                   case when p.locale = 'en' then ${texts.en.subject} else ${texts.da.subject} end,
+                   case when p.locale = 'en' then 'en' else 'da' end,
                    ${campaign}
             from page p
             on conflict (key) do nothing
@@ -121,33 +113,182 @@ export function createPolicyActivities(deps: PolicyDeps) {
         return page!;
       };
 
+      /** Pending rows after `after` in key order (text_body only exists on rows from before send-time rendering). */
+      const fetchPending = (after: string) => deps.sql<NoticeRow[]>`
+        select key, recipient, subject, locale, text_body as "textBody", message_id as "messageId" from email_outbox
+        where campaign = ${campaign} and status = 'pending' and key > ${after} order by key limit ${batchSize}`;
+
       let cursor = input.cursor;
-      const result: NoticeBatchResult = { cursor, sent: 0, failed: 0, done: false };
+      let sent = 0;
+      let failed = 0;
+      let done = false;
+      /** Why the slice stops early: SMTP refusing for now, or the database failing. */
+      let stop: { reason: 'smtp' | 'database'; error: unknown } | undefined;
+      const halt = (reason: 'smtp' | 'database', error: unknown) => {
+        stop ??= { reason, error };
+        wake();
+        pokeProducer();
+      };
       const started = Date.now();
-      let nextPage = enqueue(cursor);
-      for (;;) {
-        const page = await nextPage;
-        if (input.cursor !== null && page.last) cursor = page.last;
-        // The next page is enqueued while this one is sent, so the SMTP lanes never wait for it.
-        const more = page.n > 0;
-        nextPage = more ? enqueue(cursor) : Promise.resolve({ last: null, n: 0 });
-        const { sent, failed, seen } = await sendPending(campaign, input.batchSize, input.concurrency).catch(async (err: unknown) => {
-          await nextPage.catch(() => undefined);
-          throw err;
+
+      // Rows fetched and not yet taken by a lane, in key order; `head` is the next one to take.
+      let buffer: NoticeRow[] = [];
+      let head = 0;
+      let inFlight = 0;
+      let producing = true;
+      let wakeLanes: (() => void)[] = [];
+      let wakeProducer: (() => void) | undefined;
+      const waiting = () => buffer.length - head;
+      const wake = () => {
+        const lanes = wakeLanes;
+        wakeLanes = [];
+        for (const w of lanes) w();
+      };
+      const pokeProducer = () => {
+        const w = wakeProducer;
+        wakeProducer = undefined;
+        w?.();
+      };
+      const producerWaits = (until: () => boolean) =>
+        new Promise<void>((resolve) => {
+          const check = () => (until() ? resolve() : (wakeProducer = check));
+          check();
         });
-        result.sent += sent;
-        result.failed += failed;
-        result.cursor = cursor;
-        context.heartbeat({ cursor });
-        if (!more && seen === 0) {
-          await nextPage;
-          return { ...result, done: true };
+
+      // Accepted notices are marked sent at once: the first in a flush of its own, and any that
+      // SMTP accepts while that flush is in flight in the very next one (one statement for many).
+      let accepted: string[] = [];
+      let flushing: Promise<void> | undefined;
+      // A mark that fails (Postgres restarting) stops the sending and is tried again for a while:
+      // an accepted notice left unmarked would be sent a second time by the next attempt.
+      const flush = async (): Promise<void> => {
+        while (accepted.length) {
+          const keys = accepted;
+          accepted = [];
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = any(${keys})`;
+              break;
+            } catch (err) {
+              halt('database', err);
+              if (attempt === MARK_ATTEMPTS) {
+                accepted = keys.concat(accepted);
+                throw err;
+              }
+              context.heartbeat({ cursor });
+              await setTimeout(Math.min(250 * 2 ** attempt, 5_000));
+            }
+          }
         }
-        if (Date.now() - started > input.timeBudgetMs) {
-          await nextPage; // its rows are committed; the next slice sends them
-          return result;
+      };
+      const markSent = (key: string) => {
+        accepted.push(key);
+        flushing ??= flush()
+          .catch(() => undefined) // halted already; the final flush reports it
+          .finally(() => (flushing = undefined));
+      };
+      const settleMarks = async () => {
+        while (flushing) await flushing;
+        await flush();
+      };
+
+      const lane = async () => {
+        for (;;) {
+          if (stop) return;
+          if (waiting() === 0) {
+            if (!producing) return;
+            await new Promise<void>((resolve) => wakeLanes.push(resolve));
+            continue;
+          }
+          const row = buffer[head++]!;
+          inFlight++;
+          try {
+            const text = row.textBody ?? texts[row.locale ?? 'da'].text;
+            await deps.mailer.send({ from: deps.config.MAIL_FROM, to: row.recipient, subject: row.subject, text, messageId: row.messageId });
+            markSent(row.key);
+            sent++;
+          } catch (err) {
+            const message = String((err as Error).message).slice(0, 300);
+            try {
+              if (isPermanent(err)) {
+                await deps.sql`update email_outbox set status = 'failed', attempts = attempts + 1, last_error = ${message} where key = ${row.key}`;
+                failed++;
+              } else {
+                await deps.sql`update email_outbox set attempts = attempts + 1, last_error = ${message} where key = ${row.key}`;
+                halt('smtp', err);
+              }
+            } catch (dbErr) {
+              halt('database', dbErr);
+            }
+          } finally {
+            inFlight--;
+            pokeProducer();
+          }
         }
+      };
+
+      const produce = async () => {
+        let lastKey = '';
+        let moreToEnqueue = true;
+        try {
+          while (!stop && Date.now() - started <= input.timeBudgetMs) {
+            if (moreToEnqueue) {
+              const page = await enqueue(cursor);
+              if (input.cursor !== null && page.last) cursor = page.last;
+              moreToEnqueue = page.n > 0;
+            }
+            let rows = await fetchPending(lastKey);
+            if (rows.length === 0 && !moreToEnqueue) {
+              // The end of the pass: once nothing is in flight, look again from the start, since
+              // people registered meanwhile can sort before the last key.
+              await producerWaits(() => !!stop || (waiting() === 0 && inFlight === 0));
+              if (stop) break;
+              // …and once every accepted notice is marked, or it would be fetched again.
+              await settleMarks();
+              rows = await fetchPending('');
+              if (rows.length === 0) {
+                done = true;
+                break;
+              }
+            }
+            // A page can bring no pending rows: after a restart its people may have been enqueued and sent already.
+            if (rows.length > 0) {
+              if (head > 4 * batchSize) {
+                buffer = buffer.slice(head);
+                head = 0;
+              }
+              buffer.push(...rows);
+              lastKey = rows.at(-1)!.key;
+              wake();
+            }
+            context.heartbeat({ cursor });
+            // One page ahead of the lanes is enough to keep them busy.
+            await producerWaits(() => !!stop || waiting() < batchSize);
+          }
+        } catch (err) {
+          halt('database', err);
+        } finally {
+          producing = false;
+          wake();
+        }
+      };
+
+      await fenced(campaign, async () => {
+        await Promise.all([produce(), ...Array.from({ length: Math.max(1, input.concurrency) }, lane)]);
+        // Whatever was accepted must be marked before the slice reports back (and lets go of the lock).
+        await settleMarks();
+      });
+      context.heartbeat({ cursor });
+      // SMTP or Postgres is down: stop here; the activity's retry (with backoff) resumes with what is still pending.
+      if (stop) {
+        const detail = String((stop.error as Error)?.message ?? stop.error).slice(0, 200);
+        if (stop.reason === 'smtp') throw ApplicationFailure.retryable(`SMTP refused for now: ${detail}`, 'SmtpTemporaryFailure');
+        throw ApplicationFailure.retryable(`the outbox is unavailable: ${detail}`, 'OutboxUnavailable');
       }
+      const [totals] = await deps.sql<{ sent: number; failed: number }[]>`
+        select count(*) filter (where status = 'sent')::int as sent, count(*) filter (where status = 'failed')::int as failed
+        from email_outbox where campaign = ${campaign}`;
+      return { cursor, sent, failed, done, totals: totals! };
     },
 
     /** Gives permanently failed notices another chance (a mailbox may be back). */

@@ -10,7 +10,7 @@ import { waitFor } from './support/wait';
 import { ISOLATED_NAMESPACE } from './global-setup';
 import { insertPolicy, noticeProgress } from '../db/policies';
 import { policyWorkflowId } from '../workflows/ids';
-import type { policyChange } from '../workflows/policy-change';
+import { policyProgressQuery, type policyChange } from '../workflows/policy-change';
 
 const PERSONS = 3000;
 
@@ -68,6 +68,8 @@ describe('policyChange when its worker is killed mid-campaign', () => {
     expect(repeated).toBeLessThanOrEqual(4);
     const [outbox] = await s.sql`select count(*)::int as rows, count(distinct message_id)::int as ids from email_outbox where campaign = ${`policy:${version}`}`;
     expect(outbox).toEqual({ rows: PERSONS, ids: PERSONS });
+    // The run's own progress counts what the killed attempt sent too.
+    await waitFor(async () => (await handle.query(policyProgressQuery)).sent === PERSONS, { what: 'the workflow to count every notice', timeoutMs: 30_000 });
     await handle.terminate('test over');
   }, 180_000);
 });

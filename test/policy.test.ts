@@ -42,10 +42,10 @@ const progress = async (version: string) =>
   (await (await app.request(`/v1/policies/${version}`, { headers: officer })).json()) as { status: string; notices: { total: number; sent: number; failed: number } };
 const current = async () => ((await (await app.request('/v1/policies/current')).json()) as { version: string }).version;
 
-/** Notices of one version the sink received, per address. */
+/** Notices of one version the sink received, per address: every SMTP delivery, repeats included. */
 async function noticesOf(version: string): Promise<Map<string, SinkMessage[]>> {
   const byAddress = new Map<string, SinkMessage[]>();
-  for (const m of await allMessages()) {
+  for (const m of await allMessages({ raw: true })) {
     if (!m.text.includes(`(${version})`)) continue;
     for (const to of m.to) byAddress.set(to, [...(byAddress.get(to) ?? []), m]);
   }

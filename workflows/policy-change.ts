@@ -58,8 +58,13 @@ export async function policyChange(input: PolicyChangeInput): Promise<PolicyChan
   const pass = async (cursor: string | null) => {
     for (;;) {
       const r = await sendPolicyNotices({ ...slice, cursor });
-      progress.sent += r.sent;
-      progress.failed += r.failed;
+      if (r.totals) {
+        progress.sent = r.totals.sent;
+        progress.failed = r.totals.failed;
+      } else {
+        progress.sent += r.sent;
+        progress.failed += r.failed;
+      }
       if (cursor !== null) progress.cursor = cursor = r.cursor;
       if (r.done) return;
       await carryOn();
