@@ -1,13 +1,13 @@
 /**
  * The baseline of bench/policy-notices: plain nodemailer sending the same notices to the same
- * sink with the same concurrency, no outbox, no workflow. Prints `{"sent":N,"seconds":S}`.
+ * sink with the same concurrency, no outbox, no workflow (LIMIT: only the first N, as a warm-up). Prints `{"sent":N,"seconds":S}`.
  */
 import { createSql } from '../db/index';
 import { createMailer } from '../lib/mailer';
 import { policyNoticeEmail } from '../lib/email-templates';
 import { findPolicy } from '../db/policies';
 
-const { DATABASE_URL, SMTP_URL, VERSION, CONCURRENCY, MAIL_FROM = 'TopCall <kundeservice@topcall.dk>', PUBLIC_URL = 'http://127.0.0.1:3000' } = process.env;
+const { DATABASE_URL, SMTP_URL, VERSION, CONCURRENCY, LIMIT = 'all', MAIL_FROM = 'TopCall <kundeservice@topcall.dk>', PUBLIC_URL = 'http://127.0.0.1:3000' } = process.env;
 const sql = createSql(DATABASE_URL!);
 const concurrency = Number(CONCURRENCY);
 const mailer = createMailer(SMTP_URL!, { pool: true, maxConnections: concurrency });
@@ -17,7 +17,7 @@ const texts = {
   da: policyNoticeEmail({ locale: 'da', version: policy.version, summary: policy.summary, effectiveAt: policy.effectiveAt.toISOString(), link }),
   en: policyNoticeEmail({ locale: 'en', version: policy.version, summary: policy.summary, effectiveAt: policy.effectiveAt.toISOString(), link }),
 };
-const people = await sql<{ id: string; email: string; locale: 'da' | 'en' }[]>`select id, email, locale from customers where status = 'active' and email is not null order by id`;
+const people = await sql<{ id: string; email: string; locale: 'da' | 'en' }[]>`select id, email, locale from customers where status = 'active' and email is not null order by id ${LIMIT === 'all' ? sql`` : sql`limit ${Number(LIMIT)}`}`;
 const started = performance.now();
 const cpuBefore = process.cpuUsage();
 let next = 0;
