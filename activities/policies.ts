@@ -123,8 +123,8 @@ export function createPolicyActivities(deps: PolicyDeps) {
       let failed = 0;
       let done = false;
       /** Why the slice stops early: SMTP refusing for now, or the database failing. */
-      let stop: { reason: 'smtp' | 'database'; error: unknown } | undefined;
-      const halt = (reason: 'smtp' | 'database', error: unknown) => {
+      let stop: { reason: 'smtp' | 'database' | 'cancelled'; error: unknown } | undefined;
+      const halt = (reason: 'smtp' | 'database' | 'cancelled', error: unknown) => {
         stop ??= { reason, error };
         wake();
         pokeProducer();
@@ -273,6 +273,10 @@ export function createPolicyActivities(deps: PolicyDeps) {
         }
       };
 
+      // The worker shutting down (a restart) or Temporal giving up on this attempt: take no new
+      // rows, let the notices in flight finish and be marked, then hand over. Nobody is sent twice.
+      context.cancelled.catch((err: unknown) => halt('cancelled', err));
+
       await fenced(campaign, async () => {
         await Promise.all([produce(), ...Array.from({ length: Math.max(1, input.concurrency) }, lane)]);
         // Whatever was accepted must be marked before the slice reports back (and lets go of the lock).
@@ -280,6 +284,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
       });
       context.heartbeat({ cursor });
       // SMTP or Postgres is down: stop here; the activity's retry (with backoff) resumes with what is still pending.
+      if (stop?.reason === 'cancelled') throw stop.error;
       if (stop) {
         const detail = String((stop.error as Error)?.message ?? stop.error).slice(0, 200);
         if (stop.reason === 'smtp') throw ApplicationFailure.retryable(`SMTP refused for now: ${detail}`, 'SmtpTemporaryFailure');

@@ -72,4 +72,36 @@ describe('policyChange when its worker is killed mid-campaign', () => {
     await waitFor(async () => (await handle.query(policyProgressQuery)).sent === PERSONS, { what: 'the workflow to count every notice', timeoutMs: 30_000 });
     await handle.terminate('test over');
   }, 180_000);
+
+  it('hands over cleanly when its worker is restarted: not one notice is delivered twice', async () => {
+    const clientId = await newClient(s);
+    await seedCustomers(s.sql, { clientId, count: 1500, tag: `restart${randomUUID().slice(0, 4)}` });
+    const everyone = (await s.sql<{ n: number }[]>`select count(*)::int as n from customers where status = 'active' and email is not null`)[0]!.n;
+    const version = `restart-${randomUUID().slice(0, 8)}`;
+    const effectiveAt = new Date(Date.now() + 3_600_000);
+    await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: 'Restart test', body: 'Text' });
+
+    workers.push(await spawnWorker(env));
+    const handle = await s.client.workflow.start<typeof policyChange>('policyChange', {
+      workflowId: policyWorkflowId(version),
+      taskQueue: s.config.TEMPORAL_TASK_QUEUE,
+      args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],
+    });
+    await waitFor(async () => (await noticeProgress(s.sql, version)).sent >= 300, { what: 'the campaign to be under way', timeoutMs: 60_000, intervalMs: 20 });
+    // SIGTERM, as a deploy or `npm start`'s Ctrl-C would: the slice stops taking rows and marks what is in flight.
+    await workers.at(-1)!.stop();
+    const atStop = await noticeProgress(s.sql, version);
+    expect(atStop.sent).toBeLessThan(everyone);
+
+    workers.push(await spawnWorker(env));
+    await waitFor(async () => (await noticeProgress(s.sql, version)).sent === everyone, { what: 'every notice', timeoutMs: 120_000, intervalMs: 250 });
+
+    const deliveries = new Map<string, number>();
+    for (const m of await allMessages({ raw: true })) if (m.text.includes(`(${version})`)) for (const to of m.to) deliveries.set(to, (deliveries.get(to) ?? 0) + 1);
+    console.info(`policy restart: ${atStop.sent} sent before the restart; ${deliveries.size} people reached`);
+    expect(deliveries.size).toBe(everyone);
+    expect([...deliveries.values()].filter((n) => n !== 1)).toEqual([]);
+    await waitFor(async () => (await handle.query(policyProgressQuery)).sent === everyone, { what: 'the workflow to count every notice', timeoutMs: 30_000 });
+    await handle.terminate('test over');
+  }, 180_000);
 });
