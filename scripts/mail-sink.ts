@@ -27,6 +27,8 @@ export interface MailSink {
   webPort: number;
   host: string;
   messages: SinkMessage[];
+  /** Forgets every message (as DELETE /api/messages does). */
+  clear(): void;
   close(): Promise<void>;
 }
 
@@ -49,6 +51,11 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
   const firstByMessageId = new Map<string, SinkMessage>();
   let duplicates = 0;
   let nextId = 1;
+  const clear = () => {
+    messages.length = 0;
+    firstByMessageId.clear();
+    duplicates = 0;
+  };
   // Fault injection for tests: refuse the next N messages with a temporary SMTP error.
   let refuseNext = 0;
   // …and refuse these recipients for good (550), like a mailbox that does not exist.
@@ -127,9 +134,7 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       return json(200, messages.filter((m) => m.id > since && (!to || m.to.includes(to)) && (raw || !m.duplicateOf)));
     }
     if (url.pathname === '/api/messages' && req.method === 'DELETE') {
-      messages.length = 0;
-      firstByMessageId.clear();
-      duplicates = 0;
+      clear();
       return json(200, { cleared: true });
     }
     if (url.pathname === '/api/stats' && req.method === 'GET') {
@@ -193,6 +198,7 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     smtpPort,
     webPort,
     messages,
+    clear,
     close: async () => {
       await new Promise<void>((r) => smtp.close(() => r()));
       await new Promise<void>((r) => web.close(() => r()));
