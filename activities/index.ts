@@ -13,7 +13,7 @@ export interface ActivityDeps {
   sql: Sql;
   mailer: Mailer;
   store: RecordingStore;
-  config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string };
+  config: { DATABASE_URL: string; MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string };
 }
 
 export function createActivities(deps: ActivityDeps) {

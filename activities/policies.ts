@@ -1,7 +1,7 @@
 import { setTimeout } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Sql } from '../db/index';
+import { createSql, type Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
 import { findPolicy, noticeCampaign } from '../db/policies';
 import { policyNoticeEmail } from '../lib/email-templates';
@@ -9,7 +9,7 @@ import { policyNoticeEmail } from '../lib/email-templates';
 export interface PolicyDeps {
   sql: Sql;
   mailer: Mailer;
-  config: { MAIL_FROM: string; PUBLIC_URL: string };
+  config: { MAIL_FROM: string; PUBLIC_URL: string; DATABASE_URL: string };
 }
 
 export interface NoticeBatchResult {
@@ -50,22 +50,29 @@ export function createPolicyActivities(deps: PolicyDeps) {
   const domainOf = (mailFrom: string) => /@([^>\s]+)>?\s*$/.exec(mailFrom)?.[1] ?? 'topcall.dk';
 
   /**
-   * Runs `work` while holding the campaign's advisory lock on a connection of its own. An attempt
-   * that Temporal gave up on (its heartbeats stopped reaching the server) may still be alive; it
-   * keeps the lock until it finishes or its process dies, so two attempts never send at once.
+   * Runs `work` while holding the campaign's advisory lock in a database session of its own. An
+   * attempt that Temporal gave up on (its heartbeats stopped reaching the server) may still be
+   * alive; it keeps the lock until it finishes or its process dies, so two attempts never send
+   * at once. Ending the session releases the lock; if the session is lost first (Postgres
+   * restarting), `onLost` is told, since another attempt could now take the lock.
    */
-  async function fenced<T>(campaign: string, work: () => Promise<T>): Promise<T> {
-    const fence = await deps.sql.reserve();
+  async function fenced<T>(campaign: string, onLost: (err: Error) => void, work: () => Promise<T>): Promise<T> {
+    let holding = false;
+    const fence = createSql(deps.config.DATABASE_URL, {
+      max: 1,
+      idle_timeout: 0,
+      onclose: () => {
+        if (holding) onLost(new Error('lost the database session that holds the campaign lock'));
+      },
+    });
     try {
       const [row] = await fence<{ locked: boolean }[]>`select pg_try_advisory_lock(${CAMPAIGN_LOCK}, hashtext(${campaign})) as locked`;
       if (!row!.locked) throw ApplicationFailure.retryable('an earlier attempt is still sending this campaign', 'CampaignBusy');
-      try {
-        return await work();
-      } finally {
-        await fence`select pg_advisory_unlock(${CAMPAIGN_LOCK}, hashtext(${campaign}))`.catch(() => undefined);
-      }
+      holding = true;
+      return await work();
     } finally {
-      fence.release();
+      holding = false;
+      await fence.end({ timeout: 1 });
     }
   }
 
@@ -130,6 +137,13 @@ export function createPolicyActivities(deps: PolicyDeps) {
         pokeProducer();
       };
       const started = Date.now();
+      // Heartbeats say the slice is making progress: after each notice, at most every 500 ms.
+      let lastBeat = 0;
+      const beat = () => {
+        if (Date.now() - lastBeat < 500) return;
+        lastBeat = Date.now();
+        context.heartbeat({ cursor });
+      };
 
       // Rows fetched and not yet taken by a lane, in key order; `head` is the next one to take.
       let buffer: NoticeRow[] = [];
@@ -175,8 +189,12 @@ export function createPolicyActivities(deps: PolicyDeps) {
                 accepted = keys.concat(accepted);
                 throw err;
               }
-              context.heartbeat({ cursor });
-              await setTimeout(Math.min(250 * 2 ** attempt, 5_000));
+              // Keep telling Temporal this attempt is alive, or a retry would start and send
+              // the accepted notices again before they are marked.
+              for (let wait = Math.min(250 * 2 ** attempt, 5_000); wait > 0; wait -= 1_000) {
+                context.heartbeat({ cursor });
+                await setTimeout(Math.min(wait, 1_000));
+              }
             }
           }
         }
@@ -207,6 +225,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
             await deps.mailer.send({ from: deps.config.MAIL_FROM, to: row.recipient, subject: row.subject, text, messageId: row.messageId });
             markSent(row.key);
             sent++;
+            beat();
           } catch (err) {
             const message = String((err as Error).message).slice(0, 300);
             try {
@@ -277,7 +296,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
       // rows, let the notices in flight finish and be marked, then hand over. Nobody is sent twice.
       context.cancelled.catch((err: unknown) => halt('cancelled', err));
 
-      await fenced(campaign, async () => {
+      await fenced(campaign, (err) => halt('database', err), async () => {
         await Promise.all([produce(), ...Array.from({ length: Math.max(1, input.concurrency) }, lane)]);
         // Whatever was accepted must be marked before the slice reports back (and lets go of the lock).
         await settleMarks();

@@ -8,6 +8,7 @@ import type { SinkMessage } from '../scripts/mail-sink';
 import { spawnWorker, workerEnvFor, type WorkerProcess } from './support/worker-process';
 import { waitFor } from './support/wait';
 import { ISOLATED_NAMESPACE } from './global-setup';
+import { startTcpProxy } from './support/tcp-proxy';
 import { insertPolicy, noticeProgress } from '../db/policies';
 import { policyWorkflowId } from '../workflows/ids';
 import { policyProgressQuery, type policyChange } from '../workflows/policy-change';
@@ -27,7 +28,7 @@ afterAll(async () => {
   await s.close();
 });
 
-describe('policyChange when its worker is killed mid-campaign', () => {
+describe('policyChange through faults mid-campaign', () => {
   it('resumes on a new worker and every person still gets exactly one notice', async () => {
     const clientId = await newClient(s);
     const persons = await seedCustomers(s.sql, { clientId, count: PERSONS, tag: `crash${randomUUID().slice(0, 4)}` });
@@ -103,5 +104,45 @@ describe('policyChange when its worker is killed mid-campaign', () => {
     expect([...deliveries.values()].filter((n) => n !== 1)).toEqual([]);
     await waitFor(async () => (await handle.query(policyProgressQuery)).sent === everyone, { what: 'the workflow to count every notice', timeoutMs: 30_000 });
     await handle.terminate('test over');
+  }, 180_000);
+
+  it('loses and repeats nothing when Postgres goes away mid-campaign and comes back', async () => {
+    const clientId = await newClient(s);
+    await seedCustomers(s.sql, { clientId, count: 1000, tag: `pgdown${randomUUID().slice(0, 4)}` });
+    const everyone = (await s.sql<{ n: number }[]>`select count(*)::int as n from customers where status = 'active' and email is not null`)[0]!.n;
+    const version = `pgdown-${randomUUID().slice(0, 8)}`;
+    const effectiveAt = new Date(Date.now() + 3_600_000);
+    await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: 'Outage test', body: 'Text' });
+
+    // The worker reaches Postgres through a relay the test can cut (the test itself goes direct).
+    const db = new URL(s.config.DATABASE_URL);
+    const proxy = await startTcpProxy({ host: db.hostname, port: Number(db.port || 5432) });
+    try {
+      const viaProxy = new URL(db);
+      viaProxy.host = `127.0.0.1:${proxy.port}`;
+      workers.push(await spawnWorker({ ...env, DATABASE_URL: viaProxy.toString() }));
+      const handle = await s.client.workflow.start<typeof policyChange>('policyChange', {
+        workflowId: policyWorkflowId(version),
+        taskQueue: s.config.TEMPORAL_TASK_QUEUE,
+        args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],
+      });
+      await waitFor(async () => (await noticeProgress(s.sql, version)).sent >= 300, { what: 'the campaign to be under way', timeoutMs: 60_000, intervalMs: 20 });
+      proxy.cut();
+      const atCut = await noticeProgress(s.sql, version);
+      expect(atCut.sent).toBeLessThan(everyone);
+      await new Promise((r) => setTimeout(r, 2_000)); // the outage itself
+      proxy.restore();
+
+      await waitFor(async () => (await noticeProgress(s.sql, version)).sent === everyone, { what: 'every notice', timeoutMs: 120_000, intervalMs: 250 });
+      const deliveries = new Map<string, number>();
+      for (const m of await allMessages({ raw: true })) if (m.text.includes(`(${version})`)) for (const to of m.to) deliveries.set(to, (deliveries.get(to) ?? 0) + 1);
+      console.info(`policy outage: ${atCut.sent} sent before Postgres went away; ${deliveries.size} people reached`);
+      expect(deliveries.size).toBe(everyone);
+      expect([...deliveries.values()].filter((n) => n !== 1)).toEqual([]);
+      await handle.terminate('test over');
+    } finally {
+      await workers.at(-1)!.stop();
+      await proxy.close();
+    }
   }, 180_000);
 });
