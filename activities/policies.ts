@@ -95,6 +95,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
       const texts = { da: render('da'), en: render('en') };
       const domain = domainOf(deps.config.MAIL_FROM);
       const { batchSize } = input;
+      const lanes = Math.max(1, input.concurrency);
 
       /** Enqueues the next page of persons; the Message-ID is messageIdFor(key), computed in SQL (a test holds them equal). */
       const enqueue = async (after: string | null) => {
@@ -135,6 +136,9 @@ export function createPolicyActivities(deps: PolicyDeps) {
         stop ??= { reason, error };
         wake();
         pokeProducer();
+        const waiting = marksWritten;
+        marksWritten = [];
+        for (const w of waiting) w();
       };
       const started = Date.now();
       // Heartbeats say the slice is making progress: after each notice, at most every 500 ms.
@@ -171,7 +175,12 @@ export function createPolicyActivities(deps: PolicyDeps) {
 
       // Accepted notices are marked sent at once: the first in a flush of its own, and any that
       // SMTP accepts while that flush is in flight in the very next one (one statement for many).
+      // No more than `concurrency` may wait for their mark (a lane waits if Postgres is slow),
+      // so a crash can catch at most that many accepted and unmarked, plus one per lane past
+      // the end of its DATA.
       let accepted: string[] = [];
+      let unmarked = 0;
+      let marksWritten: (() => void)[] = [];
       let flushing: Promise<void> | undefined;
       // A mark that fails (Postgres restarting) stops the sending and is tried again for a while:
       // an accepted notice left unmarked would be sent a second time by the next attempt.
@@ -182,6 +191,10 @@ export function createPolicyActivities(deps: PolicyDeps) {
           for (let attempt = 1; ; attempt++) {
             try {
               await deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = any(${keys})`;
+              unmarked -= keys.length;
+              const waiting = marksWritten;
+              marksWritten = [];
+              for (const w of waiting) w();
               break;
             } catch (err) {
               halt('database', err);
@@ -201,6 +214,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
       };
       const markSent = (key: string) => {
         accepted.push(key);
+        unmarked++;
         flushing ??= flush()
           .catch(() => undefined) // halted already; the final flush reports it
           .finally(() => (flushing = undefined));
@@ -216,6 +230,11 @@ export function createPolicyActivities(deps: PolicyDeps) {
           if (waiting() === 0) {
             if (!producing) return;
             await new Promise<void>((resolve) => wakeLanes.push(resolve));
+            continue;
+          }
+          if (unmarked >= lanes) {
+            // Postgres is behind: wait for a mark to be written (halt() wakes us too).
+            await new Promise<void>((resolve) => marksWritten.push(resolve));
             continue;
           }
           const row = buffer[head++]!;
@@ -297,7 +316,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
       context.cancelled.catch((err: unknown) => halt('cancelled', err));
 
       await fenced(campaign, (err) => halt('database', err), async () => {
-        await Promise.all([produce(), ...Array.from({ length: Math.max(1, input.concurrency) }, lane)]);
+        await Promise.all([produce(), ...Array.from({ length: lanes }, lane)]);
         // Whatever was accepted must be marked before the slice reports back (and lets go of the lock).
         await settleMarks();
       });
