@@ -22,6 +22,8 @@ export interface DevServerOptions {
   /** More namespaces to create at start (tests isolate Schedules in their own). */
   extraNamespaces?: string[];
   headless?: boolean;
+  /** Server dynamic config (`--dynamic-config-value key=value`), e.g. a low continue-as-new threshold for a test. */
+  dynamicConfig?: Record<string, string | number | boolean>;
   log?: (line: string) => void;
   readyTimeoutMs?: number;
 }
@@ -97,6 +99,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--log-level',
     'warn',
     ...searchAttributeFlags(),
+    ...Object.entries(options.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
   if (options.dbFile) args.push('--db-filename', options.dbFile);
   if (options.headless) args.push('--headless');

@@ -21,6 +21,8 @@ declare module 'vitest' {
     smtpUrl: string;
     mailSinkUrl: string;
     workflowBundlePath: string;
+    /** The cached Temporal CLI, for a test that needs a dev server of its own. */
+    temporalBinary: string;
   }
 }
 
@@ -58,6 +60,7 @@ export default async function setup(project: TestProject) {
   project.provide('smtpUrl', `smtp://127.0.0.1:${sink.smtpPort}`);
   project.provide('mailSinkUrl', `http://127.0.0.1:${sink.webPort}`);
   project.provide('workflowBundlePath', workflowBundlePath);
+  project.provide('temporalBinary', binary);
 
   return async () => {
     await Promise.allSettled([temporal.stop(), sink.close(), dropDatabase(databaseUrl), rm(dir, { recursive: true, force: true })]);
