@@ -37,6 +37,8 @@ export async function fileRequest(
     await temporal.workflow.start(accessRequest, {
       workflowId: requestWorkflowId(id),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
+      // Context for whoever opens the run in the UI (no personal data: that stays in Postgres).
+      memo: { type: r.type, dueAt: dueAt.toISOString() },
       args: [
         {
           requestId: id,

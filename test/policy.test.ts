@@ -109,6 +109,7 @@ describe('publishing a policy version (D12)', () => {
     expect(notices.size).toBe(people.length + 3);
     const description = await s.client.workflow.getHandle(policyWorkflowId(version)).describe();
     expect(description.typedSearchAttributes.get(PolicyVersion)).toBe(version);
+    expect(description.memo).toEqual({ material: true, effectiveAt });
     const text = await app.request(`/v1/policies/${version}/text`);
     expect(((await text.json()) as { text: string }).text).toBe('Den fulde tekst …');
   });

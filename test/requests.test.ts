@@ -84,6 +84,8 @@ describe('accessRequest: the 7-day clock (D10)', () => {
     expect(overdue.items.map((x) => x.id)).toContain(r.id);
     const handle = s.client.workflow.getHandle(requestWorkflowId(r.id));
     expect((await handle.describe()).typedSearchAttributes.get(SlaBreached)).toBe(true);
+    const shown = await get(r.id);
+    expect((await handle.describe()).memo).toEqual({ type: shown.type, dueAt: shown.dueAt });
 
     // The request goes on: approval still exports and answers.
     const decided = await decide(r.id, { decision: 'approve' });

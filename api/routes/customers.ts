@@ -106,6 +106,7 @@ export function customerRoutes() {
         await temporal.workflow.start<typeof customerLifecycle>('customerLifecycle', {
           workflowId: customerWorkflowId(id),
           taskQueue: config.TEMPORAL_TASK_QUEUE,
+          memo: { clientId: body.clientId },
           args: [{ customerId: id, clientId: body.clientId }],
         });
       } catch (err) {

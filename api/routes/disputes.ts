@@ -99,6 +99,7 @@ export function disputeRoutes() {
         workflowId: disputeWorkflowId(id),
         taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
         workflowIdConflictPolicy: 'FAIL',
+        memo: { clientId: body.clientId, recordings: body.recordingIds.length },
         args: [{ disputeId: id, clientId: body.clientId, reviewIntervalMs: fixedDurationMs(deps.config.DISPUTE_REVIEW_INTERVAL) }],
       });
       try {

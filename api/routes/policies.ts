@@ -65,6 +65,7 @@ export function policyRoutes() {
         await temporal.workflow.start(policyChange, {
           workflowId: policyWorkflowId(body.version),
           taskQueue: config.TEMPORAL_TASK_QUEUE,
+          memo: { material: body.material, effectiveAt: effectiveAt.toISOString() },
           args: [
             {
               version: body.version,
