@@ -3,7 +3,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { createSql, type Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
-import { findPolicy, noticeCampaign } from '../db/policies';
+import { findPolicy, noticeCampaign, noticeCounts } from '../db/policies';
 import { policyNoticeEmail } from '../lib/email-templates';
 
 export interface PolicyDeps {
@@ -136,12 +136,9 @@ export function createPolicyActivities(deps: PolicyDeps) {
         stop ??= { reason, error };
         wake();
         pokeProducer();
-        const waiting = marksWritten;
-        marksWritten = [];
-        for (const w of waiting) w();
       };
       const started = Date.now();
-      // Heartbeats say the slice is making progress: after each notice, at most every 500 ms.
+      // Heartbeats say the slice is making progress (a page fetched, a notice sent, a mark retried), at most every 500 ms.
       let lastBeat = 0;
       const beat = () => {
         if (Date.now() - lastBeat < 500) return;
@@ -154,13 +151,14 @@ export function createPolicyActivities(deps: PolicyDeps) {
       let head = 0;
       let inFlight = 0;
       let producing = true;
+      // Idle lanes wait here for anything to change (rows fetched, marks written, a halt) and then look again.
       let wakeLanes: (() => void)[] = [];
       let wakeProducer: (() => void) | undefined;
       const waiting = () => buffer.length - head;
       const wake = () => {
-        const lanes = wakeLanes;
+        const idle = wakeLanes;
         wakeLanes = [];
-        for (const w of lanes) w();
+        for (const w of idle) w();
       };
       const pokeProducer = () => {
         const w = wakeProducer;
@@ -180,7 +178,6 @@ export function createPolicyActivities(deps: PolicyDeps) {
       // the end of its DATA.
       let accepted: string[] = [];
       let unmarked = 0;
-      let marksWritten: (() => void)[] = [];
       let flushing: Promise<void> | undefined;
       // A mark that fails (Postgres restarting) stops the sending and is tried again for a while:
       // an accepted notice left unmarked would be sent a second time by the next attempt.
@@ -192,9 +189,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
             try {
               await deps.sql`update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = null where key = any(${keys})`;
               unmarked -= keys.length;
-              const waiting = marksWritten;
-              marksWritten = [];
-              for (const w of waiting) w();
+              wake();
               break;
             } catch (err) {
               halt('database', err);
@@ -205,7 +200,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
               // Keep telling Temporal this attempt is alive, or a retry would start and send
               // the accepted notices again before they are marked.
               for (let wait = Math.min(250 * 2 ** attempt, 5_000); wait > 0; wait -= 1_000) {
-                context.heartbeat({ cursor });
+                beat();
                 await setTimeout(Math.min(wait, 1_000));
               }
             }
@@ -233,8 +228,8 @@ export function createPolicyActivities(deps: PolicyDeps) {
             continue;
           }
           if (unmarked >= lanes) {
-            // Postgres is behind: wait for a mark to be written (halt() wakes us too).
-            await new Promise<void>((resolve) => marksWritten.push(resolve));
+            // Postgres is behind: wait for a mark to be written.
+            await new Promise<void>((resolve) => wakeLanes.push(resolve));
             continue;
           }
           const row = buffer[head++]!;
@@ -299,7 +294,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
               lastKey = rows.at(-1)!.key;
               wake();
             }
-            context.heartbeat({ cursor });
+            beat();
             // One page ahead of the lanes is enough to keep them busy.
             await producerWaits(() => !!stop || waiting() < batchSize);
           }
@@ -328,10 +323,8 @@ export function createPolicyActivities(deps: PolicyDeps) {
         if (stop.reason === 'smtp') throw ApplicationFailure.retryable(`SMTP refused for now: ${detail}`, 'SmtpTemporaryFailure');
         throw ApplicationFailure.retryable(`the outbox is unavailable: ${detail}`, 'OutboxUnavailable');
       }
-      const [totals] = await deps.sql<{ sent: number; failed: number }[]>`
-        select count(*) filter (where status = 'sent')::int as sent, count(*) filter (where status = 'failed')::int as failed
-        from email_outbox where campaign = ${campaign}`;
-      return { cursor, sent, failed, done, totals: totals! };
+      const { sent: totalSent, failed: totalFailed } = await noticeCounts(deps.sql, input.version);
+      return { cursor, sent, failed, done, totals: { sent: totalSent, failed: totalFailed } };
     },
 
     /** Gives permanently failed notices another chance (a mailbox may be back). */

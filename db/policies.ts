@@ -45,15 +45,33 @@ export async function currentPolicy(sql: Db): Promise<PolicyRow | undefined> {
 
 export const noticeCampaign = (version: string) => `policy:${version}`;
 
-/** total = everyone with a notice row plus every active person still without one. */
+/** A campaign's outbox rows by status, as columns of a select over `email_outbox`. */
+const countColumns = (sql: Db) => sql`
+  count(*)::int as rows,
+  count(*) filter (where status = 'sent')::int as sent,
+  count(*) filter (where status = 'failed')::int as failed,
+  count(*) filter (where status = 'pending')::int as pending`;
+
+export interface NoticeCounts {
+  rows: number;
+  sent: number;
+  failed: number;
+  pending: number;
+}
+
+/** The campaign's outbox rows by status (what a slice reports to the workflow). */
+export async function noticeCounts(sql: Db, version: string): Promise<NoticeCounts> {
+  const [row] = await sql<NoticeCounts[]>`
+    select ${countColumns(sql)} from email_outbox where campaign = ${noticeCampaign(version)}`;
+  return row!;
+}
+
+/** total = everyone with a notice row plus every active person still without one (one snapshot). */
 export async function noticeProgress(sql: Db, version: string): Promise<{ total: number; sent: number; failed: number; pending: number }> {
   const campaign = noticeCampaign(version);
-  const [row] = await sql<{ sent: number; failed: number; pending: number; rows: number; waiting: number }[]>`
+  const [row] = await sql<(NoticeCounts & { waiting: number })[]>`
     select
-      count(*) filter (where status = 'sent')::int as sent,
-      count(*) filter (where status = 'failed')::int as failed,
-      count(*) filter (where status = 'pending')::int as pending,
-      count(*)::int as rows,
+      ${countColumns(sql)},
       (select count(*)::int from customers c where c.status = 'active' and c.email is not null
          and not exists (select 1 from email_outbox o where o.key = ${campaign} || ':' || c.id)) as waiting
     from email_outbox where campaign = ${campaign}`;
