@@ -5,7 +5,7 @@ import { openStack, startWorker, type RunningWorker, type TestStack } from './su
 import { appFor, staffAuth } from './support/api';
 import { newClient } from './support/recordings';
 import { activate, registerCustomer, seedCustomers } from './support/customers';
-import { allMessages } from './support/mailbox';
+import { countPerAddress } from './support/mailbox';
 import { waitFor } from './support/wait';
 import { findPolicy, insertPolicy } from '../db/policies';
 import { customerWorkflowId, policyWorkflowId } from '../workflows/ids';
@@ -70,8 +70,7 @@ describe('continue-as-new keeps the promise across runs', () => {
     const runs = await runsOf(handle.workflowId);
     expect(runs).toBeGreaterThanOrEqual(4);
 
-    const deliveries = new Map<string, number>();
-    for (const m of await allMessages({ raw: true })) if (m.text.includes(`(${version})`)) for (const to of m.to) deliveries.set(to, (deliveries.get(to) ?? 0) + 1);
+    const deliveries = await countPerAddress(`(${version})`, { raw: true });
     for (const p of [...first, ...late]) expect(deliveries.get(p.email), p.email).toBe(1);
     console.info(`continue-as-new: policyChange went through ${runs} runs`);
   }, 60_000);

@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStack, type TestStack } from './support/stack';
 import { newClient } from './support/recordings';
 import { seedCustomers } from './support/customers';
-import { allMessages } from './support/mailbox';
-import type { SinkMessage } from '../scripts/mail-sink';
+import { countPerAddress } from './support/mailbox';
 import { spawnWorker, workerEnvFor, type WorkerProcess } from './support/worker-process';
 import { waitFor } from './support/wait';
 import { ISOLATED_NAMESPACE } from './global-setup';
@@ -28,36 +27,43 @@ afterAll(async () => {
   await s.close();
 });
 
+/**
+ * Seeds persons, publishes a material version an hour away and starts its campaign (4 lanes,
+ * pages of 50) on a new worker process with `workerEnv`; returns once 300 notices are out.
+ */
+async function campaignUnderWay(tag: string, persons: number, workerEnv = env) {
+  const clientId = await newClient(s);
+  const people = await seedCustomers(s.sql, { clientId, count: persons, tag: `${tag}${randomUUID().slice(0, 4)}` });
+  const everyone = (await s.sql<{ n: number }[]>`select count(*)::int as n from customers where status = 'active' and email is not null`)[0]!.n;
+  const version = `${tag}-${randomUUID().slice(0, 8)}`;
+  const effectiveAt = new Date(Date.now() + 3_600_000);
+  await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: `${tag} test`, body: 'Text' });
+
+  workers.push(await spawnWorker(workerEnv));
+  const handle = await s.client.workflow.start<typeof policyChange>('policyChange', {
+    workflowId: policyWorkflowId(version),
+    taskQueue: s.config.TEMPORAL_TASK_QUEUE,
+    args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],
+  });
+  await waitFor(async () => (await noticeProgress(s.sql, version)).sent >= 300, { what: 'the campaign to be under way', timeoutMs: 60_000, intervalMs: 20 });
+  return { people, everyone, version, handle };
+}
+
+const allSent = (version: string, count: number) =>
+  waitFor(async () => (await noticeProgress(s.sql, version)).sent === count, { what: 'every notice', timeoutMs: 120_000, intervalMs: 250 });
+
 describe('policyChange through faults mid-campaign', () => {
   it('resumes on a new worker and every person still gets exactly one notice', async () => {
-    const clientId = await newClient(s);
-    const persons = await seedCustomers(s.sql, { clientId, count: PERSONS, tag: `crash${randomUUID().slice(0, 4)}` });
-    const version = `crash-${randomUUID().slice(0, 8)}`;
-    const effectiveAt = new Date(Date.now() + 3_600_000);
-    await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: 'Crash test', body: 'Text' });
-
-    workers.push(await spawnWorker(env));
-    const handle = await s.client.workflow.start<typeof policyChange>('policyChange', {
-      workflowId: policyWorkflowId(version),
-      taskQueue: s.config.TEMPORAL_TASK_QUEUE,
-      args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],
-    });
-
-    await waitFor(async () => (await noticeProgress(s.sql, version)).sent >= 300, { what: 'the campaign to be under way', timeoutMs: 60_000, intervalMs: 20 });
+    const { people: persons, version, handle } = await campaignUnderWay('crash', PERSONS);
     await workers[0]!.kill();
     const atKill = await noticeProgress(s.sql, version);
     expect(atKill.sent).toBeLessThan(PERSONS);
 
     workers.push(await spawnWorker(env));
-    await waitFor(async () => (await noticeProgress(s.sql, version)).sent === PERSONS, { what: 'every notice', timeoutMs: 120_000, intervalMs: 250 });
+    await allSent(version, PERSONS);
 
-    const count = (messages: SinkMessage[]) => {
-      const byAddress = new Map<string, number>();
-      for (const m of messages) if (m.text.includes(`(${version})`)) for (const to of m.to) byAddress.set(to, (byAddress.get(to) ?? 0) + 1);
-      return byAddress;
-    };
-    const inMailboxes = count(await allMessages());
-    const deliveries = count(await allMessages({ raw: true }));
+    const inMailboxes = await countPerAddress(`(${version})`, { raw: false });
+    const deliveries = await countPerAddress(`(${version})`, { raw: true });
     const repeated = [...deliveries.values()].filter((n) => n > 1).length;
     console.info(`policy crash: ${atKill.sent} sent before the kill; ${inMailboxes.size} people reached; ${repeated} SMTP re-deliveries of the same Message-ID`);
 
@@ -76,30 +82,16 @@ describe('policyChange through faults mid-campaign', () => {
   }, 180_000);
 
   it('hands over cleanly when its worker is restarted: not one notice is delivered twice', async () => {
-    const clientId = await newClient(s);
-    await seedCustomers(s.sql, { clientId, count: 1500, tag: `restart${randomUUID().slice(0, 4)}` });
-    const everyone = (await s.sql<{ n: number }[]>`select count(*)::int as n from customers where status = 'active' and email is not null`)[0]!.n;
-    const version = `restart-${randomUUID().slice(0, 8)}`;
-    const effectiveAt = new Date(Date.now() + 3_600_000);
-    await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: 'Restart test', body: 'Text' });
-
-    workers.push(await spawnWorker(env));
-    const handle = await s.client.workflow.start<typeof policyChange>('policyChange', {
-      workflowId: policyWorkflowId(version),
-      taskQueue: s.config.TEMPORAL_TASK_QUEUE,
-      args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],
-    });
-    await waitFor(async () => (await noticeProgress(s.sql, version)).sent >= 300, { what: 'the campaign to be under way', timeoutMs: 60_000, intervalMs: 20 });
+    const { everyone, version, handle } = await campaignUnderWay('restart', 1500);
     // SIGTERM, as a deploy or `npm start`'s Ctrl-C would: the slice stops taking rows and marks what is in flight.
     await workers.at(-1)!.stop();
     const atStop = await noticeProgress(s.sql, version);
     expect(atStop.sent).toBeLessThan(everyone);
 
     workers.push(await spawnWorker(env));
-    await waitFor(async () => (await noticeProgress(s.sql, version)).sent === everyone, { what: 'every notice', timeoutMs: 120_000, intervalMs: 250 });
+    await allSent(version, everyone);
 
-    const deliveries = new Map<string, number>();
-    for (const m of await allMessages({ raw: true })) if (m.text.includes(`(${version})`)) for (const to of m.to) deliveries.set(to, (deliveries.get(to) ?? 0) + 1);
+    const deliveries = await countPerAddress(`(${version})`, { raw: true });
     console.info(`policy restart: ${atStop.sent} sent before the restart; ${deliveries.size} people reached`);
     expect(deliveries.size).toBe(everyone);
     expect([...deliveries.values()].filter((n) => n !== 1)).toEqual([]);
@@ -108,35 +100,21 @@ describe('policyChange through faults mid-campaign', () => {
   }, 180_000);
 
   it('loses and repeats nothing when Postgres goes away mid-campaign and comes back', async () => {
-    const clientId = await newClient(s);
-    await seedCustomers(s.sql, { clientId, count: 1000, tag: `pgdown${randomUUID().slice(0, 4)}` });
-    const everyone = (await s.sql<{ n: number }[]>`select count(*)::int as n from customers where status = 'active' and email is not null`)[0]!.n;
-    const version = `pgdown-${randomUUID().slice(0, 8)}`;
-    const effectiveAt = new Date(Date.now() + 3_600_000);
-    await insertPolicy(s.sql, { version, effectiveAt, material: true, summary: 'Outage test', body: 'Text' });
-
     // The worker reaches Postgres through a relay the test can cut (the test itself goes direct).
     const db = new URL(s.config.DATABASE_URL);
     const proxy = await startTcpProxy({ host: db.hostname, port: Number(db.port || 5432) });
     try {
       const viaProxy = new URL(db);
       viaProxy.host = `127.0.0.1:${proxy.port}`;
-      workers.push(await spawnWorker({ ...env, DATABASE_URL: viaProxy.toString() }));
-      const handle = await s.client.workflow.start<typeof policyChange>('policyChange', {
-        workflowId: policyWorkflowId(version),
-        taskQueue: s.config.TEMPORAL_TASK_QUEUE,
-        args: [{ version, effectiveAt: effectiveAt.toISOString(), material: true, batchSize: 50, concurrency: 4, catchUpIntervalMs: 600_000, heartbeatTimeoutMs: 3_000 }],
-      });
-      await waitFor(async () => (await noticeProgress(s.sql, version)).sent >= 300, { what: 'the campaign to be under way', timeoutMs: 60_000, intervalMs: 20 });
+      const { everyone, version, handle } = await campaignUnderWay('pgdown', 1000, { ...env, DATABASE_URL: viaProxy.toString() });
       proxy.cut();
       const atCut = await noticeProgress(s.sql, version);
       expect(atCut.sent).toBeLessThan(everyone);
       await new Promise((r) => setTimeout(r, 2_000)); // the outage itself
       proxy.restore();
 
-      await waitFor(async () => (await noticeProgress(s.sql, version)).sent === everyone, { what: 'every notice', timeoutMs: 120_000, intervalMs: 250 });
-      const deliveries = new Map<string, number>();
-      for (const m of await allMessages({ raw: true })) if (m.text.includes(`(${version})`)) for (const to of m.to) deliveries.set(to, (deliveries.get(to) ?? 0) + 1);
+      await allSent(version, everyone);
+      const deliveries = await countPerAddress(`(${version})`, { raw: true });
       console.info(`policy outage: ${atCut.sent} sent before Postgres went away; ${deliveries.size} people reached`);
       expect(deliveries.size).toBe(everyone);
       expect([...deliveries.values()].filter((n) => n !== 1)).toEqual([]);

@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { openStack, type TestStack } from './support/stack';
 import { newClient } from './support/recordings';
 import { seedCustomers } from './support/customers';
-import { allMessages } from './support/mailbox';
+import { countPerAddress } from './support/mailbox';
 import { CAMPAIGN_LOCK, createPolicyActivities, type NoticeBatchResult } from '../activities/policies';
 import { createSql } from '../db/index';
 import { createMailer, type Mailer } from '../lib/mailer';
@@ -37,11 +37,7 @@ async function campaign(persons: number) {
   const activities = createPolicyActivities({ sql: s.sql, mailer, config: s.config });
   const slice = () => new MockActivityEnvironment().run(activities.sendPolicyNotices, { version, cursor: FIRST, batchSize: 25, concurrency: 4, timeBudgetMs: 60_000 }) as Promise<NoticeBatchResult>;
   /** SMTP deliveries of this version's notice per address (every delivery, not the mailbox view). */
-  const deliveries = async () => {
-    const byAddress = new Map<string, number>();
-    for (const m of await allMessages({ raw: true })) if (m.text.includes(`(${version})`)) for (const to of m.to) byAddress.set(to, (byAddress.get(to) ?? 0) + 1);
-    return byAddress;
-  };
+  const deliveries = () => countPerAddress(`(${version})`, { raw: true });
   return { people, version, slice, deliveries };
 }
 

@@ -13,6 +13,13 @@ export async function allMessages(options: { raw?: boolean } = {}): Promise<Sink
   return (await (await fetch(`${stack().mailSinkUrl}/api/messages${options.raw ? '?raw=1' : ''}`)).json()) as SinkMessage[];
 }
 
+/** Per address, how many messages whose text contains `marker` the sink received (`raw`: every SMTP delivery) or holds. */
+export async function countPerAddress(marker: string, options: { raw: boolean }): Promise<Map<string, number>> {
+  const byAddress = new Map<string, number>();
+  for (const m of await allMessages(options)) if (m.text.includes(marker)) for (const to of m.to) byAddress.set(to, (byAddress.get(to) ?? 0) + 1);
+  return byAddress;
+}
+
 /** Waits until a message matching `match` reached the sink. */
 export function waitForMessage(match: (m: SinkMessage) => boolean, what: string, timeoutMs = 20_000): Promise<SinkMessage> {
   return waitFor(async () => (await allMessages()).find(match), { timeoutMs, what });
