@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,7 +120,6 @@ export async function machineBusySeconds(): Promise<number> {
 
 /** CPU seconds used so far by the live processes named `comm` (e.g. every Postgres backend). */
 export async function processCpuSeconds(comm: string): Promise<number> {
-  const { readdir } = await import('node:fs/promises');
   let ticks = 0;
   for (const pid of (await readdir('/proc')).filter((d) => /^\d+$/.test(d))) {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');

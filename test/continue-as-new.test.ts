@@ -9,7 +9,7 @@ import { countPerAddress } from './support/mailbox';
 import { waitFor } from './support/wait';
 import { findPolicy, insertPolicy } from '../db/policies';
 import { customerWorkflowId, policyWorkflowId } from '../workflows/ids';
-import { policyProgressQuery, type policyChange } from '../workflows/policy-change';
+import type { policyChange } from '../workflows/policy-change';
 
 // Long-lived workflows continue as new when Temporal suggests it (by default past 4,096
 // history events: a 30-day notice period with hourly catch-ups gets there). A dev server of
