@@ -130,7 +130,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
       let sent = 0;
       let failed = 0;
       let done = false;
-      /** Why the slice stops early: SMTP refusing for now, or the database failing. */
+      /** Why the slice stops early: SMTP refusing for now, the database failing, or the attempt cancelled. */
       let stop: { reason: 'smtp' | 'database' | 'cancelled'; error: unknown } | undefined;
       const halt = (reason: 'smtp' | 'database' | 'cancelled', error: unknown) => {
         stop ??= { reason, error };
