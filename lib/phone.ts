@@ -1,0 +1,21 @@
+import { parsePhoneNumberFromString } from 'libphonenumber-js';
+import { createHash } from 'node:crypto';
+
+/**
+ * Phone numbers are stored in E.164 (`+4548221000`) everywhere, so one person is found by one
+ * string whether a caller typed "48 22 10 00", "+45 48 22 10 00" or "0045 48221000". National
+ * numbers without a country code are Danish (TopCall answers Danish lines).
+ */
+export function normalizePhone(input: string): string | undefined {
+  const text = input.trim().replace(/^00/, '+');
+  if (!/^\+?[0-9][0-9 ().-]{2,30}$/.test(text)) return undefined;
+  const parsed = parsePhoneNumberFromString(text, 'DK');
+  return parsed?.isPossible() ? parsed.number : undefined;
+}
+
+/**
+ * A number kept only to recognise it again (the do-not-keep list of upheld objections, D10):
+ * a keyed hash, never the number. The key is the deployment's (config), so the list is useless
+ * to anyone who copies only the table.
+ */
+export const phoneHash = (e164: string, key: string) => createHash('sha256').update(`${key}\0${e164}`).digest();
