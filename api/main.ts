@@ -23,7 +23,19 @@ if (generated) {
 
 // Lazy: the API starts and answers /readyz with 503 until Temporal is reachable.
 const temporal = createLazyClient(temporalAddress(config), config.TEMPORAL_NAMESPACE);
-const app = createApp({ config, sql, temporal, store: recordingStoreFor(config.DATA_DIR), log });
+const store = recordingStoreFor(config.DATA_DIR);
+const app = createApp({ config, sql, temporal, store, log });
+
+// Partial uploads of a process that died mid-stream are removed at start and then every quarter
+// hour; a file still being written (its mtime moves) is left alone.
+const STAGING_IDLE_MS = 15 * 60_000;
+const sweepStaging = () =>
+  store.sweepStaging(STAGING_IDLE_MS).then(
+    (removed) => removed && log.info({ removed }, 'removed abandoned partial uploads'),
+    (err: Error) => log.warn({ err: { message: err.message } }, 'could not sweep the upload staging area'),
+  );
+void sweepStaging();
+setInterval(() => void sweepStaging(), STAGING_IDLE_MS).unref();
 
 const server = serve({ fetch: app.fetch, port: config.PORT, hostname: '0.0.0.0' }, (info) =>
   log.info({ port: info.port }, 'api listening'),

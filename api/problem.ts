@@ -23,6 +23,7 @@ export interface FieldError {
 
 const titles: Record<string, string> = {
   'validation-failed': 'The request is not valid',
+  'bad-request': 'The request could not be read',
   'malformed-json': 'The request body is not valid JSON',
   'unsupported-media-type': 'Unsupported media type',
   'payload-too-large': 'The request body is too large',

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { once } from 'node:events';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -16,6 +17,12 @@ export interface RecordingStore {
   /** Idempotent: deleting what is already gone succeeds. */
   delete(key: string): Promise<void>;
   exists(key: string): Promise<boolean>;
+  /**
+   * Removes staged files nobody will commit: left by a process that died mid-upload. Only files
+   * untouched for `idleMs` go, so an upload still streaming (in this or another API replica
+   * sharing the store) is never cut. Returns how many were removed.
+   */
+  sweepStaging(idleMs: number): Promise<number>;
 }
 
 export interface StagedAudio {
@@ -45,6 +52,9 @@ export function createFileRecordingStore(root: string): RecordingStore {
 
   return {
     async stage(audio, options = {}) {
+      // The caller's stream may fail before `pipeline` below attaches its listeners (the mkdir
+      // is awaited first): without a listener of its own that error would end the process.
+      audio.on('error', () => {});
       await mkdir(staging, { recursive: true });
       const temp = path.join(staging, randomUUID());
       const hash = createHash('sha256');
@@ -57,9 +67,13 @@ export function createFileRecordingStore(root: string): RecordingStore {
           done(null, chunk);
         },
       });
+      const out = createWriteStream(temp, { mode: 0o600 });
       try {
-        await pipeline(audio, meter, createWriteStream(temp, { mode: 0o600 }));
+        await pipeline(audio, meter, out);
       } catch (err) {
+        // The file is opened asynchronously: wait until the stream has closed it, or the removal
+        // could run before the file exists and leave it behind.
+        if (!out.closed) await once(out, 'close').catch(() => {});
         await rm(temp, { force: true });
         throw err;
       }
@@ -85,6 +99,22 @@ export function createFileRecordingStore(root: string): RecordingStore {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
+    },
+    async sweepStaging(idleMs) {
+      const names = await readdir(staging).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return [] as string[];
+        throw err;
+      });
+      let removed = 0;
+      for (const name of names) {
+        const file = path.join(staging, name);
+        const info = await stat(file).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs >= idleMs) {
+          await rm(file, { force: true });
+          removed += 1;
+        }
+      }
+      return removed;
     },
     async exists(key) {
       return stat(fileOf(key)).then(
