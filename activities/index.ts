@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
@@ -7,13 +8,15 @@ import { createRecordingActivities } from './recordings';
 import { createRequestActivities } from './requests';
 import { createPolicyActivities } from './policies';
 import type { RecordingStore } from '../lib/recording-store';
+import { sweepRetention, type RetentionPeriods } from '../db/personal-data';
+import { subtractCalendarDuration } from '../lib/durations';
 
 /** Everything activities touch, built once by worker/main.ts (or by a test with real parts). */
 export interface ActivityDeps {
   sql: Sql;
   mailer: Mailer;
   store: RecordingStore;
-  config: { DATABASE_URL: string; MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string };
+  config: { DATABASE_URL: string; MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; PASSWORD_LINK_TTL: string } & RetentionPeriods;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -28,6 +31,23 @@ export function createActivities(deps: ActivityDeps) {
       const workflowId = Context.current().info.workflowExecution?.workflowId ?? 'unknown';
       const completedAt = await insertSystemCheck(deps.sql, { id: input.checkId, workflowId });
       return { databaseTime: completedAt.toISOString() };
+    },
+
+    /**
+     * D15: one pass over every place of the personal-data map that has a retention period. Each
+     * place commits on its own; a retry only finds what an earlier attempt left, and the counts
+     * of all attempts of one run add up in data_retention_runs.
+     */
+    async sweepPersonalData(_input: Record<string, never>): Promise<Record<string, number>> {
+      const info = Context.current().info.workflowExecution;
+      const counts = await sweepRetention(deps.sql, deps.config, { dataDir: deps.config.DATA_DIR, subtract: subtractCalendarDuration });
+      const [row] = await deps.sql<{ counts: Record<string, number> }[]>`
+        insert into data_retention_runs (workflow_id, run_id, counts) values (${info?.workflowId ?? 'manual'}, ${info?.runId ?? randomUUID()}, ${deps.sql.json(counts)})
+        on conflict (run_id) do update set finished_at = now(), counts = (
+          select jsonb_object_agg(k, coalesce((data_retention_runs.counts ->> k)::int, 0) + coalesce((excluded.counts ->> k)::int, 0))
+          from jsonb_object_keys(data_retention_runs.counts || excluded.counts) k)
+        returning counts`;
+      return row!.counts;
     },
 
     /** A service email to the staff mailbox (STAFF_EMAIL); the address never enters workflow history. */

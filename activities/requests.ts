@@ -1,7 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Sql } from '../db/index';
+import type { Db, Sql, Tx } from '../db/index';
+import { eraseSubject, resolveSubject, type EraseContext, type Subject } from '../db/personal-data';
 import type { Mailer } from '../lib/mailer';
 import type { RecordingStore } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
@@ -9,7 +10,6 @@ import { hashToken } from '../db/access-tokens';
 import { findClient } from '../db/clients';
 import { createPasswordToken, findCustomer, setMarketingEmails, type Locale } from '../db/customers';
 import { earlierRequests, findRequest, updateRequest, type RequestRow, type RequestStatus } from '../db/requests';
-import { confirmDeletable } from '../db/recordings';
 import { acknowledgementEmail, completionEmail, invitationEmail, refusalEmail, type RenderedEmail } from '../lib/email-templates';
 import { alreadySent, deliverEmail, suppressEmail, type EmailCategory } from './email';
 import { deleteConfirmed } from './recordings';
@@ -22,9 +22,6 @@ export interface RequestDeps {
   store: RecordingStore;
   config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string };
 }
-
-/** Erasure ignores deadlines: every unheld recording of the person goes. */
-const END_OF_TIME = new Date('9999-12-31T00:00:00Z');
 
 interface Recipient {
   email: string;
@@ -165,94 +162,198 @@ export function createRequestActivities(deps: RequestDeps) {
       await updateRequest(deps.sql, r.id, { answeredAt: new Date(), status: r.decision === 'refuse' ? 'refused' : 'answered' });
     },
 
-    /** After the erasure answer went out: the last contact details go too, and every login token. */
+    /** After the erasure answer went out: the last contact details go too (the answer itself included). */
     async forgetContact(input: { requestId: string }): Promise<void> {
       const r = await requireRequest(input.requestId);
-      if (r.customerId) {
-        await deps.sql.begin(async (tx) => {
-          // A notice still waiting for this address (a policy campaign in progress) is not sent to a person who is gone.
-          await tx`
-            update email_outbox set recipient = '[erased]', text_body = '[erased]', status = case when status = 'pending' then 'suppressed' else status end
-            where recipient = (select email from customers where id = ${r.customerId})`;
-          await tx`update customers set email = null, name = null, password_hash = null, status = 'erased', erased_at = coalesce(erased_at, now()) where id = ${r.customerId}`;
+      await deps.sql.begin(async (tx) => {
+        const subject = await subjectOf(tx, r);
+        await eraseSubject(tx, subject, eraseContext(r, 'erasure'), ['email_outbox', 'customer_emails', 'login_failures']);
+        if (r.customerId) {
+          await tx`update customers set email = null, name = null, password_hash = null, provided_by = '[erased]', status = 'erased', erased_at = coalesce(erased_at, now())
+                   where id = ${r.customerId}`;
           await tx`update access_tokens set revoked_at = now() where subject_id = ${r.customerId} and revoked_at is null`;
-        });
-      }
-      if (r.requester) await deps.sql`update data_requests set requester = ${deps.sql.json({ erased: true } as never)} where id = ${r.id}`;
+        }
+        await tx`update data_requests set requester = case when requester is null then null else '{"erased": true}'::jsonb end, details = '{}', details_erased_at = coalesce(details_erased_at, now())
+                 where id = ${r.id}`;
+      });
     },
   };
 
+  /** The numbers a request names: a caller's own, and those staff list for an account holder. */
+  function phonesOf(r: RequestRow): string[] {
+    const listed = Array.isArray(r.details.phones) ? (r.details.phones as string[]) : [];
+    return [...new Set([...(r.requester?.phone ? [r.requester.phone] : []), ...listed])];
+  }
+
+  function subjectOf(db: Db, r: RequestRow): Promise<Subject> {
+    return resolveSubject(db, { customerId: r.customerId, requestId: r.id, phones: phonesOf(r) });
+  }
+
+  /**
+   * Erasure and an upheld objection change many places at once; they run in one transaction
+   * that also stores the outcome, so an attempt that dies half-way leaves nothing done and the
+   * retry reports exactly what was done (audio unlinked by a rolled-back attempt is simply
+   * missing for the retry, which is not an error).
+   */
+  async function inOneTransaction(r: RequestRow, work: (tx: Tx, subject: Subject) => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+    return deps.sql.begin(async (tx) => {
+      const [current] = await tx<{ outcome: Record<string, unknown> | null }[]>`select outcome from data_requests where id = ${r.id} for update`;
+      if (current?.outcome) return current.outcome;
+      const outcome = await work(tx, await subjectOf(tx, r));
+      await tx`update data_requests set outcome = ${tx.json(outcome as never)} where id = ${r.id}`;
+      return outcome;
+    });
+  }
+
+  function eraseContext(r: RequestRow, reason: 'erasure' | 'objection'): EraseContext {
+    return {
+      requestId: r.id,
+      reason,
+      store: deps.store,
+      dataDir: deps.config.DATA_DIR,
+      deleteRecordings: (tx, rows) => deleteConfirmed(tx, deps.store, rows, { reason, workflowId: `request:${r.id}`, runId: r.id, disputeId: null }),
+    };
+  }
+
   async function execute(r: RequestRow): Promise<Record<string, unknown>> {
-    const callerNumber = r.requester?.phone ?? null;
     switch (r.type) {
       case 'access': {
-        const { zip, categories } = await buildAccessExport(deps.sql, { customerId: r.customerId, callerNumber });
+        const subject = await subjectOf(deps.sql, r);
+        const { zip, categories } = await buildAccessExport(deps.sql, subject);
         const id = randomUUID();
         const fileKey = `exports/${id}.zip`;
         const file = path.join(deps.config.DATA_DIR, fileKey);
         await mkdir(path.dirname(file), { recursive: true });
         await writeFile(file, zip, { mode: 0o600 });
         // A placeholder hash until the answer email mints the real link (nobody can hold this one).
-        await deps.sql`
+        const inserted = await deps.sql`
           insert into export_packages (id, request_id, token_hash, file_key, bytes, sha256, expires_at)
           values (${id}, ${r.id}, ${hashToken(randomBytes(32).toString('hex'))}, ${fileKey}, ${zip.byteLength},
-                  ${createHash('sha256').update(zip).digest('hex')}, now())
-          on conflict (request_id) do nothing`;
-        return { exportId: id, categories };
+                  ${createHash('sha256').update(zip).digest('hex')}, now() + interval '1 day')
+          on conflict (request_id) do nothing returning id`;
+        if (!inserted.length) await unlink(file).catch(() => undefined); // an earlier attempt's package stands
+        return { exportId: inserted.length ? id : undefined, categories };
       }
       case 'rectification': {
-        if (!r.customerId) return { changed: [] };
+        if (!r.customerId) return { changed: [], noAccount: true };
         const fields = (r.details.fields ?? {}) as Partial<Record<'name' | 'email' | 'locale', string>>;
         return deps.sql.begin(async (tx) => {
-          const [old] = await tx<{ name: string; email: string; locale: string }[]>`select name, email, locale from customers where id = ${r.customerId} for update`;
-          const changes = Object.fromEntries(Object.entries(fields).filter(([k, v]) => v !== undefined && old && old[k as keyof typeof old] !== v));
+          const [old] = await tx<{ name: string; email: string; locale: string; status: string }[]>`select name, email, locale, status from customers where id = ${r.customerId} for update`;
+          if (!old || old.status !== 'active') return { changed: [], noAccount: true };
+          const changes = Object.fromEntries(Object.entries(fields).filter(([k, v]) => v !== undefined && old[k as keyof typeof old] !== v));
           if (Object.keys(changes).length) {
             await tx`update customers set ${tx(changes)} where id = ${r.customerId}`;
-            const before = Object.fromEntries(Object.keys(changes).map((k) => [k, old![k as keyof typeof old]]));
+            // The audit record keeps that fields changed and which, never the values (D15).
             await tx`insert into audit_log (actor, action, subject_type, subject_id, old_values, new_values)
-                     values (${`request:${r.id}`}, 'rectification', 'customer', ${r.customerId}, ${tx.json(before)}, ${tx.json(changes as never)})`;
+                     values (${`request:${r.id}`}, 'rectification', 'customer', ${r.customerId}, null, ${tx.json({ fields: Object.keys(changes).sort() })})`;
           }
           return { changed: Object.keys(changes) };
         });
       }
-      case 'erasure': {
-        const deleted = await deps.sql.begin(async (tx) => {
-          const byPerson = r.customerId ? tx`customer_id = ${r.customerId}` : tx`caller_number = ${callerNumber}`;
-          const locked = await tx<{ id: string }[]>`select id from recordings where status = 'retained' and ${byPerson} order by id for update`;
-          const rows = await confirmDeletable(tx, locked.map((x) => x.id), END_OF_TIME);
-          return deleteConfirmed(tx, deps.store, rows, { reason: 'erasure', workflowId: `request:${r.id}`, runId: r.id, disputeId: null });
+      case 'erasure':
+        return inOneTransaction(r, async (tx, subject) => {
+          const report = await eraseSubject(tx, subject, eraseContext(r, 'erasure'));
+          return { erased: report.erased, kept: report.kept };
         });
-        const byPerson = r.customerId ? deps.sql`r.customer_id = ${r.customerId}` : deps.sql`r.caller_number = ${callerNumber}`;
-        // GDPR 17(3)(e): recordings a dispute holds are kept, and the answer says which and why.
-        const kept = await deps.sql<{ id: string; disputeIds: string[] }[]>`
-          select r.id, array_agg(h.dispute_id::text) as "disputeIds" from recordings r
-          join recording_holds h on h.recording_id = r.id and h.released_at is null
-          where r.status = 'retained' and ${byPerson} group by r.id order by r.id`;
-        if (r.customerId) {
-          await deps.sql`delete from call_messages where customer_id = ${r.customerId}`;
-          await deps.sql`update access_tokens set revoked_at = now() where subject_id = ${r.customerId} and revoked_at is null`;
-          await deps.sql`update customers set password_hash = null, marketing_emails = false where id = ${r.customerId}`;
-        }
-        return { deletedRecordings: deleted.length, keptRecordings: kept.map((k) => ({ recordingId: k.id, disputeIds: k.disputeIds, reason: 'legal_claims' })) };
-      }
+      case 'objection':
+        // Art. 21 upheld: the recording (legitimate interest) stops for this person — what is not
+        // under a hold goes now, future calls from their numbers are not kept past the next
+        // sweep, and marketing stops.
+        return inOneTransaction(r, async (tx, subject) => {
+          const report = await eraseSubject(tx, subject, eraseContext(r, 'objection'), ['recordings', 'restriction_overrides']);
+          const numbers = subject.phones.length
+            ? (
+                await tx`insert into do_not_keep_numbers (phone_hash, request_id)
+                         select phone_hash(p), ${r.id} from unnest(${subject.phones}::text[]) p on conflict do nothing returning 1`
+              ).length + 0
+            : 0;
+          const account = subject.customerId
+            ? (await tx`update customers set objected_to_processing = true, marketing_emails = false where id = ${subject.customerId} and status = 'active' returning 1`).length > 0
+            : false;
+          return { erased: report.erased, kept: report.kept, doNotKeepNumbers: subject.phones.length, newDoNotKeepNumbers: numbers, accountMarked: account };
+        });
       case 'restriction':
-      case 'objection': {
-        if (r.customerId) {
-          await (r.type === 'restriction'
-            ? deps.sql`update customers set processing_restricted = true where id = ${r.customerId}`
-            : deps.sql`update customers set objected_to_processing = true, marketing_emails = false where id = ${r.customerId}`);
-        }
-        return { flag: r.type === 'restriction' ? 'processing_restricted' : 'objected_to_processing' };
-      }
+        // Art. 18: stored, not otherwise used — no marketing, no transfer, hidden from client
+        // views, recordings not played without an officer's override (db/personal-data.ts).
+        return inOneTransaction(r, async (tx, subject) => {
+          const account = subject.customerId
+            ? (await tx`update customers set processing_restricted = true where id = ${subject.customerId} and status = 'active' returning 1`).length > 0
+            : false;
+          if (subject.phones.length) {
+            await tx`insert into restricted_numbers (phone_hash, request_id)
+                     select phone_hash(p), ${r.id} from unnest(${subject.phones}::text[]) p on conflict do nothing`;
+          }
+          return { accountRestricted: account, numbersRestricted: subject.phones.length };
+        });
       case 'marketing_opt_out': {
-        if (r.customerId) await setMarketingEmails(deps.sql, r.customerId, false);
+        if (!r.customerId) return { marketingEmails: false, noAccount: true };
+        await setMarketingEmails(deps.sql, r.customerId, false);
         return { marketingEmails: false };
       }
     }
   }
 }
 
-/** What the completion email says was done, in the person's language. */
+/** Datatilsynet, named in every refusal and partial refusal (Art. 12(4), D10). */
+const complaintLine = (da: boolean) =>
+  da
+    ? 'Du kan klage til Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby, dt@datatilsynet.dk, www.datatilsynet.dk.'
+    : 'You may complain to Datatilsynet (the Danish Data Protection Agency), Carl Jacobsens Vej 35, 2500 Valby, Denmark, dt@datatilsynet.dk, www.datatilsynet.dk.';
+
+/** How each place of the map is named in an answer, with the count of what went. */
+const ERASED_WORDS: Record<string, { da: (n: number) => string; en: (n: number) => string }> = {
+  customers: { da: () => 'din konto (navn, e-mailadresse, adgangskode og hvem der gav os oplysningerne)', en: () => 'your account (name, email address, password and who gave us your data)' },
+  customer_emails: { da: (n) => `${n} tidligere e-mailadresse(r)`, en: (n) => `${n} email address(es) you have used` },
+  recordings: { da: (n) => `${n} samtaleoptagelse(r)`, en: (n) => `${n} call recording(s)` },
+  restriction_overrides: { da: (n) => `${n} registrering(er) af afspilning af dine optagelser`, en: (n) => `${n} record(s) of your recordings being played` },
+  call_messages: { da: (n) => `${n} besked(er) vi har sendt videre efter dine opkald`, en: (n) => `${n} message(s) we passed on after your calls` },
+  email_outbox: { da: (n) => `indholdet og adressen på ${n} e-mail(s), vi har sendt dig`, en: (n) => `the content and address of ${n} email(s) we sent you` },
+  data_requests: { da: (n) => `dine noter og kontaktoplysninger i ${n} henvendelse(r)`, en: (n) => `your notes and contact details in ${n} request(s)` },
+  export_files: { da: (n) => `${n} dataudtræk`, en: (n) => `${n} data export(s)` },
+  login_failures: { da: (n) => `${n} registrering(er) af mislykkede login`, en: (n) => `${n} record(s) of failed logins` },
+  password_tokens: { da: (n) => `${n} link(s) til at vælge adgangskode`, en: (n) => `${n} set-password link(s)` },
+  access_tokens: { da: (n) => `${n} login-session(er)`, en: (n) => `${n} login session(s)` },
+  restricted_numbers: { da: (n) => `${n} begrænsning(er) på dit telefonnummer`, en: (n) => `${n} restriction(s) on your phone number` },
+};
+
+type Kept = { count: number; reason: string; ids?: string[]; until?: string };
+
+/** What erasure or an upheld objection did, place by place, and what it kept and why. */
+function erasureLines(o: Record<string, unknown>, da: boolean): string[] {
+  const erased = (o.erased ?? {}) as Record<string, number>;
+  const kept = (o.kept ?? {}) as Record<string, Kept>;
+  const done = Object.entries(ERASED_WORDS)
+    .filter(([place]) => (erased[place] ?? 0) > 0)
+    .map(([place, words]) => `- ${(da ? words.da : words.en)(erased[place]!)}`);
+  const lines = done.length
+    ? [da ? 'Vi har slettet:' : 'We have deleted:', ...done]
+    : [da ? 'Vi fandt ingen oplysninger om dig at slette ud over selve din anmodning.' : 'We found no data about you to delete beyond your request itself.'];
+  const held = kept.recordings;
+  if (held?.count) {
+    lines.push(
+      '',
+      da
+        ? `Vi beholder ${held.count} optagelse(r), fordi de indgår i en igangværende tvist og er nødvendige for at fastlægge, gøre gældende eller forsvare et retskrav (GDPR art. 17, stk. 3, litra e). De slettes, så snart tvisten er afgjort:`
+        : `We keep ${held.count} recording(s) because they are part of an open dispute and needed to establish, exercise or defend legal claims (GDPR Art. 17(3)(e)). They are deleted as soon as the dispute is resolved:`,
+      ...(held.ids ?? []).map((id) => `- ${id}`),
+      complaintLine(da),
+    );
+  }
+  if (kept.data_requests?.count) {
+    lines.push(
+      '',
+      da
+        ? 'Vi gemmer en registrering af dine anmodninger (type, datoer og vores afgørelse) uden dine personoplysninger, som dokumentation for, at vi har besvaret dem (GDPR art. 5, stk. 2).'
+        : 'We keep a record of your requests (type, dates and our decision) without your personal data, as evidence that we answered them (GDPR Art. 5(2)).',
+    );
+  }
+  if ((erased.recordings ?? 0) > 0) {
+    lines.push(da ? 'For hver slettet optagelse findes en sletningskvittering uden personoplysninger.' : 'Each deleted recording leaves a deletion receipt that holds no personal data.');
+  }
+  return lines;
+}
+
+/** What the completion email says was done, in the person's language: built from the outcome only. */
 function outcomeLines(r: RequestRow, locale: Locale): string[] {
   const o = (r.outcome ?? {}) as Record<string, unknown>;
   const da = locale === 'da';
@@ -264,29 +365,45 @@ function outcomeLines(r: RequestRow, locale: Locale): string[] {
         : [`Download your data here (machine-readable: JSON and CSV per category). The link is for you only and expires ${until} UTC:`, '{{link}}'];
     }
     case 'rectification': {
+      if (o.noAccount) return [da ? 'Vi har ingen kontooplysninger om dig at rette. Vi har derfor ikke ændret noget.' : 'We hold no account data about you to correct, so nothing was changed.'];
       const changed = (o.changed as string[]) ?? [];
       return [da ? `Rettede felter: ${changed.join(', ') || 'ingen (de var allerede rigtige)'}.` : `Fields corrected: ${changed.join(', ') || 'none (they were already right)'}.`];
     }
-    case 'erasure': {
-      const kept = (o.keptRecordings as { recordingId: string; disputeIds: string[] }[]) ?? [];
-      const lines = [da ? `Vi har slettet dine kontodata og ${o.deletedRecordings} samtaleoptagelse(r).` : `We have deleted your account data and ${o.deletedRecordings} call recording(s).`];
-      if (kept.length) {
+    case 'erasure':
+      return [
+        ...erasureLines(o, da),
+        '',
+        da ? 'Kopier i sikkerhedskopier kan findes i en periode, indtil de overskrives.' : 'Copies may remain in backups for a period until they are overwritten.',
+      ];
+    case 'restriction': {
+      const account = o.accountRestricted === true;
+      const numbers = Number(o.numbersRestricted ?? 0);
+      if (!account && !numbers) {
+        return [da ? 'Vi har hverken en konto eller et telefonnummer for dig at begrænse behandlingen af, så intet er ændret.' : 'We have neither an account nor a phone number of yours to restrict, so nothing was changed.'];
+      }
+      return [
+        da
+          ? `Vi har begrænset behandlingen af ${account ? 'dine kontodata' : ''}${account && numbers ? ' og ' : ''}${numbers ? `optagelser af opkald fra ${numbers} telefonnummer/-numre` : ''}: oplysningerne opbevares, men bruges ikke til markedsføring, overdrages ikke, vises ikke for vores klienter, og optagelser afspilles kun, hvis vores databeskyttelsesansvarlige godkender det med en begrundelse.`
+          : `We have restricted the processing of ${account ? 'your account data' : ''}${account && numbers ? ' and ' : ''}${numbers ? `recordings of calls from ${numbers} phone number(s)` : ''}: the data is stored but not used for marketing, not transferred, not shown to our clients, and recordings are played only if our privacy officer approves it with a reason.`,
+        da ? 'Vi giver dig besked, før begrænsningen ophæves.' : 'We will tell you before the restriction is lifted.',
+      ];
+    }
+    case 'objection': {
+      const numbers = Number(o.doNotKeepNumbers ?? 0);
+      const lines = erasureLines(o, da);
+      if (numbers) {
         lines.push(
           da
-            ? `Vi beholder ${kept.length} optagelse(r), fordi de indgår i en igangværende tvist og er nødvendige for at fastlægge, gøre gældende eller forsvare et retskrav (GDPR art. 17, stk. 3, litra e). De slettes, når tvisten er afgjort:`
-            : `We keep ${kept.length} recording(s) because they are part of an open dispute and needed to establish, exercise or defend legal claims (GDPR Art. 17(3)(e)). They are deleted when the dispute is resolved:`,
-          ...kept.map((k) => `- ${k.recordingId}`),
+            ? `Fremtidige opkald fra ${numbers} telefonnummer/-numre bliver ikke gemt længere end til næste sletning (inden for en time).`
+            : `Future calls from ${numbers} phone number(s) are not kept beyond the next deletion run (within the hour).`,
         );
       }
-      lines.push(da ? 'Kopier i sikkerhedskopier kan findes i en periode, indtil de overskrives.' : 'Copies may remain in backups for a period until they are overwritten.');
+      if (o.accountMarked) lines.push(da ? 'Vi har registreret din indsigelse på din konto og stoppet markedsføring.' : 'We have recorded your objection on your account and stopped marketing.');
+      if (!numbers && !o.accountMarked) lines.push(da ? 'Vi har intet telefonnummer eller nogen konto for dig, så fremtidige opkald kan ikke genkendes.' : 'We have no phone number or account of yours, so future calls cannot be recognised.');
       return lines;
     }
-    case 'restriction':
-      return [da ? 'Vi har begrænset behandlingen af dine data.' : 'We have restricted the processing of your data.'];
-    case 'objection':
-      return [da ? 'Vi har registreret din indsigelse og stoppet behandlingen, herunder markedsføring.' : 'We have recorded your objection and stopped the processing, marketing included.'];
     case 'marketing_opt_out':
+      if (o.noAccount) return [da ? 'Vi har ingen konto for dig og sender dig ikke markedsføring.' : 'We have no account for you and send you no marketing.'];
       return [da ? 'Du får ikke længere markedsføring fra os. E-mails om din konto og vores service får du stadig.' : 'You will no longer get marketing from us. You still get emails about your account and our service.'];
   }
 }
-

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Db, Sql, Tx } from './index';
 
-export type DeletionReason = 'retention' | 'dispute_resolved' | 'erasure';
+export type DeletionReason = 'retention' | 'dispute_resolved' | 'erasure' | 'objection';
 
 export interface ReceiptInput {
   recordingId: string;

@@ -87,6 +87,13 @@ const schema = z
     PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     CUSTOMER_SESSION_TTL: fixedIsoDuration('P30D').default('P30D'),
     POLICY_CATCHUP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
+    // D15: how long each kind of personal data is kept (db/personal-data.ts; swept by the
+    // data-retention Schedule every DATA_RETENTION_SWEEP_INTERVAL).
+    EMAIL_RETENTION: isoDuration('P1Y').default('P1Y'),
+    LOGIN_FAILURE_RETENTION: isoDuration('P7D').default('P7D'),
+    REQUEST_DETAILS_RETENTION: isoDuration('P1Y').default('P1Y'),
+    CALL_MESSAGE_RETENTION: isoDuration('P3M').default('P3M'),
+    DATA_RETENTION_SWEEP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
     MAIL_CONCURRENCY: z.coerce
       .number({ message: 'must be a whole number from 1 to 64' })
       .int({ message: 'must be a whole number from 1 to 64' })

@@ -115,7 +115,8 @@ describe('access: a machine-readable export behind an expiring link', () => {
     const download = await app.request(`/v1/exports/${link}`);
     expect(download.status).toBe(200);
     const files = unzipSync(new Uint8Array(await download.arrayBuffer()));
-    const categories = ['profile', 'provenance', 'call_statistics', 'messages', 'recordings', 'requests', 'preferences', 'recipients'];
+    // The categories are the personal-data map's (db/personal-data.ts), one CSV each.
+    const categories = ['profile', 'email_addresses', 'provenance', 'call_statistics', 'messages', 'recordings', 'requests', 'emails', 'failed_logins', 'restrictions', 'recipients'];
     expect(Object.keys(files).sort()).toEqual(['data.json', ...categories.map((c) => `${c}.csv`)].sort());
     const data = JSON.parse(strFromU8(files['data.json']!)) as Record<string, Record<string, unknown>[]>;
     expect(data.profile![0]).toMatchObject({ id: p.id, email: p.email });
@@ -124,7 +125,9 @@ describe('access: a machine-readable export behind an expiring link', () => {
     expect(data.messages![0]).toMatchObject({ body: 'Vi har modtaget din besked' });
     expect(data.recordings).toHaveLength(1);
     expect(data.requests!.map((x) => x.id)).toContain(r.id);
-    expect(data.preferences![0]).toMatchObject({ marketing_emails: true });
+    expect(data.profile![0]).toMatchObject({ marketing_emails: true, processing_restricted: false });
+    expect(data.email_addresses!.map((x) => x.email)).toEqual([p.email.toLowerCase()]);
+    expect(data.emails!.map((x) => x.subject)).toEqual(expect.arrayContaining([expect.stringMatching(/./)]));
     expect(data.recipients![0]).toMatchObject({ recipient: 'Regnskabsbureau A/S', legal_basis: 'processor agreement' });
     expect(strFromU8(files['recipients.csv']!)).toContain('Regnskabsbureau A/S');
 
@@ -157,13 +160,14 @@ describe('decisions and what each one does', () => {
     expect(mail.text).toContain('Denmark');
   });
 
-  it('rectifies the named fields and keeps the old values in the audit log', async () => {
+  it('rectifies the named fields; the audit log keeps which fields changed, never the values', async () => {
     const p = await person();
     const r = await file(p.auth, { type: 'rectification', details: { fields: { name: 'Mette Hansen-Berg' } } });
     expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
     expect((await (await app.request('/v1/me', { headers: p.auth })).json() as { name: string }).name).toBe('Mette Hansen-Berg');
     const [audit] = await s.sql`select old_values, new_values, actor from audit_log where subject_id = ${p.id} and action = 'rectification'`;
-    expect(audit).toEqual({ old_values: { name: 'Mette Hansen' }, new_values: { name: 'Mette Hansen-Berg' }, actor: `request:${r.id}` });
+    expect(audit).toEqual({ old_values: null, new_values: { fields: ['name'] }, actor: `request:${r.id}` });
+    expect(JSON.stringify(await s.sql`select * from audit_log where subject_id = ${p.id}`)).not.toMatch(/Mette/);
     expect((await mailTo(p.email, /gennemført/, 'the rectification answer')).text).toContain('Rettede felter: name');
   });
 
@@ -205,7 +209,10 @@ describe('decisions and what each one does', () => {
     const r = await file(p.auth, { type: 'erasure' });
     const res = await decide(r.id, { decision: 'approve' });
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { outcome: Record<string, unknown> }).outcome).toMatchObject({ deletedRecordings: 1, keptRecordings: [{ recordingId: ids[1], reason: 'legal_claims' }] });
+    expect(((await res.json()) as { outcome: Record<string, unknown> }).outcome).toMatchObject({
+      erased: { recordings: 1, customers: 1 },
+      kept: { recordings: { count: 1, ids: [ids[1]], reason: 'legal_claims', until: 'dispute_resolved' } },
+    });
 
     const answer = await mailTo(p.email, /gennemført/, 'the erasure answer');
     expect(answer.text).toContain(ids[1]);

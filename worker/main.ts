@@ -8,7 +8,7 @@ import { ensureSearchAttributes } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { createActivities } from '../activities';
 import { createWorker } from './create-worker';
-import { ensureRetentionSchedule } from './schedules';
+import { ensureDataRetentionSchedule, ensureRetentionSchedule } from './schedules';
 import { recordingStoreFor } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
 
@@ -49,6 +49,11 @@ const schedule = await ensureRetentionSchedule(new Client({ connection: admin, n
   intervalMs: fixedDurationMs(config.RETENTION_SWEEP_INTERVAL),
 });
 log.info({ schedule, interval: config.RETENTION_SWEEP_INTERVAL }, 'retention schedule in place');
+const dataSchedule = await ensureDataRetentionSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE }), {
+  taskQueue: config.TEMPORAL_TASK_QUEUE,
+  intervalMs: fixedDurationMs(config.DATA_RETENTION_SWEEP_INTERVAL),
+});
+log.info({ schedule: dataSchedule, interval: config.DATA_RETENTION_SWEEP_INTERVAL }, 'data-retention schedule in place');
 await admin.close();
 
 const worker = await createWorker({

@@ -1,5 +1,5 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import { RETENTION_SCHEDULE_ID } from '../workflows/ids';
+import { DATA_RETENTION_SCHEDULE_ID, RETENTION_SCHEDULE_ID } from '../workflows/ids';
 import type { retentionSweep } from '../workflows/retention-sweep';
 
 export interface RetentionScheduleOptions {
@@ -34,6 +34,30 @@ export async function ensureRetentionSchedule(client: Client, options: Retention
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
     await client.schedule.getHandle(RETENTION_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action, policies }));
+    return 'updated';
+  }
+}
+
+/**
+ * Creates the Schedule `data-retention` (D15) or brings it in line with the configuration: the
+ * periods of everything but recordings, swept every DATA_RETENTION_SWEEP_INTERVAL.
+ */
+export async function ensureDataRetentionSchedule(client: Client, options: { taskQueue: string; intervalMs: number }): Promise<'created' | 'updated'> {
+  const action = { type: 'startWorkflow' as const, workflowType: 'dataRetentionSweep', workflowId: 'data-retention-sweep', taskQueue: options.taskQueue, args: [] };
+  const spec = { intervals: [{ every: options.intervalMs }] };
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: Math.max(options.intervalMs, 60_000) };
+  try {
+    await client.schedule.create({
+      scheduleId: DATA_RETENTION_SCHEDULE_ID,
+      spec,
+      action,
+      policies,
+      memo: { purpose: 'D15: remove personal data past its retention period (exports, emails, failed logins, request details, call messages)' },
+    });
+    return 'created';
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(DATA_RETENTION_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action, policies }));
     return 'updated';
   }
 }

@@ -6,3 +6,4 @@ export const policyWorkflowId = (version: string) => `policy:${version}`;
 export const transferWorkflowId = (transferId: string) => `transfer:${transferId}`;
 export const systemCheckWorkflowId = (checkId: string) => `system-check:${checkId}`;
 export const RETENTION_SCHEDULE_ID = 'recording-retention';
+export const DATA_RETENTION_SCHEDULE_ID = 'data-retention';

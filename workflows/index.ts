@@ -5,3 +5,4 @@ export { dispute } from './dispute';
 export { customerLifecycle } from './customer-lifecycle';
 export { accessRequest } from './access-request';
 export { policyChange } from './policy-change';
+export { dataRetentionSweep } from './data-retention';

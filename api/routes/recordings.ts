@@ -47,7 +47,7 @@ const ReceiptSchema = z
     deleteAfter: z.iso.datetime(),
     deletedAt: z.iso.datetime(),
     audioSha256: z.string(),
-    reason: z.enum(['retention', 'dispute_resolved', 'erasure']),
+    reason: z.enum(['retention', 'dispute_resolved', 'erasure', 'objection']),
     workflowId: z.string(),
     runId: z.string(),
     disputeId: z.uuid().nullable(),

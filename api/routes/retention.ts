@@ -3,7 +3,8 @@ import { createRouter } from '../router';
 import { requireStaff, staffSecurity } from '../auth';
 import { problemResponse } from '../problem';
 import { verifyReceiptChain } from '../../db/receipts';
-import { RETENTION_SCHEDULE_ID } from '../../workflows/ids';
+import { DATA_RETENTION_SCHEDULE_ID, RETENTION_SCHEDULE_ID } from '../../workflows/ids';
+import { PLACES } from '../../db/personal-data';
 import { sweepProgressQuery } from '../../workflows/retention-sweep';
 
 const authErrors = { 401: problemResponse('no or unknown token'), 403: problemResponse('role not allowed') };
@@ -72,6 +73,60 @@ export function retentionRoutes() {
           scheduleId: RETENTION_SCHEDULE_ID,
           nextRunAt: schedule?.info.nextActionTimes[0]?.toISOString() ?? null,
           running: running.map(({ workflowId, dueBefore, deleted, batches }) => ({ workflowId, dueBefore, deleted, batches })),
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/retention/data',
+      tags: ['recordings'],
+      summary: 'D15: every place personal data lives, how long it is kept, and what the data-retention Schedule removed',
+      description:
+        'The personal-data map (db/personal-data.ts) with each place’s retention period as configured, the totals the Schedule `data-retention` has removed per place, and its last runs.',
+      security: staffSecurity,
+      middleware: [requireStaff()] as const,
+      responses: {
+        200: {
+          description: 'the map’s periods and the deletion counts',
+          content: {
+            'application/json': {
+              schema: z.object({
+                scheduleId: z.string(),
+                nextRunAt: z.iso.datetime().nullable(),
+                places: z.array(z.object({ id: z.string(), where: z.string(), retention: z.string(), configured: z.string().optional() })),
+                removed: z.record(z.string(), z.number().int()),
+                lastRuns: z.array(z.object({ finishedAt: z.iso.datetime(), counts: z.record(z.string(), z.number().int()) })),
+              }),
+            },
+          },
+        },
+        ...authErrors,
+      },
+    }),
+    async (c) => {
+      const { temporal, sql, config } = c.var.deps;
+      const schedule = await temporal.schedule.getHandle(DATA_RETENTION_SCHEDULE_ID).describe().catch(() => undefined);
+      const [totals] = await sql<{ removed: Record<string, number> | null }[]>`
+        select jsonb_object_agg(k, n) as removed from (
+          select k, sum((counts ->> k)::int)::int as n from data_retention_runs, jsonb_object_keys(counts) k group by k) t`;
+      const runs = await sql<{ finishedAt: Date; counts: Record<string, number> }[]>`
+        select finished_at as "finishedAt", counts from data_retention_runs order by finished_at desc limit 10`;
+      return c.json(
+        {
+          scheduleId: DATA_RETENTION_SCHEDULE_ID,
+          nextRunAt: schedule?.info.nextActionTimes[0]?.toISOString() ?? null,
+          places: PLACES.map((p) => ({
+            id: p.id,
+            where: p.where,
+            retention: p.retention.period,
+            ...(p.retention.config ? { configured: `${p.retention.config}=${config[p.retention.config]}` } : {}),
+          })),
+          removed: totals?.removed ?? {},
+          lastRuns: runs.map((r) => ({ finishedAt: r.finishedAt.toISOString(), counts: r.counts })),
         },
         200,
       );
