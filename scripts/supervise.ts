@@ -2,12 +2,12 @@ import type { ChildProcess } from 'node:child_process';
 import { stopProcess } from './dev-server';
 
 /**
- * Keeps one child process running for `npm start`: when it dies without being asked to (a
- * non-zero exit, or a signal the supervisor did not send), it is started again after a
+ * Keeps one child process running for `npm start`: when it ends without the supervisor
+ * asking (a non-zero exit, a signal such as `kill -9`, or a clean exit after a SIGTERM from
+ * someone else, which the api and worker turn into code 0), it is started again after a
  * back-off that doubles from `initialDelayMs` to `maxDelayMs` and starts over once a run
  * lasted `resetAfterMs`. More than `crashLoopRestarts` crashes within `crashLoopWindowMs` is a
  * crash loop: said loudly on every crash, retried at the longest back-off, never given up.
- * A clean exit (code 0) the supervisor did not ask for is respected: said, not restarted.
  */
 export interface SuperviseOptions {
   /** How the log lines name the process ("api", "worker"). */
@@ -29,7 +29,8 @@ export interface SuperviseOptions {
 export type SuperviseEvent =
   | { type: 'started'; pid: number | undefined; run: number }
   | { type: 'crashed'; code: number | null; signal: NodeJS.Signals | null; uptimeMs: number; delayMs: number; crashLoop: boolean }
-  | { type: 'exited'; code: number | null; signal: NodeJS.Signals | null; requested: boolean };
+  /** A run ended because `stop()` asked it to: no restart. */
+  | { type: 'stopped'; code: number | null; signal: NodeJS.Signals | null };
 
 export interface Supervisor {
   readonly name: string;
@@ -92,15 +93,10 @@ export function supervise(options: SuperviseOptions): Supervisor {
 
   function onEnd(code: number | null, signal: NodeJS.Signals | null) {
     if (stopping) {
-      emit({ type: 'exited', code, signal, requested: true });
+      emit({ type: 'stopped', code, signal });
       return;
     }
     const now = Date.now();
-    if (code === 0) {
-      log(`The ${name} exited cleanly (code 0) without being asked to at ${clock(now)}; not restarting it. Ctrl-C stops the rest.`);
-      emit({ type: 'exited', code, signal, requested: false });
-      return;
-    }
     const uptimeMs = now - startedAt;
     if (uptimeMs >= resetAfterMs) consecutive = 0;
     crashTimes.push(now);
@@ -108,9 +104,9 @@ export function supervise(options: SuperviseOptions): Supervisor {
     const crashLoop = crashTimes.length > crashLoopRestarts;
     const delayMs = crashLoop ? maxDelayMs : Math.min(initialDelayMs * 2 ** consecutive, maxDelayMs);
     consecutive++;
-    const how = signal ? `signal ${signal}` : code === null ? 'never started' : `exit code ${code}`;
+    const how = signal ? `signal ${signal}` : code === null ? 'never started' : code === 0 ? 'exit code 0, not asked to stop' : `exit code ${code}`;
     log(
-      `The ${name} died at ${clock(now)} (${how}, after ${seconds(uptimeMs)}); ` +
+      `The ${name} ${code === 0 ? 'exited' : 'died'} at ${clock(now)} (${how}, after ${seconds(uptimeMs)}); ` +
         `restarting it at ${clock(now + delayMs)} (in ${seconds(delayMs)}). The rest keeps running.`,
     );
     if (crashLoop) {
