@@ -1,11 +1,15 @@
 import http from 'node:http';
+import { chmod, mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 
 /**
  * A local SMTP server that keeps what it receives and shows it on a web page: the
  * embedded mail viewer of `npm start`, and the real SMTP peer the tests read.
- * Mail stays in memory; it is a development sink, not a mail store.
+ * Mail stays in memory, and with `dir` also in `dir/messages.jsonl` (one delivery a line,
+ * mode 0600: it holds personal data), read back at start so `npm start` keeps its mail
+ * across restarts. It is a development sink, not a mail store.
  */
 export interface SinkMessage {
   id: number;
@@ -38,6 +42,74 @@ export interface MailSinkOptions {
   webPort?: number;
   /** Keep at most this many messages (oldest dropped first). */
   limit?: number;
+  /** Keep the messages in this directory too, and load what it holds at start; in memory only when absent. */
+  dir?: string;
+}
+
+/** Written in place of the messages when they are cleared, so ids keep growing across restarts. */
+interface ClearedMark {
+  lastId: number;
+}
+
+/**
+ * The sink's file: one JSON line per delivery, appended in id order. A line cut short by a
+ * crash, or more lines than `limit`, makes the loader rewrite the file with what it kept.
+ */
+async function openStore(dir: string, limit: number) {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  const file = path.join(dir, 'messages.jsonl');
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+  const loaded: SinkMessage[] = [];
+  let lastId = 0;
+  let damaged = text !== '' && !text.endsWith('\n');
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      const entry = JSON.parse(line) as Partial<SinkMessage & ClearedMark>;
+      if (typeof entry.id === 'number') {
+        loaded.push(entry as SinkMessage);
+        lastId = Math.max(lastId, entry.id);
+      } else if (typeof entry.lastId === 'number') {
+        lastId = Math.max(lastId, entry.lastId);
+      } else damaged = true;
+    } catch {
+      damaged = true;
+    }
+  }
+  const kept = loaded.slice(-limit);
+  const contents = (messages: SinkMessage[], last: number) =>
+    (messages.length ? messages : [{ lastId: last } satisfies ClearedMark]).map((m) => `${JSON.stringify(m)}\n`).join('');
+  if (damaged || kept.length < loaded.length) {
+    await writeFile(`${file}.tmp`, contents(kept, lastId), { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+  const handle: FileHandle = await open(file, 'a', 0o600);
+  await handle.chmod(0o600);
+  // One write at a time, in the order they were asked for: the file's lines stay in id order.
+  let queue: Promise<unknown> = Promise.resolve();
+  const enqueue = (write: () => Promise<unknown>) => {
+    const done = queue.then(write);
+    queue = done.catch(() => {});
+    return done.then(() => {});
+  };
+  return {
+    loaded: kept,
+    lastId,
+    append: (message: SinkMessage) => enqueue(() => handle.appendFile(`${JSON.stringify(message)}\n`)),
+    clear: (last: number) =>
+      enqueue(async () => {
+        await handle.truncate(0);
+        await handle.appendFile(contents([], last));
+      }),
+    close: async () => {
+      await queue;
+      await handle.close();
+    },
+  };
 }
 
 const escapeHtml = (s: string) =>
@@ -46,15 +118,22 @@ const escapeHtml = (s: string) =>
 export async function startMailSink(options: MailSinkOptions = {}): Promise<MailSink> {
   const host = options.host ?? '127.0.0.1';
   const limit = options.limit ?? 200_000;
+  const store = options.dir ? await openStore(options.dir, limit) : undefined;
   const messages: SinkMessage[] = [];
   /** First delivery of each Message-ID, to spot repeats without scanning every message. */
   const firstByMessageId = new Map<string, SinkMessage>();
   let duplicates = 0;
-  let nextId = 1;
+  let nextId = (store?.lastId ?? 0) + 1;
+  for (const message of store?.loaded ?? []) {
+    messages.push(message);
+    if (message.duplicateOf) duplicates++;
+    else if (message.messageId && !firstByMessageId.has(message.messageId)) firstByMessageId.set(message.messageId, message);
+  }
   const clear = () => {
     messages.length = 0;
     firstByMessageId.clear();
     duplicates = 0;
+    store?.clear(nextId - 1).catch(() => {});
   };
   // Fault injection for tests: refuse the next N messages with a temporary SMTP error.
   let refuseNext = 0;
@@ -110,8 +189,10 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
               if (firstByMessageId.get(dropped.messageId) === dropped) firstByMessageId.delete(dropped.messageId);
             }
           }
-          callback();
+          // With a store, the sender hears 250 only once the message is on disk.
+          return store?.append(message);
         })
+        .then(() => callback())
         .catch((err: Error) => callback(err));
     },
   });
@@ -188,8 +269,15 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       server.listen(port, host, () => resolve());
     });
 
-  await listen(smtp.server, options.smtpPort ?? 0);
-  await listen(web, options.webPort ?? 0);
+  try {
+    await listen(smtp.server, options.smtpPort ?? 0);
+    await listen(web, options.webPort ?? 0);
+  } catch (err) {
+    smtp.server.close();
+    web.close();
+    await store?.close();
+    throw err;
+  }
   const smtpPort = (smtp.server.address() as { port: number }).port;
   const webPort = (web.address() as { port: number }).port;
 
@@ -202,6 +290,7 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     close: async () => {
       await new Promise<void>((r) => smtp.close(() => r()));
       await new Promise<void>((r) => web.close(() => r()));
+      await store?.close();
     },
   };
 }

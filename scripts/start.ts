@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,13 +6,15 @@ import { loadConfigOrExit } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { prepareDatabase } from '../db/prepare';
 import { ensureTemporalCli } from './temporal-cli';
-import { isPortOpen, startDevServer, stopProcess, type DevServer } from './dev-server';
+import { isPortOpen, startDevServer, type DevServer } from './dev-server';
 import { startMailSink, type MailSink } from './mail-sink';
+import { supervise, type Supervisor } from './supervise';
 
 /**
  * `npm start`: the whole back office on one machine. Starts what is not given by
  * configuration (Temporal dev server, SMTP sink), prepares the database, then runs the
- * worker and the API as child processes. Ctrl-C stops everything it started.
+ * worker and the API as child processes, restarting either when it crashes (the rest keeps
+ * running). Ctrl-C stops everything it started.
  */
 const root = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 const config = loadConfigOrExit();
@@ -20,14 +22,14 @@ const log = createLogger('start', config.LOG_LEVEL);
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
 const stoppers: Array<() => Promise<void>> = [];
-const children: ChildProcess[] = [];
+const children: Supervisor[] = [];
 let stopping = false;
 
 async function stopAll(code: number) {
   if (stopping) return;
   stopping = true;
   say('\nStopping…');
-  await Promise.all(children.map((child) => stopProcess(child, 15_000)));
+  await Promise.all(children.map((child) => child.stop(15_000)));
   for (const stop of stoppers.reverse()) await stop().catch(() => {});
   say('Stopped.');
   process.exit(code);
@@ -36,19 +38,20 @@ process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
 function runChild(name: 'api' | 'worker', entry: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    cwd: root,
-    env: process.env,
-    stdio: 'inherit',
-    // Own process group: Ctrl-C reaches only us, and we stop the api and worker before the
-    // services they depend on, so the worker can drain.
-    detached: true,
-  });
-  child.on('exit', (code, signal) => {
-    if (!stopping) {
-      say(`The ${name} exited unexpectedly (${signal ?? `code ${code}`}); stopping the rest.`);
-      void stopAll(1);
-    }
+  const child = supervise({
+    name,
+    spawn: () =>
+      spawn(process.execPath, ['--import', 'tsx', entry], {
+        cwd: root,
+        env: process.env,
+        stdio: 'inherit',
+        // Own process group: Ctrl-C reaches only us, and we stop the api and worker before the
+        // services they depend on, so the worker can drain.
+        detached: true,
+      }),
+    // A crash (a malformed upload that took the api down, a lost connection the worker gave
+    // up on) costs that process a restart, not the stack and the mail in the viewer.
+    log: (line) => say(line),
   });
   children.push(child);
 }
@@ -89,9 +92,10 @@ try {
   } else if (await isPortOpen(config.MAIL_SINK_SMTP_PORT)) {
     say(`• Mail: reusing the SMTP server already on 127.0.0.1:${config.MAIL_SINK_SMTP_PORT}`);
   } else {
-    sink = await startMailSink({ smtpPort: config.MAIL_SINK_SMTP_PORT, webPort: config.MAIL_SINK_WEB_PORT });
+    const dir = path.join(config.DATA_DIR, 'mail-sink');
+    sink = await startMailSink({ smtpPort: config.MAIL_SINK_SMTP_PORT, webPort: config.MAIL_SINK_WEB_PORT, dir });
     stoppers.push(sink.close);
-    say(`• Mail: SMTP sink on 127.0.0.1:${sink.smtpPort}`);
+    say(`• Mail: SMTP sink on 127.0.0.1:${sink.smtpPort}, mail kept in ${dir} (${sink.messages.length} from earlier runs)`);
   }
 
   runChild('worker', 'worker/main.ts');
