@@ -313,7 +313,7 @@ export const PLACES: Place[] = [
       details: 'the person’s note and, for rectification, the corrected values',
       reason: 'staff’s free-text reason for a refusal',
     },
-    other: { type: 'request type', status: 'request status', locale: 'da or en', filed_by: 'customer or staff', flags: 'e.g. repetitive', decision: 'approve or refuse', reason_code: 'refusal ground', decided_by: 'staff token id or automatic', outcome: 'counts and ids of what was done, no personal values' },
+    other: { type: 'request type', status: 'request status', earlier_request_ids: 'ids of earlier requests (repetitiveness evidence)', locale: 'da or en', filed_by: 'customer or staff', flags: 'e.g. repetitive', decision: 'approve or refuse', reason_code: 'refusal ground', decided_by: 'staff token id or automatic', outcome: 'counts and ids of what was done, no personal values' },
     access: 'requests category',
     rectification: 'not applicable: a record of the request',
     erasure: 'caller details, notes and reason removed; the request itself (type, dates, decision, ground) stays as evidence that it was answered (Art. 5(2))',
@@ -533,6 +533,17 @@ export const PLACES: Place[] = [
     retention: { period: 'as the log collector keeps them' },
   },
   {
+    id: 'mail_sink',
+    kind: 'files',
+    where: 'mail-sink',
+    personal: { 'messages.jsonl': 'every email the embedded development mail sink received (addresses, names, links)' },
+    access: 'not exported: a development tool standing in for a real mail server; a deployment with SMTP_URL has none',
+    rectification: 'not applicable',
+    erasure: 'not erased per person: it is the recipients’ mailbox, not TopCall’s record; clear it in the viewer (DELETE /api/messages) or remove the folder',
+    restriction: 'not applicable',
+    retention: { period: 'development only: until cleared' },
+  },
+  {
     id: 'temporal_state',
     kind: 'files',
     where: 'temporal.db',
@@ -637,4 +648,27 @@ export async function sweepRetention(
     counts[place.id] = await sql.begin((tx) => place.sweep!(tx, cutoff, { dataDir: ctx.dataDir }));
   }
   return counts;
+}
+
+/** The map as a Markdown table: `docs/personal-data.md` is this, checked by a test to be current. */
+export function renderMapMarkdown(periods: RetentionPeriods): string {
+  const cell = (v: string) => v.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const lines = [
+    '# Where personal data lives, and for how long (D15)',
+    '',
+    'Generated from `db/personal-data.ts` by `npm run docs:personal-data`; `test/personal-data-map.test.ts` fails when this file is',
+    'out of date, when the live schema has a text-like column the map does not name, or when `DATA_DIR` holds a kind of file it does not name.',
+    'Export, erasure and the data-retention Schedule run the entries below; defaults of the periods are shown.',
+    '',
+    '| place | where | personal data | access | rectification | erasure | restriction | kept for |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const p of PLACES) {
+    const personal = Object.entries(p.personal).map(([k, v]) => `\`${k}\`: ${v}`).join('; ') || 'none';
+    const kept = p.retention.config ? `${p.retention.period} (default \`${p.retention.config}=${periods[p.retention.config]}\`)` : p.retention.period;
+    lines.push(`| ${p.id} | ${p.kind} \`${p.where}\` | ${cell(personal)} | ${cell(p.access)} | ${cell(p.rectification)} | ${cell(p.erasure)} | ${cell(p.restriction)} | ${cell(kept)} |`);
+  }
+  lines.push('', '## Tables with no personal data', '', '| table | why |', '|---|---|');
+  for (const [table, why] of Object.entries(NO_PERSONAL_DATA)) lines.push(`| \`${table}\` | ${cell(why)} |`);
+  return lines.join('\n') + '\n';
 }
