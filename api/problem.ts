@@ -29,6 +29,7 @@ const titles: Record<string, string> = {
   'payload-too-large': 'The request body is too large',
   unauthorized: 'Authentication required',
   forbidden: 'Not allowed for this role',
+  restricted: 'Processing is restricted (GDPR Art. 18)',
   'not-found': 'Not found',
   gone: 'Gone',
   'invalid-link': 'The link is not valid',

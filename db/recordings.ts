@@ -34,12 +34,22 @@ export type NewRecording = Omit<RecordingRow, 'customerId' | 'status' | 'deleted
   callerNumber?: string;
 };
 
-export async function insertRecording(sql: Db, r: NewRecording): Promise<void> {
-  await sql`
+/**
+ * Stores a recording and returns its deadline. A call from a number on the do-not-keep list
+ * (an upheld objection, Art. 21) or of a person who objected is due at once: the next sweep
+ * deletes it (D10).
+ */
+export async function insertRecording(sql: Db, r: NewRecording): Promise<Date> {
+  const [row] = await sql<{ deleteAfter: Date }[]>`
     insert into recordings (id, client_id, customer_id, caller_number, recorded_at, duration_seconds, delete_after,
                             audio_key, audio_sha256, audio_bytes, content_type)
     values (${r.id}, ${r.clientId}, ${r.customerId ?? null}, ${r.callerNumber ?? null}, ${r.recordedAt}, ${r.durationSeconds},
-            ${r.deleteAfter}, ${r.audioKey}, ${r.audioSha256}, ${r.audioBytes}, ${r.contentType})`;
+            case when exists (select 1 from do_not_keep_numbers n where n.phone_hash = phone_hash(${r.callerNumber ?? null}::text))
+                   or exists (select 1 from customers c where c.id = ${r.customerId ?? null}::uuid and c.objected_to_processing)
+                 then least(${r.deleteAfter}::timestamptz, now()) else ${r.deleteAfter}::timestamptz end,
+            ${r.audioKey}, ${r.audioSha256}, ${r.audioBytes}, ${r.contentType})
+    returning delete_after as "deleteAfter"`;
+  return row!.deleteAfter;
 }
 
 export async function findRecording(sql: Db, id: string): Promise<RecordingRow | undefined> {
@@ -124,4 +134,16 @@ export async function tombstone(tx: Tx, ids: string[], deletedAt: Date): Promise
   await tx`
     update recordings set status = 'deleted', deleted_at = ${deletedAt}, caller_number = null, customer_id = null
     where id = any(${ids}::uuid[])`;
+}
+
+/**
+ * Art. 18: whether the person on a recording has restricted processing — by their account, or
+ * by the caller number on the restriction list (a keyed hash, compared in SQL).
+ */
+export async function recordingRestricted(db: Db, id: string): Promise<boolean> {
+  const [row] = await db<{ restricted: boolean }[]>`
+    select coalesce(c.processing_restricted, false)
+           or (r.caller_number is not null and exists (select 1 from restricted_numbers n where n.phone_hash = phone_hash(r.caller_number))) as restricted
+    from recordings r left join customers c on c.id = r.customer_id where r.id = ${id}`;
+  return row?.restricted ?? false;
 }

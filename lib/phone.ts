@@ -1,3 +1,4 @@
+import { z } from '@hono/zod-openapi';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import { createHash } from 'node:crypto';
 
@@ -19,3 +20,17 @@ export function normalizePhone(input: string): string | undefined {
  * to anyone who copies only the table.
  */
 export const phoneHash = (e164: string, key: string) => createHash('sha256').update(`${key}\0${e164}`).digest();
+
+/** A phone number field: any common way of writing it in, E.164 out; a clear message otherwise. */
+export const phoneNumberSchema = () =>
+  z
+    .string()
+    .max(40)
+    .transform((v, ctx) => {
+      const e164 = normalizePhone(v);
+      if (!e164) {
+        ctx.addIssue({ code: 'custom', message: 'must be a phone number, e.g. +45 48 22 10 00' });
+        return z.NEVER;
+      }
+      return e164;
+    });

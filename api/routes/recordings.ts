@@ -7,10 +7,11 @@ import { AppError, fieldErrors, problemResponse, type FieldError } from '../prob
 import { parseRecordingUpload } from '../recording-upload';
 import { findClient } from '../../db/clients';
 import { findCustomer } from '../../db/customers';
-import { findRecording, insertRecording, listRecordings, statusOf, type RecordingRow } from '../../db/recordings';
+import { findRecording, insertRecording, listRecordings, recordingRestricted, statusOf, type RecordingRow } from '../../db/recordings';
 import { receiptFor, type Receipt } from '../../db/receipts';
 import { addCalendarDuration } from '../../lib/durations';
 import { audioKeyFor } from '../../lib/recording-store';
+import { phoneNumberSchema } from '../../lib/phone';
 
 /** Telephony clocks drift a little; a recording further in the future than this is refused. */
 const CLOCK_SKEW_MS = 5 * 60_000;
@@ -20,11 +21,7 @@ const UploadFields = z.strictObject({
   recordedAt: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T10:15:00Z' }),
   durationSeconds: z.coerce.number({ message: 'must be a whole number of seconds' }).int().min(0).max(86_400),
   customerId: z.uuid().optional(),
-  callerNumber: z
-    .string()
-    .trim()
-    .regex(/^\+?[0-9][0-9 ()-]{2,30}$/, 'must be a phone number')
-    .optional(),
+  callerNumber: phoneNumberSchema().optional(),
 });
 
 const UploadForm = z
@@ -152,8 +149,9 @@ export function recordingRoutes() {
       const deleteAfter = addCalendarDuration(recordedAt, config.RECORDING_RETENTION);
       const audioKey = audioKeyFor(id);
       await upload.audio.commit(audioKey);
+      let storedDeleteAfter: Date;
       try {
-        await insertRecording(sql, {
+        storedDeleteAfter = await insertRecording(sql, {
           id,
           clientId: fields.data.clientId,
           customerId: fields.data.customerId,
@@ -170,7 +168,7 @@ export function recordingRoutes() {
         await store.delete(audioKey); // no audio without its row
         throw err;
       }
-      return c.json({ id, deleteAfter: deleteAfter.toISOString(), sha256: upload.audio.sha256 }, 201);
+      return c.json({ id, deleteAfter: storedDeleteAfter.toISOString(), sha256: upload.audio.sha256 }, 201);
     } catch (err) {
       await upload.audio?.discard();
       throw err;
@@ -202,15 +200,29 @@ export function recordingRoutes() {
       method: 'get',
       path: '/recordings/{id}/audio',
       tags: ['recordings'],
-      summary: 'The audio; 410 Gone once the recording is deleted',
+      summary: 'The audio; 410 Gone once the recording is deleted; 403 while its person has restricted processing (Art. 18)',
+      description:
+        'A recording of a person who restricted processing (their account, or a caller number on the restriction list) is stored but not played: a privacy officer may play it with `overrideReason`, which is recorded with who and when.',
       security: staffSecurity,
       middleware: [requireStaff()] as const,
-      request: { params: z.object({ id: z.uuid() }) },
+      request: {
+        params: z.object({ id: z.uuid() }),
+        query: z.strictObject({
+          overrideReason: z
+            .string()
+            .trim()
+            .min(10)
+            .max(500)
+            .optional()
+            .openapi({ description: 'privacy officer only: why this restricted recording must be played (recorded)' }),
+        }),
+      },
       responses: {
         200: { description: 'the audio', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
         404: problemResponse('no such recording'),
         410: problemResponse('deleted; the receipt is on the recording'),
         ...authErrors,
+        403: problemResponse('role not allowed, or its person has restricted processing and no privacy officer override was given'),
       },
     }),
     async (c) => {
@@ -218,6 +230,18 @@ export function recordingRoutes() {
       const row = await findRecording(sql, c.req.valid('param').id);
       if (!row) throw new AppError('not-found', 404, 'No recording with that id.');
       if (row.status === 'deleted') throw new AppError('gone', 410, `The recording was deleted at ${row.deletedAt!.toISOString()}; its receipt is at /v1/recordings/${row.id}.`);
+      const { overrideReason } = c.req.valid('query');
+      if (await recordingRestricted(sql, row.id)) {
+        const principal = c.var.principal as { kind: 'staff'; role: string; tokenId: string };
+        if (!overrideReason || (principal.role !== 'privacy_officer' && principal.role !== 'admin')) {
+          throw new AppError(
+            'restricted',
+            403,
+            'The person on this recording has restricted its processing (GDPR Art. 18): it is stored but not played. A privacy officer may play it with overrideReason, which is recorded.',
+          );
+        }
+        await sql`insert into restriction_overrides (recording_id, actor_token_id, reason) values (${row.id}, ${principal.tokenId}, ${overrideReason})`;
+      }
       const audio = await store.open(row.audioKey);
       return new Response(Readable.toWeb(audio) as ReadableStream, {
         status: 200,

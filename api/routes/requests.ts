@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { phoneNumberSchema } from '../../lib/phone';
 import { createRouter } from '../router';
 import { requireSignedIn, requireStaff, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
@@ -16,6 +17,11 @@ const Details = z
       .optional()
       .openapi({ description: 'rectification: the corrected values' }),
     note: z.string().max(2000).optional(),
+    phones: z
+      .array(phoneNumberSchema())
+      .max(5)
+      .optional()
+      .openapi({ type: 'array', items: { type: 'string' }, description: 'numbers the person calls from: their recordings and call messages are found by these too (stored as E.164)' }),
   })
   .default({});
 
@@ -23,7 +29,7 @@ const Caller = z
   .strictObject({
     name: z.string().trim().min(1).max(200),
     email: z.email().openapi({ description: 'where the answer goes' }),
-    phone: z.string().trim().regex(/^\+?[0-9][0-9 ()-]{2,30}$/).optional().openapi({ description: 'finds their call recordings' }),
+    phone: phoneNumberSchema().optional().openapi({ type: 'string', description: 'finds their call recordings and messages (stored as E.164)' }),
     identityCheck: z.string().trim().min(3).max(500).openapi({ description: 'how staff checked who the caller is' }),
     locale: z.enum(['da', 'en']).default('da'),
   })
