@@ -10,7 +10,7 @@ import { hashToken } from '../db/access-tokens';
 import { findClient } from '../db/clients';
 import { createPasswordToken, findCustomer, setMarketingEmails, type Locale } from '../db/customers';
 import { earlierRequests, findRequest, updateRequest, type RequestRow, type RequestStatus } from '../db/requests';
-import { acknowledgementEmail, completionEmail, invitationEmail, refusalEmail, type RenderedEmail } from '../lib/email-templates';
+import { acknowledgementEmail, completionEmail, invitationEmail, refusalEmail, restrictionLiftNoticeEmail, type RenderedEmail } from '../lib/email-templates';
 import { alreadySent, deliverEmail, suppressEmail, type EmailCategory } from './email';
 import { deleteConfirmed } from './recordings';
 import { buildAccessExport } from './export-package';
@@ -160,6 +160,28 @@ export function createRequestActivities(deps: RequestDeps) {
         }
       }
       await updateRequest(deps.sql, r.id, { answeredAt: new Date(), status: r.decision === 'refuse' ? 'refused' : 'answered' });
+    },
+
+    /** Art. 18(3): tells the person, before it happens, that their restriction is lifted. */
+    async sendRestrictionLiftNotice(input: { requestId: string }): Promise<void> {
+      const r = await requireRequest(input.requestId);
+      const to = await requestRecipient(r);
+      if (!to) return; // nobody left to tell: the person was erased, and with them what was restricted
+      await sendToPerson(to, `request:${r.id}:restriction-lifted`, 'service', restrictionLiftNoticeEmail({ locale: to.locale, requestId: r.id }));
+    },
+
+    /** Removes the restriction this request put in place, once the notice has gone out. */
+    async liftRestriction(input: { requestId: string; liftedBy: string }): Promise<{ lifted: boolean }> {
+      const r = await requireRequest(input.requestId);
+      return deps.sql.begin(async (tx) => {
+        const account = r.customerId ? (await tx`update customers set processing_restricted = false where id = ${r.customerId} and processing_restricted returning 1`).length : 0;
+        const numbers = (await tx`delete from restricted_numbers where request_id = ${r.id}`).count;
+        if (account || numbers) {
+          await tx`insert into audit_log (actor, action, subject_type, subject_id, new_values)
+                   values (${`staff:${input.liftedBy}`}, 'restriction_lifted', 'data_request', ${r.id}, ${tx.json({ fields: ['processing_restricted'] })})`;
+        }
+        return { lifted: account + numbers > 0 };
+      });
     },
 
     /** After the erasure answer went out: the last contact details go too (the answer itself included). */

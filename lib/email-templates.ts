@@ -124,3 +124,18 @@ export function policyNoticeEmail(p: { locale: Locale; version: string; summary:
           `Bruger du fortsat vores tjenester efter denne dato, gælder den nye politik. Dette er en servicebesked om din konto; du får den, også selv om du har frameldt markedsføring.`,
       );
 }
+
+/** Art. 18(3): the person is told before a restriction of processing is lifted. */
+export function restrictionLiftNoticeEmail(p: { locale: Locale; requestId: string }): RenderedEmail {
+  return p.locale === 'da'
+    ? withContact(
+        'da',
+        `Begrænsningen af behandlingen ophæves (sag ${p.requestId})`,
+        `Du bad os begrænse behandlingen af dine data (sag ${p.requestId}). Vi skriver for at fortælle dig, før det sker, at begrænsningen nu ophæves: dine data bruges igen som beskrevet i vores privatlivspolitik.\n\nEr du uenig, kan du svare på denne e-mail eller klage til Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby, dt@datatilsynet.dk.`,
+      )
+    : withContact(
+        'en',
+        `The restriction of processing is being lifted (case ${p.requestId})`,
+        `You asked us to restrict the processing of your data (case ${p.requestId}). We are telling you before it happens that the restriction is now being lifted: your data will again be used as our privacy policy describes.\n\nIf you disagree, reply to this email or complain to Datatilsynet (the Danish Data Protection Agency), Carl Jacobsens Vej 35, 2500 Valby, Denmark, dt@datatilsynet.dk.`,
+      );
+}

@@ -78,9 +78,22 @@ describe('restriction (Art. 18): stored, not played without an officer’s recor
     const [override] = await s.sql`select recording_id, reason from restriction_overrides where recording_id = ${rec.id}`;
     expect(override).toEqual({ recording_id: rec.id, reason: 'Klagesag 2026-114: kvalitetskontrol' });
 
-    // Marketing is suppressed for a restricted person (D11 + Art. 18); service mail still goes.
     const me = (await (await app.request('/v1/me', { headers: auth })).json()) as { processingRestricted: boolean };
     expect(me.processingRestricted).toBe(true);
+
+    // Lifting it tells the person first (Art. 18(3)), then lifts; asking twice lifts once.
+    expect((await app.request(`/v1/requests/${r.id}/lift-restriction`, { method: 'POST', headers: support })).status).toBe(403);
+    for (let i = 0; i < 2; i++) expect((await app.request(`/v1/requests/${r.id}/lift-restriction`, { method: 'POST', headers: officer })).status).toBe(202);
+    const notice = await waitForMessage((m) => m.to.includes(who.email) && /ophæves/.test(m.subject), 'the notice before lifting');
+    expect(notice.text).toContain(r.id);
+    await waitFor(async () => (await audio(rec.id, support)).status === 200, { what: 'the recording to play again once lifted' });
+    const [order] = await s.sql`
+      select o.sent_at <= a.at as "toldFirst" from email_outbox o, audit_log a
+      where o.key = ${`request:${r.id}:restriction-lifted`} and a.action = 'restriction_lifted' and a.subject_id = ${r.id}`;
+    expect(order).toEqual({ toldFirst: true });
+    expect((await s.sql`select count(*)::int as n from email_outbox where key = ${`request:${r.id}:restriction-lifted`}`)[0]!.n).toBe(1);
+    const other = await fileAndApprove(auth, { type: 'access' });
+    expect((await app.request(`/v1/requests/${other.id}/lift-restriction`, { method: 'POST', headers: officer })).status).toBe(409);
   });
 
   it('restricts a caller without an account by their number, in whatever form it was typed', async () => {

@@ -7,3 +7,4 @@ export const transferWorkflowId = (transferId: string) => `transfer:${transferId
 export const systemCheckWorkflowId = (checkId: string) => `system-check:${checkId}`;
 export const RETENTION_SCHEDULE_ID = 'recording-retention';
 export const DATA_RETENTION_SCHEDULE_ID = 'data-retention';
+export const restrictionLiftWorkflowId = (requestId: string) => `restriction-lift:${requestId}`;

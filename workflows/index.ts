@@ -6,3 +6,4 @@ export { customerLifecycle } from './customer-lifecycle';
 export { accessRequest } from './access-request';
 export { policyChange } from './policy-change';
 export { dataRetentionSweep } from './data-retention';
+export { liftRestrictionWorkflow } from './lift-restriction';

@@ -9,6 +9,9 @@ import { fileRequest } from '../file-request';
 import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
 import { requestWorkflowId } from '../../workflows/ids';
 import { decideUpdate } from '../../workflows/access-request';
+import { liftRestrictionWorkflow } from '../../workflows/lift-restriction';
+import { restrictionLiftWorkflowId } from '../../workflows/ids';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 
 const Details = z
   .strictObject({
@@ -244,6 +247,47 @@ export function requestRoutes() {
         throw updateFailureToAppError(err);
       }
       return c.json(toJson((await findRequest(sql, id))!), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/requests/{id}/lift-restriction',
+      tags: ['requests'],
+      summary: 'Lift a restriction of processing (Art. 18(3)): the person is told first, then it is lifted',
+      description:
+        'Starts `restriction-lift:{id}`: the notice goes out through the outbox, and only then is the restriction the request put in place removed. Asking again answers the same and lifts once.',
+      security: staffSecurity,
+      middleware: [requireStaff('privacy_officer')] as const,
+      request: { params: Params },
+      responses: {
+        202: { description: 'the person is being told; the restriction is lifted right after', content: { 'application/json': { schema: z.object({ id: z.uuid(), workflowId: z.string() }) } } },
+        404: problemResponse('no such request'),
+        409: problemResponse('not an approved restriction that restricted anything'),
+        401: problemResponse('not signed in'),
+        403: problemResponse('not a privacy officer'),
+      },
+    }),
+    async (c) => {
+      const { sql, temporal, config } = c.var.deps;
+      const r = await findRequest(sql, c.req.valid('param').id);
+      if (!r) throw new AppError('not-found', 404, 'No request with that id.');
+      const o = (r.outcome ?? {}) as { accountRestricted?: boolean; numbersRestricted?: number };
+      if (r.type !== 'restriction' || r.decision !== 'approve' || !(o.accountRestricted || (o.numbersRestricted ?? 0) > 0)) {
+        throw new AppError('conflict', 409, 'Only an approved restriction that restricted something can be lifted.');
+      }
+      const workflowId = restrictionLiftWorkflowId(r.id);
+      await temporal.workflow
+        .start(liftRestrictionWorkflow, {
+          workflowId,
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          args: [{ requestId: r.id, liftedBy: (c.var.principal as { tokenId: string }).tokenId }],
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err; // asked before: the same lift
+        });
+      return c.json({ id: r.id, workflowId }, 202);
     },
   );
 
