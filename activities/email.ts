@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Sql } from '../db/index';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Mailer } from '../lib/mailer';
+import { safeErrorText } from '../lib/safe-error';
 
 export type EmailCategory = 'service' | 'marketing';
 
@@ -57,8 +59,10 @@ export async function deliverEmail(
     const text = row!.textBody.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => secrets[name] ?? whole);
     await deps.mailer.send({ from: deps.mailFrom, to: row!.recipient, subject: row!.subject, text, messageId });
   } catch (err) {
-    await deps.sql`update email_outbox set last_error = ${String((err as Error).message).slice(0, 500)} where key = ${email.key}`;
-    throw err;
+    // Only codes leave: the server's text quotes the address (D9, D15).
+    const reason = safeErrorText(err);
+    await deps.sql`update email_outbox set last_error = ${reason} where key = ${email.key}`;
+    throw ApplicationFailure.retryable(`the email ${email.key} was not accepted: ${reason}`, 'SmtpFailure');
   }
   await deps.sql`update email_outbox set status = 'sent', sent_at = now(), last_error = null where key = ${email.key}`;
   return { messageId, alreadySent: false };

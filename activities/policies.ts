@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { createSql, type Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
+import { safeErrorText } from '../lib/safe-error';
 import { findPolicy, noticeCampaign, noticeCounts } from '../db/policies';
 import { policyNoticeEmail } from '../lib/email-templates';
 
@@ -241,7 +242,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
             sent++;
             beat();
           } catch (err) {
-            const message = String((err as Error).message).slice(0, 300);
+            const message = safeErrorText(err); // the server's text quotes the address
             try {
               if (isPermanent(err)) {
                 await deps.sql`update email_outbox set status = 'failed', attempts = attempts + 1, last_error = ${message} where key = ${row.key}`;
@@ -319,7 +320,7 @@ export function createPolicyActivities(deps: PolicyDeps) {
       // SMTP or Postgres is down: stop here; the activity's retry (with backoff) resumes with what is still pending.
       if (stop?.reason === 'cancelled') throw stop.error;
       if (stop) {
-        const detail = String((stop.error as Error)?.message ?? stop.error).slice(0, 200);
+        const detail = safeErrorText(stop.error);
         if (stop.reason === 'smtp') throw ApplicationFailure.retryable(`SMTP refused for now: ${detail}`, 'SmtpTemporaryFailure');
         throw ApplicationFailure.retryable(`the outbox is unavailable: ${detail}`, 'OutboxUnavailable');
       }

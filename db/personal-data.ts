@@ -266,9 +266,9 @@ export const PLACES: Place[] = [
       recipient: 'the address an email went to',
       subject: 'the email’s subject',
       text_body: 'the email’s text (names, request details; links only as placeholders)',
-      last_error: 'the SMTP server’s last answer, which may quote the address',
     },
     other: {
+      last_error: 'the last failure as codes only (SMTP reply code and command, SQLSTATE): never the server’s text, which quotes addresses',
       key: 'business key: kind of email and ids',
       message_id: 'hash of the business key',
       category: 'service or marketing',

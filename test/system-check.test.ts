@@ -64,11 +64,16 @@ describe('the email outbox', () => {
 
   it('keeps the email pending and sends it on the retry after an SMTP failure', async () => {
     const to = `retry-${randomUUID().slice(0, 8)}@topcall.test`;
-    const failing = { send: async () => Promise.reject(new Error('421 try again later')), close() {} };
+    // As nodemailer reports it: the server's text quotes the address; only the codes may leave.
+    const failing = { send: async () => Promise.reject(Object.assign(new Error(`421 4.7.0 <${to}> try again later`), { responseCode: 421, command: 'DATA' })), close() {} };
     const email = { key: `test:${to}`, to, category: 'service' as const, subject: 'After a failure', text: 'Hello' };
+    const failure = await deliverEmail({ sql: s.sql, mailer: failing, mailFrom: s.config.MAIL_FROM }, { ...email, key: 'test:retry-after-failure' }).catch((err: Error) => err);
+    expect((failure as Error).message).toContain('SMTP 421');
+    expect((failure as Error).message).not.toContain(to);
+    await s.sql`delete from email_outbox where key = 'test:retry-after-failure'`;
     await expect(deliverEmail({ sql: s.sql, mailer: failing, mailFrom: s.config.MAIL_FROM }, email)).rejects.toThrow('421');
     const [pending] = await s.sql`select status, attempts, last_error from email_outbox where key = ${email.key}`;
-    expect(pending).toMatchObject({ status: 'pending', attempts: 1, last_error: '421 try again later' });
+    expect(pending).toMatchObject({ status: 'pending', attempts: 1, last_error: 'SMTP 421 after DATA' });
 
     await deliverEmail({ sql: s.sql, mailer: s.mailer, mailFrom: s.config.MAIL_FROM }, email);
     await waitForMessage((m) => m.to.includes(to), 'the retried email');
