@@ -10,6 +10,7 @@ import { startMailSink } from '../scripts/mail-sink';
 import { createSql, dropDatabase, ensureDatabase } from '../db/index';
 import { migrate } from '../db/migrate';
 import { workflowsPath } from '../worker/create-worker';
+import { recordHistories } from './support/histories';
 
 /** A second namespace for tests that run the real worker entry point (it owns a Schedule). */
 export const ISOLATED_NAMESPACE = 'isolated';
@@ -63,6 +64,9 @@ export default async function setup(project: TestProject) {
   project.provide('temporalBinary', binary);
 
   return async () => {
+    if (process.env.RECORD_HISTORIES === '1') {
+      await recordHistories(temporal.address, ['default', ISOLATED_NAMESPACE], log).catch((err: Error) => log(`could not record histories: ${err.message}`));
+    }
     await Promise.allSettled([temporal.stop(), sink.close(), dropDatabase(databaseUrl), rm(dir, { recursive: true, force: true })]);
   };
 }
