@@ -53,3 +53,25 @@ export const requireSignedIn: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!c.var.principal) throw new AppError('unauthorized', 401, 'This route needs a bearer token.');
   await next();
 };
+
+/**
+ * D3: staff, or a client's own users — a team lead of that client (`customers.team_lead`).
+ * A user of another client gets 404, exactly as for a client that does not exist, so nothing
+ * is learnt about other clients; a customer of this client who is no team lead gets 403.
+ * Sets `clientUser` when the caller is a client user (views then hide restricted persons).
+ */
+export const requireStaffOrClientUser =
+  (param = 'id'): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    const principal = c.var.principal;
+    if (!principal) throw new AppError('unauthorized', 401, 'This route needs a bearer token.');
+    if (principal.kind === 'customer') {
+      const clientId = c.req.param(param);
+      const [me] = await c.var.deps.sql<{ clientId: string; teamLead: boolean; status: string }[]>`
+        select client_id as "clientId", team_lead as "teamLead", status from customers where id = ${principal.customerId}`;
+      if (!me || me.status !== 'active' || me.clientId !== clientId) throw new AppError('not-found', 404, 'No client with that id.');
+      if (!me.teamLead) throw new AppError('forbidden', 403, 'Only the client’s own users (its team leads) see its call messages and statistics.');
+      c.set('clientUser' as never, true as never);
+    }
+    await next();
+  };

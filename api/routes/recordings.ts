@@ -12,6 +12,7 @@ import { receiptFor, type Receipt } from '../../db/receipts';
 import { addCalendarDuration } from '../../lib/durations';
 import { audioKeyFor } from '../../lib/recording-store';
 import { phoneNumberSchema } from '../../lib/phone';
+import { countCall } from '../../db/call-messages';
 
 /** Telephony clocks drift a little; a recording further in the future than this is refused. */
 const CLOCK_SKEW_MS = 5 * 60_000;
@@ -148,21 +149,27 @@ export function recordingRoutes() {
       const recordedAt = new Date(fields.data.recordedAt);
       const deleteAfter = addCalendarDuration(recordedAt, config.RECORDING_RETENTION);
       const audioKey = audioKeyFor(id);
-      await upload.audio.commit(audioKey);
+      const staged = upload.audio;
+      await staged.commit(audioKey);
       let storedDeleteAfter: Date;
       try {
-        storedDeleteAfter = await insertRecording(sql, {
-          id,
-          clientId: fields.data.clientId,
-          customerId: fields.data.customerId,
-          callerNumber: fields.data.callerNumber,
-          recordedAt,
-          durationSeconds: fields.data.durationSeconds,
-          deleteAfter,
-          audioKey,
-          audioSha256: upload.audio.sha256,
-          audioBytes: upload.audio.bytes,
-          contentType: upload.audio.contentType.toLowerCase(),
+        // The call counts towards the client's daily statistics (D3) in the same transaction.
+        storedDeleteAfter = await sql.begin(async (tx) => {
+          const stored = await insertRecording(tx, {
+            id,
+            clientId: fields.data.clientId,
+            customerId: fields.data.customerId,
+            callerNumber: fields.data.callerNumber,
+            recordedAt,
+            durationSeconds: fields.data.durationSeconds,
+            deleteAfter,
+            audioKey,
+            audioSha256: staged.sha256,
+            audioBytes: staged.bytes,
+            contentType: staged.contentType.toLowerCase(),
+          });
+          await countCall(tx, fields.data.clientId, recordedAt);
+          return stored;
         });
       } catch (err) {
         await store.delete(audioKey); // no audio without its row

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json, staffAuth } from './support/api';
+import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { fakeAudio, newClient, uploadForm } from './support/recordings';
+import { activate, registerCustomer, uniqueEmail } from './support/customers';
+
+/** D3: call messages are the caller's data, statistics are counts; both only for the client's own users. */
+let s: TestStack;
+let worker: RunningWorker;
+let app: ReturnType<typeof appFor>;
+let support: { authorization: string };
+let clientId: string;
+let otherClientId: string;
+
+beforeAll(async () => {
+  s = await openStack({}, { ownDatabase: true });
+  worker = await startWorker(s);
+  app = appFor(s);
+  support = await staffAuth(s.sql, 'support');
+  clientId = await newClient(s, 'Hansen VVS ApS');
+  otherClientId = await newClient(s, 'Jensen El ApS');
+});
+afterAll(async () => {
+  await worker.stop();
+  await s.close();
+});
+
+const post = (body: Record<string, unknown>, who = support) => app.request('/v1/call-messages', json(body, who));
+const message = (extra: Record<string, unknown> = {}) => ({ clientId, callerName: 'Karen Kunde', callerNumber: '48 22 10 00', message: 'Ring tilbage om tilbuddet', sentAt: new Date().toISOString(), ...extra });
+const list = async (who: { authorization: string }, id = clientId, query = '') => app.request(`/v1/clients/${id}/call-messages${query}`, { headers: who });
+
+async function user(client: string, teamLead: boolean) {
+  const who = await registerCustomer(app, support, { clientId: client, email: uniqueEmail('user'), teamLead, providedBy: 'Klienten' });
+  return { ...who, auth: await activate(app, who) };
+}
+
+describe('recording a call message', () => {
+  it('stores it with the number in E.164 and counts it for the day', async () => {
+    const res = await post(message());
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    const [row] = await s.sql`select caller_number, caller_name, body from call_messages where id = ${id}`;
+    expect(row).toEqual({ caller_number: '+4548221000', caller_name: 'Karen Kunde', body: 'Ring tilbage om tilbuddet' });
+    const stats = (await (await app.request(`/v1/clients/${clientId}/call-stats`, { headers: support })).json()) as { days: { messages: number }[] };
+    expect(stats.days.at(-1)!.messages).toBeGreaterThanOrEqual(1);
+  });
+
+  const refusals: Array<[string, Record<string, unknown>, string]> = [
+    ['a number that is no phone number', { callerNumber: 'ring mig' }, 'callerNumber'],
+    ['an unknown client', { clientId: '00000000-0000-4000-8000-000000000000' }, 'clientId'],
+    ['a time in the future', { sentAt: new Date(Date.now() + 3_600_000).toISOString() }, 'sentAt'],
+    ['an unknown field', { transcript: 'hej' }, 'transcript'],
+    ['a two-line name', { callerName: 'Karen\nKlik her: http://x' }, 'callerName'],
+  ];
+  for (const [what, extra, field] of refusals) {
+    it(`refuses ${what} and stores nothing`, async () => {
+      const before = (await s.sql`select count(*)::int as n from call_messages`)[0]!.n;
+      const res = await post(message(extra));
+      expect(res.status).toBe(422);
+      expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toContain(field);
+      expect((await s.sql`select count(*)::int as n from call_messages`)[0]!.n).toBe(before);
+    });
+  }
+
+  it('refuses a customer of another client', async () => {
+    const stranger = await registerCustomer(app, support, { clientId: otherClientId, email: uniqueEmail('stranger'), providedBy: 'Klienten' });
+    const res = await post(message({ customerId: stranger.id }));
+    expect(res.status).toBe(422);
+  });
+});
+
+describe('who sees a client’s messages and statistics', () => {
+  it('staff and the client’s team lead do; another client’s team lead gets 404, an ordinary customer 403', async () => {
+    expect((await post(message({ message: 'Besked til Hansen' }))).status).toBe(201);
+    const lead = await user(clientId, true);
+    const otherLead = await user(otherClientId, true);
+    const member = await user(clientId, false);
+
+    const asStaff = (await (await list(support)).json()) as { items: { message: string }[] };
+    expect(asStaff.items.map((m) => m.message)).toContain('Besked til Hansen');
+    const asLead = await list(lead.auth);
+    expect(asLead.status).toBe(200);
+    expect(((await asLead.json()) as { items: { message: string }[] }).items.map((m) => m.message)).toContain('Besked til Hansen');
+
+    for (const path of ['call-messages', 'call-stats']) {
+      const foreign = await app.request(`/v1/clients/${clientId}/${path}`, { headers: otherLead.auth });
+      expect(foreign.status).toBe(404);
+      expect(await foreign.text()).not.toContain('Hansen');
+      expect((await app.request(`/v1/clients/${clientId}/${path}`, { headers: member.auth })).status).toBe(403);
+      expect((await app.request(`/v1/clients/${clientId}/${path}`)).status).toBe(401);
+    }
+    // The other client's lead sees their own (empty) list.
+    expect((await list(otherLead.auth, otherClientId)).status).toBe(200);
+  });
+
+  it('hides a restricted person’s messages from the client’s users, not from staff (Art. 18)', async () => {
+    const lead = await user(clientId, true);
+    const person = await registerCustomer(app, support, { clientId, email: uniqueEmail('restricted'), providedBy: 'Klienten' });
+    expect((await post(message({ customerId: person.id, message: 'Fra en begrænset person' }))).status).toBe(201);
+    await s.sql`update customers set processing_restricted = true where id = ${person.id}`;
+    const seen = async (who: { authorization: string }) => ((await (await list(who)).json()) as { items: { message: string }[] }).items.map((m) => m.message);
+    expect(await seen(lead.auth)).not.toContain('Fra en begrænset person');
+    expect(await seen(support)).toContain('Fra en begrænset person');
+  });
+
+  it('pages with a cursor and refuses a forged one', async () => {
+    const first = (await (await list(support, clientId, '?limit=1')).json()) as { items: unknown[]; nextCursor: string };
+    expect(first.items).toHaveLength(1);
+    expect((await list(support, clientId, `?limit=1&cursor=${first.nextCursor}`)).status).toBe(200);
+    expect((await list(support, clientId, '?cursor=Zm9yZ2Vk')).status).toBe(422);
+  });
+});
+
+describe('statistics (D3)', () => {
+  it('count calls (recordings) and messages per day, hold no personal data, and outlive the caller’s erasure of their messages', async () => {
+    const client = await newClient(s, 'Tæller ApS');
+    const day = '2026-11-02';
+    for (const seed of ['a', 'b']) {
+      const res = await app.request('/v1/recordings', { method: 'POST', headers: support, body: uploadForm({ clientId: client, recordedAt: `${day}T10:00:00Z`, durationSeconds: '5', callerNumber: '+4512345678' }, { data: fakeAudio(seed) }) });
+      expect(res.status).toBe(201);
+    }
+    expect((await post(message({ clientId: client, sentAt: `${day}T10:05:00Z` }))).status).toBe(201);
+    const stats = async () => ((await (await app.request(`/v1/clients/${client}/call-stats?from=${day}&to=${day}`, { headers: support })).json()) as { days: unknown[] }).days;
+    expect(await stats()).toEqual([{ day, calls: 2, messages: 1 }]);
+    const columns = await s.sql`select column_name from information_schema.columns where table_name = 'call_stats' order by 1`;
+    expect(columns.map((c) => c.column_name)).toEqual(['calls', 'client_id', 'day', 'messages']);
+    await s.sql`delete from call_messages where client_id = ${client}`;
+    expect(await stats()).toEqual([{ day, calls: 2, messages: 1 }]);
+  });
+});
