@@ -10,7 +10,7 @@ import { hashToken } from '../db/access-tokens';
 import { findClient } from '../db/clients';
 import { createPasswordToken, findCustomer, setMarketingEmails, type Locale } from '../db/customers';
 import { earlierRequests, findRequest, updateRequest, type RequestRow, type RequestStatus } from '../db/requests';
-import { acknowledgementEmail, completionEmail, invitationEmail, refusalEmail, restrictionLiftNoticeEmail, type RenderedEmail } from '../lib/email-templates';
+import { acknowledgementEmail, complaintLines, completionEmail, invitationEmail, refusalEmail, restrictionLiftNoticeEmail, type RenderedEmail } from '../lib/email-templates';
 import { alreadySent, deliverEmail, suppressEmail, type EmailCategory } from './email';
 import { deleteConfirmed } from './recordings';
 import { buildAccessExport } from './export-package';
@@ -316,11 +316,7 @@ export function createRequestActivities(deps: RequestDeps) {
   }
 }
 
-/** Datatilsynet, named in every refusal and partial refusal (Art. 12(4), D10). */
-const complaintLine = (da: boolean) =>
-  da
-    ? 'Du kan klage til Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby, dt@datatilsynet.dk, www.datatilsynet.dk.'
-    : 'You may complain to Datatilsynet (the Danish Data Protection Agency), Carl Jacobsens Vej 35, 2500 Valby, Denmark, dt@datatilsynet.dk, www.datatilsynet.dk.';
+const complaintLine = (da: boolean) => complaintLines(da ? 'da' : 'en').join(' ');
 
 /** How each place of the map is named in an answer, with the count of what went. */
 const ERASED_WORDS: Record<string, { da: (n: number) => string; en: (n: number) => string }> = {

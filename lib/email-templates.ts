@@ -42,14 +42,26 @@ export const REQUEST_TYPE_NAMES: Record<Locale, Record<string, string>> = {
   },
 };
 
-/** The policy's grounds for refusing a request (D10, GDPR Art. 12(5)). */
+/** The lawful grounds for refusing a request, in words, with their article (D10). */
 export const REFUSAL_REASONS: Record<string, Record<Locale, string>> = {
-  repetitive: { da: 'Anmodningen gentager urimeligt tidligere anmodninger.', en: 'The request unreasonably repeats earlier requests.' },
-  disproportionate_effort: { da: 'Anmodningen kræver en uforholdsmæssig teknisk indsats.', en: 'The request needs disproportionate technical effort.' },
-  others_privacy: { da: 'Anmodningen ville bringe andres privatliv i fare.', en: "The request would put other people's privacy at risk." },
-  impractical: { da: 'Anmodningen er yderst upraktisk at gennemføre.', en: 'The request is extremely impractical to carry out.' },
-  not_required_by_law: { da: 'Indsigten kræves ikke efter gældende lov.', en: 'Access is not otherwise required by applicable law.' },
+  manifestly_unfounded: { da: 'Anmodningen er åbenbart grundløs (GDPR art. 12, stk. 5).', en: 'The request is manifestly unfounded (GDPR Art. 12(5)).' },
+  excessive: { da: 'Anmodningen er overdreven, navnlig fordi den gentager tidligere anmodninger (GDPR art. 12, stk. 5).', en: 'The request is excessive, notably because it repeats earlier requests (GDPR Art. 12(5)).' },
+  identity_not_verified: { da: 'Vi har ikke kunnet bekræfte din identitet (GDPR art. 12, stk. 6).', en: 'We could not verify your identity (GDPR Art. 12(6)).' },
+  rights_of_others: { da: 'Indsigten ville krænke andres rettigheder og frihedsrettigheder (GDPR art. 15, stk. 4).', en: "Access would adversely affect the rights and freedoms of others (GDPR Art. 15(4))." },
+  legal_claims: { da: 'Oplysningerne er nødvendige for at fastlægge, gøre gældende eller forsvare et retskrav (GDPR art. 17, stk. 3, litra e).', en: 'The data is needed to establish, exercise or defend legal claims (GDPR Art. 17(3)(e)).' },
+  legal_obligation: { da: 'Vi er retligt forpligtet til at opbevare oplysningerne (GDPR art. 17, stk. 3, litra b).', en: 'We are legally obliged to keep the data (GDPR Art. 17(3)(b)).' },
+  compelling_grounds: {
+    da: 'Vi har vægtige legitime grunde til behandlingen, der går forud for dine interesser, eller den er nødvendig for et retskrav (GDPR art. 21, stk. 1).',
+    en: 'We have compelling legitimate grounds for the processing that override your interests, or it is needed for legal claims (GDPR Art. 21(1)).',
+  },
 };
+
+/** Datatilsynet, named in every refusal and partial refusal (Art. 12(4), D10). */
+export function complaintLines(locale: Locale): string[] {
+  return locale === 'da'
+    ? ['Er du uenig, kan du klage til Datatilsynet:', 'Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby · dt@datatilsynet.dk · www.datatilsynet.dk']
+    : ['If you disagree, you may complain to the Danish Data Protection Agency:', 'Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby, Denmark · dt@datatilsynet.dk · www.datatilsynet.dk'];
+}
 
 export function invitationEmail(p: { locale: Locale; name: string; link: string; providedBy: string; providedAt: string; expiresAt: string }): RenderedEmail {
   const byOther = p.providedBy !== 'self';
@@ -87,14 +99,12 @@ export function refusalEmail(p: { locale: Locale; requestId: string; type: strin
     ? withContact(
         'en',
         `Your request (${p.requestId.slice(0, 8)}) has been refused`,
-        `We cannot carry out your request for ${what}.\n\nWhy: ${ground}\n${p.reason}\n\n` +
-          `If you disagree, you can complain to the Danish Data Protection Agency (Datatilsynet), www.datatilsynet.dk, dt@datatilsynet.dk.\nReference: ${p.requestId}`,
+        `We cannot carry out your request for ${what}.\n\nWhy: ${ground}\n${p.reason}\n\n${complaintLines('en').join('\n')}\nReference: ${p.requestId}`,
       )
     : withContact(
         'da',
         `Din anmodning (${p.requestId.slice(0, 8)}) er afvist`,
-        `Vi kan ikke imødekomme din anmodning om ${what}.\n\nBegrundelse: ${ground}\n${p.reason}\n\n` +
-          `Er du uenig, kan du klage til Datatilsynet, www.datatilsynet.dk, dt@datatilsynet.dk.\nReference: ${p.requestId}`,
+        `Vi kan ikke imødekomme din anmodning om ${what}.\n\nBegrundelse: ${ground}\n${p.reason}\n\n${complaintLines('da').join('\n')}\nReference: ${p.requestId}`,
       );
 }
 

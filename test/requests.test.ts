@@ -140,11 +140,12 @@ describe('decisions and what each one does', () => {
   it('refuses with the policy reason, the explanation and the right to complain to Datatilsynet', async () => {
     const p = await person();
     const r = await file(p.auth, { type: 'rectification', details: { fields: { name: 'Anden Person' } } });
-    const res = await decide(r.id, { decision: 'refuse', reasonCode: 'others_privacy', reason: 'Navnet tilhører en anden kunde i samme husstand.' });
+    const res = await decide(r.id, { decision: 'refuse', reasonCode: 'identity_not_verified', reason: 'Navnet tilhører en anden kunde i samme husstand.' });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'refused', decision: 'refuse', reasonCode: 'others_privacy' });
+    expect(await res.json()).toMatchObject({ status: 'refused', decision: 'refuse', reasonCode: 'identity_not_verified' });
     const mail = await mailTo(p.email, /afvist/, 'the refusal');
-    expect(mail.text).toContain('Anmodningen ville bringe andres privatliv i fare.');
+    expect(mail.text).toContain('Vi har ikke kunnet bekræfte din identitet (GDPR art. 12, stk. 6).');
+    expect(mail.text).toContain('Carl Jacobsens Vej 35, 2500 Valby');
     expect(mail.text).toContain('Navnet tilhører en anden kunde i samme husstand.');
     expect(mail.text).toContain('Datatilsynet');
     expect(mail.text).toContain('Axeltorv 8');
@@ -154,9 +155,11 @@ describe('decisions and what each one does', () => {
   it('refuses in English for a person who chose English', async () => {
     const p = await person('en');
     const r = await file(p.auth, { type: 'access' });
-    await decide(r.id, { decision: 'refuse', reasonCode: 'impractical', reason: 'We hold no data beyond your profile.' });
+    expect((await decide(r.id, { decision: 'refuse', reasonCode: 'rights_of_others', reason: 'The recording is of another caller.' })).status).toBe(200);
     const mail = await mailTo(p.email, /refused/, 'the English refusal');
-    expect(mail.text).toContain('Danish Data Protection Agency (Datatilsynet)');
+    expect(mail.text).toContain('Danish Data Protection Agency');
+    expect(mail.text).toContain('Datatilsynet, Carl Jacobsens Vej 35');
+    expect(mail.text).toContain('(GDPR Art. 15(4))');
     expect(mail.text).toContain('Denmark');
   });
 
@@ -254,14 +257,67 @@ describe('every type, both ways', () => {
     for (const type of decidable) {
       const p = await person();
       const r = await file(p.auth, type === 'rectification' ? { type, details: { fields: { name: 'X' } } } : { type });
-      const res = await decide(r.id, { decision: 'refuse', reasonCode: 'disproportionate_effort', reason: `Ikke muligt for ${type}.` });
+      const res = await decide(r.id, { decision: 'refuse', reasonCode: 'manifestly_unfounded', reason: `Ikke muligt for ${type}.` });
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ status: 'refused', reasonCode: 'disproportionate_effort', reason: `Ikke muligt for ${type}.` });
+      expect(await res.json()).toMatchObject({ status: 'refused', reasonCode: 'manifestly_unfounded', reason: `Ikke muligt for ${type}.` });
       const mail = await mailTo(p.email, /er afvist/, `the ${type} refusal`);
-      expect(mail.text).toContain('uforholdsmæssig teknisk indsats');
+      expect(mail.text).toContain('åbenbart grundløs (GDPR art. 12, stk. 5)');
+      expect(mail.text).toContain('Datatilsynet, Carl Jacobsens Vej 35');
       expect(mail.text).toContain(`Ikke muligt for ${type}.`);
       expect(mail.text).toContain('Datatilsynet');
     }
+  });
+});
+
+describe('lawful refusal grounds (D10)', () => {
+  const cases: Array<[string, string, boolean]> = [
+    ['legal_claims', 'erasure', true],
+    ['legal_claims', 'access', false],
+    ['legal_obligation', 'erasure', true],
+    ['legal_obligation', 'rectification', false],
+    ['rights_of_others', 'access', true],
+    ['rights_of_others', 'erasure', false],
+    ['compelling_grounds', 'objection', true],
+    ['compelling_grounds', 'restriction', false],
+  ];
+  it('accepts each ground only for the request types it applies to', async () => {
+    for (const [reasonCode, type, allowed] of cases) {
+      const p = await person();
+      const r = await file(p.auth, type === 'rectification' ? { type, details: { fields: { name: 'Nyt Navn' } } } : { type });
+      const res = await decide(r.id, { decision: 'refuse', reasonCode, reason: 'Begrundelse til personen.' });
+      expect(res.status, `${reasonCode} for ${type}`).toBe(allowed ? 200 : 422);
+      if (!allowed) {
+        expect(((await res.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('reasonCode');
+        expect((await get(r.id)).decision).toBeUndefined();
+      } else {
+        const mail = await mailTo(p.email, /er afvist/, `the ${type} refusal on ${reasonCode}`);
+        expect(mail.text).toContain('Datatilsynet');
+      }
+    }
+  });
+
+  it('holds the same rules below the API: the workflow refuses an unlawful ground sent to it directly', async () => {
+    const p = await person();
+    const r = await file(p.auth, { type: 'access' });
+    await waitFor(async () => (await get(r.id)).status === 'awaiting_decision', { what: 'the assessment' });
+    const handle = s.client.workflow.getHandle(requestWorkflowId(r.id));
+    const rejected = (args: Record<string, unknown>) => handle.executeUpdate('decide', { args: [{ decision: 'refuse', hasReason: true, decidedBy: 'operator', ...args }] }).catch((err: { cause?: { message?: string } }) => err.cause?.message);
+    expect(await rejected({ reasonCode: 'legal_claims' })).toMatch(/^reasonCode: legal_claims is no ground/);
+    expect(await rejected({ reasonCode: 'excessive' })).toMatch(/^evidence: /);
+    expect((await get(r.id)).status).toBe('awaiting_decision');
+  });
+
+  it('needs evidence for "excessive": the repetitive flag or a note', async () => {
+    const p = await person();
+    const first = await file(p.auth, { type: 'rectification', details: { fields: { name: 'Et Navn' } } });
+    const noEvidence = await decide(first.id, { decision: 'refuse', reasonCode: 'excessive', reason: 'For mange.' });
+    expect(noEvidence.status).toBe(422);
+    expect(((await noEvidence.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('evidence');
+    expect((await decide(first.id, { decision: 'refuse', reasonCode: 'excessive', reason: 'For mange.', evidence: 'Sendt 40 gange i dag via formularen' })).status).toBe(200);
+    // A second one of the same type is flagged repetitive: the flag is the evidence.
+    const second = await file(p.auth, { type: 'rectification', details: { fields: { name: 'Et Navn' } } });
+    await waitFor(async () => ((await get(second.id)).flags as string[]).includes('repetitive'), { what: 'the repetitive flag' });
+    expect((await decide(second.id, { decision: 'refuse', reasonCode: 'excessive', reason: 'Gentagelse.' })).status).toBe(200);
   });
 });
 
@@ -322,10 +378,12 @@ describe('privacy of the API', () => {
     expect((await s.sql`select count(*)::int as n from data_requests`)[0]!.n).toBe(before);
 
     const r = await file(p.auth, { type: 'access' });
-    const noReason = await decide(r.id, { decision: 'refuse', reasonCode: 'repetitive' });
+    const noReason = await decide(r.id, { decision: 'refuse', reasonCode: 'manifestly_unfounded' });
     expect(noReason.status).toBe(422);
     expect(((await noReason.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('reason');
     expect((await decide(r.id, { decision: 'refuse', reasonCode: 'because', reason: 'x' })).status).toBe(422);
+    // Grounds beyond the law are refused outright (D10): "impractical" is no ground on its own.
+    for (const old of ['impractical', 'disproportionate_effort', 'not_required_by_law']) expect((await decide(r.id, { decision: 'refuse', reasonCode: old, reason: 'x' })).status).toBe(422);
     expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
     expect((await decide(r.id, { decision: 'approve' })).status).toBe(409);
   });

@@ -11,7 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { customerWorkflowId } from './ids';
-import { REFUSAL_CODES, type RequestType as RequestTypeName } from './request-types';
+import { refusalProblem, type RequestType as RequestTypeName } from './request-types';
 import { CustomerId, RequestStatus, RequestType, SlaBreached, SlaDueAt } from './search-attributes';
 import { erasedSignal, marketingOptedOutSignal, requestFiledSignal } from './customer-lifecycle';
 
@@ -43,6 +43,8 @@ export interface Decision {
   reasonCode?: string | null;
   /** The API stored the free-text reason in Postgres; history carries only that it exists. */
   hasReason?: boolean;
+  /** Likewise for the evidence an `excessive` refusal rests on when the request is not flagged repetitive. */
+  hasEvidence?: boolean;
   decidedBy: string;
 }
 
@@ -117,8 +119,10 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
         if (decision) throw ApplicationFailure.nonRetryable('the request has already been decided', 'AlreadyDecided');
         if (input.type === 'marketing_opt_out' || input.autoApprove) throw ApplicationFailure.nonRetryable('this request needs no decision', 'AlreadyDecided');
         if (d.decision !== 'approve' && d.decision !== 'refuse') throw ApplicationFailure.nonRetryable('decision must be approve or refuse', 'InvalidDecision');
-        if (d.decision === 'refuse' && (!d.reasonCode || !(REFUSAL_CODES as readonly string[]).includes(d.reasonCode) || !d.hasReason)) {
-          throw ApplicationFailure.nonRetryable(`a refusal needs a reasonCode (${REFUSAL_CODES.join(', ')}) and a reason`, 'InvalidDecision');
+        if (d.decision === 'refuse') {
+          // The same lawful grounds as the API: roles and rules hold below the API too.
+          const problem = refusalProblem({ type: input.type, reasonCode: d.reasonCode, hasReason: !!d.hasReason, repetitive: state.flags.includes('repetitive'), hasEvidence: !!d.hasEvidence });
+          if (problem) throw ApplicationFailure.nonRetryable(`${problem.field}: ${problem.message}`, 'InvalidDecision');
         }
       },
     },

@@ -9,6 +9,7 @@ import { fileRequest } from '../file-request';
 import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
 import { requestWorkflowId } from '../../workflows/ids';
 import { decideUpdate } from '../../workflows/access-request';
+import { REFUSAL_GROUNDS, refusalProblem, type RefusalCode } from '../../workflows/request-types';
 import { liftRestrictionWorkflow } from '../../workflows/lift-restriction';
 import { restrictionLiftWorkflowId } from '../../workflows/ids';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
@@ -212,8 +213,22 @@ export function requestRoutes() {
               schema: z
                 .strictObject({
                   decision: z.enum(['approve', 'refuse']),
-                  reasonCode: z.enum(REFUSAL_CODES).optional(),
-                  reason: z.string().trim().min(1).max(2000).optional(),
+                  reasonCode: z
+                    .enum(REFUSAL_CODES as [RefusalCode, ...RefusalCode[]])
+                    .optional()
+                    .openapi({
+                      description: `the lawful ground: ${Object.entries(REFUSAL_GROUNDS)
+                        .map(([code, g]) => `\`${code}\` (${g.article}; ${g.types.join(', ')})`)
+                        .join(', ')}`,
+                    }),
+                  reason: z.string().trim().min(1).max(2000).optional().openapi({ description: 'the explanation the person gets' }),
+                  evidence: z
+                    .string()
+                    .trim()
+                    .min(10)
+                    .max(2000)
+                    .optional()
+                    .openapi({ description: '`excessive` without the repetitive flag: what makes the request excessive (kept with the request, not sent)' }),
                 })
                 .refine((d) => d.decision !== 'refuse' || (d.reasonCode && d.reason), { path: ['reason'], message: 'a refusal needs reasonCode and reason' })
                 .openapi('Decision'),
@@ -238,10 +253,15 @@ export function requestRoutes() {
       if (!r) throw new AppError('not-found', 404, 'No request with that id.');
       if (r.decision || r.answeredAt) throw new AppError('conflict', 409, 'The request has already been decided.');
       if (r.type === 'marketing_opt_out') throw new AppError('conflict', 409, 'Opting out of marketing needs no decision.');
-      if (body.decision === 'refuse') await updateRequest(sql, id, { reason: body.reason! });
+      if (body.decision === 'refuse') {
+        const problem = refusalProblem({ type: r.type, reasonCode: body.reasonCode, hasReason: !!body.reason, repetitive: r.flags.includes('repetitive'), hasEvidence: !!body.evidence });
+        if (problem) throw new AppError('validation-failed', 422, `This refusal is not lawful as given: ${problem.message}.`, { errors: [{ ...problem, in: 'body' }] });
+        await updateRequest(sql, id, { reason: body.reason! });
+        if (body.evidence) await sql`update data_requests set details = details || ${sql.json({ refusalEvidence: body.evidence })} where id = ${id}`;
+      }
       try {
         await temporal.workflow.getHandle(requestWorkflowId(id)).executeUpdate(decideUpdate, {
-          args: [{ decision: body.decision, reasonCode: body.reasonCode ?? null, hasReason: !!body.reason, decidedBy: c.var.principal!.tokenId }],
+          args: [{ decision: body.decision, reasonCode: body.reasonCode ?? null, hasReason: !!body.reason, hasEvidence: !!body.evidence, decidedBy: c.var.principal!.tokenId }],
         });
       } catch (err) {
         throw updateFailureToAppError(err);
