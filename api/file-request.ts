@@ -21,11 +21,15 @@ export async function fileRequest(
     filedBy: 'customer' | 'staff';
     /** Account closure: an erasure the person asked for in their account, with no staff step. */
     autoApprove?: boolean;
+    /** When the email or call reached TopCall (staff filing on someone's behalf); now otherwise. */
+    receivedAt?: Date;
   },
 ): Promise<{ id: string; receivedAt: Date; dueAt: Date }> {
   const { sql, temporal, config } = deps;
   const id = randomUUID();
-  const receivedAt = new Date();
+  const filedAt = new Date();
+  // D10: the clock runs from receipt, which staff state when the request reached TopCall earlier.
+  const receivedAt = r.receivedAt ?? filedAt;
   const dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
   let requester: Requester | null = null;
   if (r.caller) {
@@ -50,6 +54,7 @@ export async function fileRequest(
           escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
           repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
           autoApprove: r.autoApprove ?? false,
+          filedAt: filedAt.toISOString(),
         },
       ],
     });

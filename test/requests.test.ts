@@ -95,6 +95,50 @@ describe('accessRequest: the 7-day clock (D10)', () => {
   });
 });
 
+describe('receipt time (D10): the clock runs from when the request reached TopCall', () => {
+  const staffMails = async (id: string) => (await allMessages()).filter((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(id));
+
+  it('moves the due date, reminders and escalation back to receivedAt given by staff', async () => {
+    const p = await person();
+    const receivedAt = new Date(Date.now() - 3_000).toISOString();
+    const r = await file(support, { type: 'access', customerId: p.id, receivedAt });
+    expect(r.receivedAt).toBe(receivedAt);
+    expect(Date.parse(r.dueAt) - Date.parse(receivedAt)).toBe(SLA_MS);
+    expect((await get(r.id)).dueAt).toBe(r.dueAt);
+    // The reminder due 2 s after receipt fell before filing and is skipped; the one at 4 s goes.
+    await mailTo(s.config.STAFF_EMAIL, new RegExp(`^ESCALATION.*${r.id}`), 'the escalation');
+    const reminders = (await staffMails(r.id)).filter((m) => m.subject.startsWith('Reminder'));
+    expect(reminders).toHaveLength(1);
+    expect(Date.parse(reminders[0]!.receivedAt)).toBeGreaterThanOrEqual(Date.parse(receivedAt) + 4_000);
+  });
+
+  it('escalates a request filed already late at once, without stale reminders, and records the breach', async () => {
+    const p = await person();
+    const filedAt = Date.now();
+    const r = await file(support, { type: 'erasure', customerId: p.id, receivedAt: new Date(filedAt - 7_000).toISOString() });
+    const escalation = await mailTo(s.config.STAFF_EMAIL, new RegExp(`^ESCALATION.*${r.id}`), 'the escalation');
+    expect(Date.parse(escalation.receivedAt) - filedAt).toBeLessThan(5_000);
+    await mailTo(s.config.STAFF_EMAIL, new RegExp(`^SLA BREACHED.*${r.id}`), 'the breach');
+    expect((await staffMails(r.id)).filter((m) => m.subject.startsWith('Reminder'))).toEqual([]);
+    await waitFor(async () => (await get(r.id)).slaBreached === true, { what: 'the breach on the request' });
+  });
+
+  it('refuses a receivedAt in the future, more than a year ago, or from a customer', async () => {
+    const p = await person();
+    const before = (await s.sql`select count(*)::int as n from data_requests`)[0]!.n;
+    for (const [who, body] of [
+      [support, { type: 'access', customerId: p.id, receivedAt: new Date(Date.now() + 3_600_000).toISOString() }],
+      [support, { type: 'access', customerId: p.id, receivedAt: '2020-01-01T00:00:00Z' }],
+      [p.auth, { type: 'access', receivedAt: new Date().toISOString() }],
+    ] as const) {
+      const res = await app.request('/v1/requests', json(body, who));
+      expect(res.status).toBe(422);
+      expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['receivedAt']);
+    }
+    expect((await s.sql`select count(*)::int as n from data_requests`)[0]!.n).toBe(before);
+  });
+});
+
 describe('access: a machine-readable export behind an expiring link', () => {
   it('contains every category as JSON and CSV, reaches only the person by link (never attached), and expires', async () => {
     const p = await person();

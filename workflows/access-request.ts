@@ -36,6 +36,11 @@ export interface AccessRequestInput {
   repeatWindowStart: string;
   /** Account closure: the person's own erasure from their account settings, with no staff step. */
   autoApprove?: boolean;
+  /**
+   * When staff filed it (receivedAt may be earlier: when the email or call reached TopCall).
+   * Reminders that fell due before filing are not sent; a late escalation and a breach are at once.
+   */
+  filedAt?: string;
 }
 
 export interface Decision {
@@ -154,7 +159,10 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     { at: input.dueAt, kind: 'breach' as const },
   ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
 
+  const filedAt = Date.parse(input.filedAt ?? input.receivedAt);
   for (const point of points) {
+    // Filed already late: stale reminders would only bury the escalation that matters now.
+    if (point.kind === 'reminder' && Date.parse(point.at) <= filedAt) continue;
     const wait = Date.parse(point.at) - Date.now();
     if (wait > 0 && (await condition(() => decision !== undefined, wait))) break;
     if (decision) break;

@@ -45,6 +45,10 @@ const NewRequest = z
     details: Details,
     customerId: z.uuid().optional().openapi({ description: 'staff: the person with an account' }),
     caller: Caller.optional().openapi({ description: 'staff: a caller without an account' }),
+    receivedAt: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .openapi({ description: 'staff: when the email or call reached TopCall (not in the future, at most a year ago); the 7-day clock, reminders and escalation run from it. Customers’ requests are received when filed.' }),
   })
   .refine((r) => r.type !== 'rectification' || Object.keys(r.details.fields ?? {}).length > 0, {
     path: ['details', 'fields'],
@@ -137,7 +141,21 @@ export function requestRoutes() {
         locale = body.caller.locale;
       }
 
+      let receivedAt: Date | undefined;
+      if (body.receivedAt) {
+        receivedAt = new Date(body.receivedAt);
+        const problem =
+          principal.kind === 'customer'
+            ? 'is set by TopCall: a customer’s request is received when it is filed'
+            : receivedAt.getTime() > Date.now() + 60_000
+              ? 'is in the future'
+              : receivedAt.getTime() < Date.now() - 366 * 86_400_000
+                ? 'is more than a year ago'
+                : undefined;
+        if (problem) throw new AppError('validation-failed', 422, `receivedAt ${problem}.`, { errors: [{ field: 'receivedAt', in: 'body', message: problem }] });
+      }
       const filed = await fileRequest(c.var.deps, {
+        receivedAt,
         type: body.type,
         customerId,
         details: body.details,
