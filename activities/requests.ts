@@ -76,6 +76,8 @@ export function createRequestActivities(deps: RequestDeps) {
         name: c.name,
         link: '{{link}}',
         providedBy: c.providedBy,
+        providedByKind: c.providedByKind,
+        providedVia: c.providedVia,
         providedAt: c.providedAt.toISOString(),
         expiresAt: expiresAt.toISOString(),
       });

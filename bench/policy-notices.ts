@@ -32,8 +32,8 @@ try {
   const ids = Array.from({ length: PERSONS }, () => randomUUID());
   for (let i = 0; i < ids.length; i += 10_000) {
     await b.sql`
-      insert into customers (id, client_id, email, name, locale)
-      select id, ${client!.id}, 'p-' || id || '@bench.test', 'Person', case when random() < 0.2 then 'en' else 'da' end
+      insert into customers (id, client_id, email, name, locale, provided_by, provided_by_kind)
+      select id, ${client!.id}, 'p-' || id || '@bench.test', 'Person', case when random() < 0.2 then 'en' else 'da' end, 'Bench ApS (klient / client)', 'client'
       from unnest(${ids.slice(i, i + 10_000)}::uuid[]) as id`;
   }
   await b.sql`vacuum analyze customers`;

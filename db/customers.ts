@@ -11,6 +11,8 @@ export interface CustomerRow {
   name: string | null;
   locale: Locale;
   providedBy: string;
+  providedByKind: 'self' | 'client' | 'team_lead' | 'third_party' | null;
+  providedVia: string | null;
   providedAt: Date;
   teamLead: boolean;
   marketingEmails: boolean;
@@ -22,17 +24,28 @@ export interface CustomerRow {
 }
 
 const columns = (sql: Db) => sql`
-  id, client_id as "clientId", email, name, locale, provided_by as "providedBy", provided_at as "providedAt", team_lead as "teamLead",
+  id, client_id as "clientId", email, name, locale, provided_by as "providedBy", provided_by_kind as "providedByKind", provided_via as "providedVia", provided_at as "providedAt", team_lead as "teamLead",
   marketing_emails as "marketingEmails", processing_restricted as "processingRestricted",
   objected_to_processing as "objectedToProcessing", status, password_hash is not null as "hasPassword", created_at as "createdAt"`;
 
 export async function insertCustomer(
   sql: Db,
-  c: { id: string; clientId: string; email: string; name: string; locale: Locale; providedBy: string; registeredByToken: string | null; teamLead: boolean },
+  c: {
+    id: string;
+    clientId: string;
+    email: string;
+    name: string;
+    locale: Locale;
+    providedBy: string;
+    providedByKind: 'self' | 'client' | 'team_lead' | 'third_party';
+    providedVia: string | null;
+    registeredByToken: string | null;
+    teamLead: boolean;
+  },
 ): Promise<CustomerRow> {
   const [row] = await sql<CustomerRow[]>`
-    insert into customers (id, client_id, email, name, locale, provided_by, registered_by_token, team_lead)
-    values (${c.id}, ${c.clientId}, ${c.email}, ${c.name}, ${c.locale}, ${c.providedBy}, ${c.registeredByToken}, ${c.teamLead})
+    insert into customers (id, client_id, email, name, locale, provided_by, provided_by_kind, provided_via, registered_by_token, team_lead)
+    values (${c.id}, ${c.clientId}, ${c.email}, ${c.name}, ${c.locale}, ${c.providedBy}, ${c.providedByKind}, ${c.providedVia}, ${c.registeredByToken}, ${c.teamLead})
     returning ${columns(sql)}`;
   return row!;
 }

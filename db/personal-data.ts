@@ -108,7 +108,7 @@ export const PLACES: Place[] = [
       password_hash: 'argon2id hash of the password (D1)',
       provided_by: 'who gave us the data (D2): may name a team lead or a client',
     },
-    other: { locale: 'language of emails (da, en)', status: 'active or erased' },
+    other: { locale: 'language of emails (da, en)', status: 'active or erased', provided_by_kind: 'self, client, team_lead or third_party (D2)', provided_via: 'phone, email, in_person or web' },
     access: 'profile, provenance and preferences categories',
     rectification: 'name, email and locale by a rectification request; every address is remembered in customer_emails',
     erasure: 'name, email, password and provenance removed; the row stays as an erased tombstone (id, client, dates) so links from requests and receipts resolve',
@@ -603,9 +603,9 @@ export async function exportSubject(db: Db, s: Subject): Promise<{ data: Record<
   }
   if (s.customerId) {
     data.provenance = rowsOf(
-      await db`select c.provided_by, c.provided_at, cl.name as client from customers c join clients cl on cl.id = c.client_id where c.id = ${s.customerId}`,
+      await db`select c.provided_by, c.provided_by_kind, c.provided_via, c.provided_at, cl.name as client from customers c join clients cl on cl.id = c.client_id where c.id = ${s.customerId}`,
     );
-    columns.provenance = ['provided_by', 'provided_at', 'client'];
+    columns.provenance = ['provided_by', 'provided_by_kind', 'provided_via', 'provided_at', 'client'];
   }
   data.call_statistics = rowsOf(
     await db`select client_id, count(*)::int as calls, coalesce(sum(duration_seconds), 0)::int as seconds from recordings

@@ -63,14 +63,30 @@ export function complaintLines(locale: Locale): string[] {
     : ['If you disagree, you may complain to the Danish Data Protection Agency:', 'Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby, Denmark · dt@datatilsynet.dk · www.datatilsynet.dk'];
 }
 
-export function invitationEmail(p: { locale: Locale; name: string; link: string; providedBy: string; providedAt: string; expiresAt: string }): RenderedEmail {
-  const byOther = p.providedBy !== 'self';
+const VIA: Record<Locale, Record<string, string>> = {
+  da: { phone: 'telefonisk', email: 'på e-mail', in_person: 'personligt', web: 'via vores hjemmeside' },
+  en: { phone: 'by phone', email: 'by email', in_person: 'in person', web: 'through our website' },
+};
+
+/** D2: says truthfully who gave us the data and when — the person themselves, or who did. */
+export function invitationEmail(p: {
+  locale: Locale;
+  name: string;
+  link: string;
+  providedBy: string;
+  providedByKind: string | null;
+  providedVia: string | null;
+  providedAt: string;
+  expiresAt: string;
+}): RenderedEmail {
+  const self = p.providedByKind === 'self' || (p.providedByKind === null && p.providedBy === 'self');
+  const via = p.providedVia ? ` ${VIA[p.locale][p.providedVia] ?? ''}` : '';
   if (p.locale === 'en') {
     return withContact(
       'en',
       'Your TopCall account',
       `Hello ${p.name},\n\nAn account has been created for you at TopCall.\n` +
-        (byOther ? `Your details were given to us by ${p.providedBy} on ${formatDate(p.providedAt, 'en')}.\n` : '') +
+        (self ? `You gave us your details yourself${via} on ${formatDate(p.providedAt, 'en')}.\n` : `Your details were given to us by ${p.providedBy} on ${formatDate(p.providedAt, 'en')}.\n`) +
         `\nSet your password here (the link works once and expires ${formatDate(p.expiresAt, 'en')}):\n${p.link}\n\n` +
         `You can see, correct, export or delete your data and choose which emails you get in your account settings.`,
     );
@@ -79,7 +95,7 @@ export function invitationEmail(p: { locale: Locale; name: string; link: string;
     'da',
     'Din konto hos TopCall',
     `Hej ${p.name}\n\nDer er oprettet en konto til dig hos TopCall.\n` +
-      (byOther ? `Dine oplysninger blev givet til os af ${p.providedBy} den ${formatDate(p.providedAt, 'da')}.\n` : '') +
+      (self ? `Du gav os selv dine oplysninger${via} den ${formatDate(p.providedAt, 'da')}.\n` : `Dine oplysninger blev givet til os af ${p.providedBy} den ${formatDate(p.providedAt, 'da')}.\n`) +
       `\nVælg din adgangskode her (linket virker én gang og udløber ${formatDate(p.expiresAt, 'da')}):\n${p.link}\n\n` +
       `Under dine kontoindstillinger kan du se, rette, eksportere eller slette dine data og vælge hvilke e-mails du får.`,
   );

@@ -50,11 +50,27 @@ describe('customerLifecycle: registration and provenance (D1, D2)', () => {
     expect(description.typedSearchAttributes.get(CustomerId)).toBe(who.id);
   });
 
-  it('writes in English when the person chose it, and says nothing of a provider when they registered themselves', async () => {
-    const who = await registerCustomer(app, staff, { clientId, locale: 'en' });
+  it('writes in English when the person chose it, and says they gave the data themselves only when staff say so', async () => {
+    const who = await registerCustomer(app, staff, { clientId, locale: 'en', providedBy: { source: 'self', via: 'phone' } });
     expect(who.invitation.subject).toBe('Your TopCall account');
+    expect(who.invitation.text).toContain('You gave us your details yourself by phone on');
     expect(who.invitation.text).not.toMatch(/given to us by/);
     expect(who.invitation.text).toContain('kundeservice@topcall.dk');
+    expect((await s.sql`select provided_by_kind, provided_via from customers where id = ${who.id}`)[0]).toEqual({ provided_by_kind: 'self', provided_via: 'phone' });
+  });
+
+  it('makes staff say who gave the data (D2): never "self" by default', async () => {
+    const before = (await s.sql`select count(*)::int as n from customers`)[0]!.n;
+    for (const providedBy of [undefined, 'self', { source: 'self' }, { source: 'someone' }]) {
+      const res = await app.request('/v1/customers', json({ clientId, email: `nobody-${Math.random().toString(36).slice(2)}@kunde.test`, name: 'Uden Kilde', ...(providedBy === undefined ? {} : { providedBy }) }, staff));
+      expect(res.status, JSON.stringify(providedBy)).toBe(422);
+      expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)[0]).toMatch(/^providedBy/);
+    }
+    expect((await s.sql`select count(*)::int as n from customers`)[0]!.n).toBe(before);
+    // Handed over by the client: the invitation names the client.
+    const who = await registerCustomer(app, staff, { clientId, providedBy: { source: 'client' } });
+    expect(who.invitation.text).toMatch(/Dine oplysninger blev givet til os af .+ \(klient \/ client\)/);
+    expect((await s.sql`select provided_by_kind from customers where id = ${who.id}`)[0]).toEqual({ provided_by_kind: 'client' });
   });
 
   it('stores passwords only as argon2id hashes', async () => {
@@ -68,8 +84,8 @@ describe('customerLifecycle: registration and provenance (D1, D2)', () => {
   it('refuses a duplicate email (409), an unknown client and a bad email (422)', async () => {
     const email = uniqueEmail('dup');
     await registerCustomer(app, staff, { clientId, email });
-    expect((await app.request('/v1/customers', json({ clientId, email, name: 'X' }, staff))).status).toBe(409);
-    expect((await app.request('/v1/customers', json({ clientId: '00000000-0000-4000-8000-000000000000', email: uniqueEmail('x'), name: 'X' }, staff))).status).toBe(422);
+    expect((await app.request('/v1/customers', json({ clientId, email, name: 'X', providedBy: { source: 'client' } }, staff))).status).toBe(409);
+    expect((await app.request('/v1/customers', json({ clientId: '00000000-0000-4000-8000-000000000000', email: uniqueEmail('x'), name: 'X', providedBy: { source: 'client' } }, staff))).status).toBe(422);
     expect((await app.request('/v1/customers', json({ clientId, email: 'not-an-email', name: 'X' }, staff))).status).toBe(422);
   });
 });

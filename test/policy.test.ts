@@ -29,7 +29,7 @@ beforeAll(async () => {
   for (const p of await seedCustomers(s.sql, { clientId, count: 10, tag: `optout${tag}`, marketingEmails: false })) people.push({ ...p, locale: 'da' });
   for (const p of await seedCustomers(s.sql, { clientId, count: 10, tag: `en${tag}`, locale: 'en' })) people.push({ ...p, locale: 'en' });
   // An erased person is no longer registered: no notice.
-  await s.sql`insert into customers (id, client_id, email, name, status, erased_at) values (${randomUUID()}, ${clientId}, null, null, 'erased', now())`;
+  await s.sql`insert into customers (id, client_id, email, name, provided_by, status, erased_at) values (${randomUUID()}, ${clientId}, null, null, '[erased]', 'erased', now())`;
 });
 afterAll(async () => {
   await worker.stop();

@@ -164,7 +164,7 @@ describe('access: a machine-readable export behind an expiring link', () => {
     expect(Object.keys(files).sort()).toEqual(['data.json', ...categories.map((c) => `${c}.csv`)].sort());
     const data = JSON.parse(strFromU8(files['data.json']!)) as Record<string, Record<string, unknown>[]>;
     expect(data.profile![0]).toMatchObject({ id: p.id, email: p.email });
-    expect(data.provenance![0]).toMatchObject({ provided_by: 'self' });
+    expect(data.provenance![0]).toMatchObject({ provided_by: 'Testfirma ApS (klient / client)', provided_by_kind: 'client' }); // never 'self' unless it was
     expect(data.call_statistics![0]).toMatchObject({ calls: 1, seconds: 33 });
     expect(data.messages![0]).toMatchObject({ body: 'Vi har modtaget din besked' });
     expect(data.recordings).toHaveLength(1);

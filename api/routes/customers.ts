@@ -9,19 +9,29 @@ import { customerWorkflowId } from '../../workflows/ids';
 import { setPreferencesUpdate, type customerLifecycle } from '../../workflows/customer-lifecycle';
 import { fileRequest } from '../file-request';
 
+const ProvidedBy = z.union([
+  z.strictObject({ source: z.literal('self'), via: z.enum(['phone', 'email', 'in_person', 'web']) }),
+  z.strictObject({ source: z.literal('client') }),
+  z.strictObject({ source: z.literal('third_party'), name: z.string().trim().min(1).max(200).regex(/^[^\r\n]*$/, 'must be a single line') }),
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .regex(/^[^\r\n]*$/, 'must be a single line')
+    .refine((v) => v.toLowerCase() !== 'self', 'say {source: "self", via} when the person gave the data themselves'),
+]);
+
 const NewCustomer = z
   .strictObject({
     clientId: z.uuid(),
     email: z.email().max(254),
     name: z.string().trim().min(1).max(200),
     locale: z.enum(['da', 'en']).default('da'),
-    providedBy: z
-      .string()
-      .trim()
-      .min(1)
-      .max(200)
-      .optional()
-      .openapi({ description: 'D2: who gave us this person’s data when it was not the person (e.g. "Jens Hansen, team lead at Hansen VVS"); set automatically when a team lead registers a member' }),
+    providedBy: ProvidedBy.optional().openapi({
+      description:
+        'D2, required for staff: who gave us this person’s data. `{source: "self", via}` only when the person gave it themselves (by phone, email, in person); `{source: "client"}` when the client handed it over; `{source: "third_party", name}` for anyone else. A plain string is read as a third party’s description (e.g. "Jens Hansen, team lead at Hansen VVS"). A team lead registering a member is recorded as the provider automatically.',
+    }),
     teamLead: z.boolean().default(false).openapi({ description: 'staff only: this person may register the members of their team' }),
   })
   .openapi('NewCustomer');
@@ -34,6 +44,7 @@ const Me = z
     name: z.string(),
     locale: z.enum(['da', 'en']),
     providedBy: z.string(),
+    providedByKind: z.enum(['self', 'client', 'team_lead', 'third_party']).nullable(),
     providedAt: z.iso.datetime(),
     marketingEmails: z.boolean(),
     processingRestricted: z.boolean(),
@@ -48,6 +59,7 @@ const meJson = (c: CustomerRow) => ({
   name: c.name ?? '',
   locale: c.locale,
   providedBy: c.providedBy,
+  providedByKind: c.providedByKind,
   providedAt: c.providedAt.toISOString(),
   marketingEmails: c.marketingEmails,
   processingRestricted: c.processingRestricted,
@@ -79,16 +91,34 @@ export function customerRoutes() {
       const { sql, temporal, config } = c.var.deps;
       const body = c.req.valid('json');
       const principal = c.var.principal!;
-      let providedBy = body.providedBy ?? 'self';
+      let provenance: { providedBy: string; kind: 'self' | 'client' | 'team_lead' | 'third_party'; via: string | null };
       if (principal.kind === 'customer') {
         const lead = await findCustomer(sql, principal.customerId);
         if (!lead?.teamLead || lead.status !== 'active') throw new AppError('forbidden', 403, 'Only staff and team leads register people.');
         if (lead.clientId !== body.clientId) throw new AppError('forbidden', 403, 'A team lead registers members of their own team only.');
         if (body.teamLead) throw new AppError('forbidden', 403, 'Only staff make team leads.');
-        providedBy = `${lead.name} (teamansvarlig / team lead)`;
+        provenance = { providedBy: `${lead.name} (teamansvarlig / team lead)`, kind: 'team_lead', via: 'web' };
+      } else if (!body.providedBy) {
+        throw new AppError('validation-failed', 422, 'Say who gave us this person’s data (D2).', {
+          errors: [{ field: 'providedBy', in: 'body', message: 'required for staff: {source: "self", via}, {source: "client"} or {source: "third_party", name}' }],
+        });
+      } else {
+        provenance = { providedBy: '', kind: 'third_party', via: null };
       }
-      if (!(await findClient(sql, body.clientId))) {
+      const client = await findClient(sql, body.clientId);
+      if (!client) {
         throw new AppError('validation-failed', 422, 'Unknown client.', { errors: [{ field: 'clientId', in: 'body', message: 'no such client' }] });
+      }
+      if (principal.kind === 'staff') {
+        const given = body.providedBy!;
+        provenance =
+          typeof given === 'string'
+            ? { providedBy: given, kind: 'third_party', via: null }
+            : given.source === 'self'
+              ? { providedBy: 'self', kind: 'self', via: given.via }
+              : given.source === 'client'
+                ? { providedBy: `${client.name} (klient / client)`, kind: 'client', via: null }
+                : { providedBy: given.name, kind: 'third_party', via: null };
       }
       if (await emailTaken(sql, body.email)) throw new AppError('conflict', 409, 'That email address is already registered.');
       const id = randomUUID();
@@ -98,7 +128,9 @@ export function customerRoutes() {
         email: body.email,
         name: body.name,
         locale: body.locale,
-        providedBy,
+        providedBy: provenance.providedBy,
+        providedByKind: provenance.kind,
+        providedVia: provenance.via,
         registeredByToken: principal.tokenId,
         teamLead: body.teamLead,
       });

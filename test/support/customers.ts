@@ -12,10 +12,11 @@ export const uniqueEmail = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}@
 export async function registerCustomer(
   app: App,
   staff: { authorization: string },
-  body: { clientId: string; email?: string; name?: string; locale?: 'da' | 'en'; providedBy?: string; teamLead?: boolean },
+  body: { clientId: string; email?: string; name?: string; locale?: 'da' | 'en'; providedBy?: string | Record<string, string>; teamLead?: boolean },
 ): Promise<{ id: string; email: string; invitation: SinkMessage }> {
   const email = body.email ?? uniqueEmail('person');
-  const res = await app.request('/v1/customers', json({ name: 'Mette Hansen', ...body, email }, staff));
+  // Staff must say who gave the data (D2); here, unless a test says otherwise, the client did.
+  const res = await app.request('/v1/customers', json({ name: 'Mette Hansen', providedBy: { source: 'client' }, ...body, email }, staff));
   expect(res.status).toBe(201);
   const { id } = (await res.json()) as { id: string };
   const invitation = await waitForMessage((m) => m.to.includes(email) && /konto|account/i.test(m.subject), `the invitation to ${email}`);
@@ -48,6 +49,8 @@ export async function seedCustomers(
         client_id: options.clientId,
         email: p.email,
         name: 'Person',
+        provided_by: 'Testfirma ApS (klient / client)',
+        provided_by_kind: 'client',
         locale: options.locale ?? 'da',
         marketing_emails: options.marketingEmails ?? true,
       })),
