@@ -339,7 +339,7 @@ const ERASED_WORDS: Record<string, { da: (n: number) => string; en: (n: number) 
 type Kept = { count: number; reason: string; ids?: string[]; until?: string };
 
 /** What erasure or an upheld objection did, place by place, and what it kept and why. */
-function erasureLines(o: Record<string, unknown>, da: boolean): string[] {
+function erasureLines(o: Record<string, unknown>, da: boolean, nothing?: string): string[] {
   const erased = (o.erased ?? {}) as Record<string, number>;
   const kept = (o.kept ?? {}) as Record<string, Kept>;
   const done = Object.entries(ERASED_WORDS)
@@ -347,7 +347,7 @@ function erasureLines(o: Record<string, unknown>, da: boolean): string[] {
     .map(([place, words]) => `- ${(da ? words.da : words.en)(erased[place]!)}`);
   const lines = done.length
     ? [da ? 'Vi har slettet:' : 'We have deleted:', ...done]
-    : [da ? 'Vi fandt ingen oplysninger om dig at slette ud over selve din anmodning.' : 'We found no data about you to delete beyond your request itself.'];
+    : [nothing ?? (da ? 'Vi fandt ingen oplysninger om dig at slette ud over selve din anmodning.' : 'We found no data about you to delete beyond your request itself.')];
   const held = kept.recordings;
   if (held?.count) {
     lines.push(
@@ -410,7 +410,7 @@ function outcomeLines(r: RequestRow, locale: Locale): string[] {
     }
     case 'objection': {
       const numbers = Number(o.doNotKeepNumbers ?? 0);
-      const lines = erasureLines(o, da);
+      const lines = erasureLines(o, da, da ? 'Vi havde ingen optagelser af dine opkald at slette.' : 'We held no recordings of your calls to delete.');
       if (numbers) {
         lines.push(
           da
