@@ -73,6 +73,12 @@ export async function createPasswordToken(sql: Db, customerId: string, ttlMs: nu
   return { token, expiresAt };
 }
 
+/** Whether a link token could still be used (unknown, used and expired ones cannot). */
+export async function passwordTokenUsable(sql: Db, token: string): Promise<boolean> {
+  const rows = await sql`select 1 from password_tokens where token_hash = ${hashToken(token)} and used_at is null and expires_at > now()`;
+  return rows.length > 0;
+}
+
 /** Uses a link token once: returns its customer, or undefined when unknown, used or expired. */
 export async function consumePasswordToken(sql: Sql, token: string, passwordHash: string): Promise<string | undefined> {
   return sql.begin(async (tx) => {
@@ -95,12 +101,38 @@ export async function setMarketingEmails(sql: Db, id: string, on: boolean): Prom
 /** Counts recent failed logins for an email or an address, keyed by a hash (no addresses stored). */
 export const loginKey = (kind: 'email' | 'ip', value: string) => createHash('sha256').update(`${kind}:${value.toLowerCase()}`).digest();
 
-export async function recentLoginFailures(sql: Db, key: Buffer, windowMs: number): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`
-    select count(*)::int as n from login_failures where key_hash = ${key} and at > now() - ${windowMs / 1000} * interval '1 second'`;
-  return row!.n;
+/**
+ * Issue 11: a login attempt is counted before its password is checked, one attempt at a time
+ * per key (an advisory lock per account and per source address), so 50 parallel guesses cannot
+ * all be checked. Past `free` failures in the window, each key waits `1 s × 2^(n − free)` (at
+ * most `maxDelayMs`) after its last failure: a progressive delay, not a lock-out, so the owner
+ * gets in once an attack stops. Returns the ids to forget on success, or how long to wait.
+ */
+export async function reserveLoginAttempt(
+  sql: Sql,
+  keys: { key: Buffer; free: number }[],
+  options: { windowMs: number; maxDelayMs: number },
+): Promise<{ ok: true; ids: string[] } | { ok: false; retryAfterMs: number }> {
+  const ordered = [...keys].sort((a, b) => Buffer.compare(a.key, b.key));
+  return sql.begin(async (tx) => {
+    for (const k of ordered) await tx`select pg_advisory_xact_lock(hashtextextended(${k.key.toString('hex')}, 7233))`;
+    let retryAfterMs = 0;
+    for (const k of ordered) {
+      const [row] = await tx<{ n: number; sinceLastMs: number | null }[]>`
+        select count(*)::int as n, (extract(epoch from now() - max(at)) * 1000)::float8 as "sinceLastMs"
+        from login_failures where key_hash = ${k.key} and at > now() - ${options.windowMs / 1000} * interval '1 second'`;
+      if (row!.n >= k.free) {
+        const delay = Math.min(options.maxDelayMs, 1000 * 2 ** (row!.n - k.free));
+        retryAfterMs = Math.max(retryAfterMs, delay - (row!.sinceLastMs ?? delay));
+      }
+    }
+    if (retryAfterMs > 0) return { ok: false as const, retryAfterMs };
+    // Counted as a failure until the password proves otherwise.
+    const ids = await tx<{ id: string }[]>`insert into login_failures ${tx(ordered.map((k) => ({ key_hash: k.key })))} returning id::text`;
+    return { ok: true as const, ids: ids.map((r) => r.id) };
+  });
 }
 
-export async function recordLoginFailure(sql: Db, keys: Buffer[]): Promise<void> {
-  await sql`insert into login_failures ${sql(keys.map((k) => ({ key_hash: k })))}`;
+export async function forgetLoginAttempt(sql: Db, ids: string[]): Promise<void> {
+  await sql`delete from login_failures where id = any(${ids}::bigint[])`;
 }

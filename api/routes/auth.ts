@@ -1,11 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { hash, verify } from '@node-rs/argon2';
+import pLimit from 'p-limit';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createRouter } from '../router';
 import { requireSignedIn, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { newToken, hashToken } from '../../db/access-tokens';
-import { consumePasswordToken, findCustomerByEmail, loginKey, recentLoginFailures, recordLoginFailure } from '../../db/customers';
+import { consumePasswordToken, findCustomerByEmail, forgetLoginAttempt, loginKey, passwordTokenUsable, reserveLoginAttempt } from '../../db/customers';
 import { fixedDurationMs } from '../../lib/durations';
 
 /** Argon2id, memory-hard (OWASP's minimum: 19 MiB, 2 passes). */
@@ -14,8 +15,13 @@ const ARGON2 = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
 const DUMMY_HASH = await hash('not-a-real-password', ARGON2);
 
 const LOGIN_WINDOW_MS = 15 * 60_000;
-const MAX_FAILURES_PER_ACCOUNT = 5;
-const MAX_FAILURES_PER_ADDRESS = 30;
+/** Failures before the progressive delay starts (1 s, 2 s, 4 s, … up to MAX_LOGIN_DELAY_MS after the last failure). */
+const FREE_FAILURES_PER_ACCOUNT = 5;
+const FREE_FAILURES_PER_ADDRESS = 30;
+const MAX_LOGIN_DELAY_MS = 5 * 60_000;
+
+/** Argon2 is memory- and CPU-hard on purpose: at most two hashes at once per process, so a flood of logins or set-password calls queues here instead of starving every other route. */
+const hashing = pLimit(2);
 
 const Password = z.string().min(10, 'must be at least 10 characters').max(200);
 
@@ -33,7 +39,9 @@ export function authRoutes() {
     }),
     async (c) => {
       const { token, password } = c.req.valid('json');
-      const customerId = await consumePasswordToken(c.var.deps.sql, token, await hash(password, ARGON2));
+      // The token is looked up before any hashing: an unknown link costs one indexed read, not argon2.
+      if (!(await passwordTokenUsable(c.var.deps.sql, token))) throw new AppError('invalid-link', 400, 'This link is unknown, already used or expired. Ask TopCall for a new one.');
+      const customerId = await consumePasswordToken(c.var.deps.sql, token, await hashing(() => hash(password, ARGON2)));
       if (!customerId) throw new AppError('invalid-link', 400, 'This link is unknown, already used or expired. Ask TopCall for a new one.');
       return c.body(null, 204);
     },
@@ -62,18 +70,25 @@ export function authRoutes() {
       } catch {
         // no socket (in-process requests): the per-account limit still applies
       }
-      const keys = [loginKey('email', email), loginKey('ip', address)];
-      const [byAccount, byAddress] = await Promise.all(keys.map((k) => recentLoginFailures(sql, k, LOGIN_WINDOW_MS)));
-      if (byAccount! >= MAX_FAILURES_PER_ACCOUNT || byAddress! >= MAX_FAILURES_PER_ADDRESS) {
-        c.header('Retry-After', String(LOGIN_WINDOW_MS / 1000));
-        throw new AppError('too-many-attempts', 429, 'Too many failed logins. Try again in 15 minutes.');
+      const attempt = await reserveLoginAttempt(
+        sql,
+        [
+          { key: loginKey('email', email), free: FREE_FAILURES_PER_ACCOUNT },
+          { key: loginKey('ip', address), free: FREE_FAILURES_PER_ADDRESS },
+        ],
+        { windowMs: LOGIN_WINDOW_MS, maxDelayMs: MAX_LOGIN_DELAY_MS },
+      );
+      if (!attempt.ok) {
+        const seconds = Math.max(1, Math.ceil(attempt.retryAfterMs / 1000));
+        c.header('Retry-After', String(seconds));
+        throw new AppError('too-many-attempts', 429, `Too many failed logins. Try again in ${seconds} second(s).`);
       }
       const customer = await findCustomerByEmail(sql, email);
-      const ok = await verify(customer?.passwordHash ?? DUMMY_HASH, password);
+      const ok = await hashing(() => verify(customer?.passwordHash ?? DUMMY_HASH, password));
       if (!customer?.passwordHash || !ok || customer.status !== 'active') {
-        await recordLoginFailure(sql, keys);
         throw new AppError('unauthorized', 401, 'Wrong email or password.');
       }
+      await forgetLoginAttempt(sql, attempt.ids);
       const token = newToken('cust');
       const expiresAt = new Date(Date.now() + fixedDurationMs(config.CUSTOMER_SESSION_TTL));
       await sql`
