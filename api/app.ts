@@ -1,6 +1,7 @@
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps, AppEnv } from './context';
@@ -29,7 +30,33 @@ export const JSON_BODY_LIMIT = 256 * 1024;
 export function createApp(deps: ApiDeps) {
   const app = createRouter();
 
-  app.use('*', requestId({ headerName: 'X-Request-Id' }));
+  // An incoming X-Request-Id is kept only in a safe shape (word characters, '-', '=', ≤ 64);
+  // anything else gets a fresh id, so a caller cannot write into our logs.
+  app.use('*', requestId({ headerName: 'X-Request-Id', limitLength: 64 }));
+  // D9, issue 11: no framing, no sniffing, no referrer, and a CSP on everything; pages (docs,
+  // account) may load their own scripts and styles only. Anything under /v1 or /account can
+  // carry personal data: never cached.
+  const pageCsp = {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'", "'unsafe-inline'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    imgSrc: ["'self'", 'data:'],
+    frameAncestors: ["'none'"],
+    formAction: ["'self'"],
+    baseUri: ["'none'"],
+    objectSrc: ["'none'"],
+  };
+  app.use('/docs/*', secureHeaders({ contentSecurityPolicy: pageCsp, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' }));
+  app.use('/docs', secureHeaders({ contentSecurityPolicy: pageCsp, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' }));
+  app.use('/account/*', secureHeaders({ contentSecurityPolicy: pageCsp, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' }));
+  app.use('*', async (c, next) => {
+    if (c.req.path === '/docs' || c.req.path.startsWith('/docs/') || c.req.path.startsWith('/account/')) return next();
+    return secureHeaders({ contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"] }, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' })(c, next);
+  });
+  app.use('*', async (c, next) => {
+    await next();
+    if (c.req.path.startsWith('/v1/') || c.req.path.startsWith('/account/')) c.header('Cache-Control', 'no-store');
+  });
   app.use('*', async (c, next) => {
     c.set('deps', deps);
     const started = performance.now();
@@ -98,6 +125,15 @@ export function createApp(deps: ApiDeps) {
     }
     if (err instanceof WorkflowNotFoundError) return problem(c, 404, 'not-found', 'No such process.');
     if (err instanceof WorkflowExecutionAlreadyStartedError) return problem(c, 409, 'conflict', 'That process already exists.');
+    // Client-caused database refusals are the client's 4xx, once, here (issue 11): a race on a
+    // unique key, text Postgres cannot store (NUL), a value out of range.
+    const sqlState = (err as { code?: unknown }).code;
+    if (err.name === 'PostgresError' && typeof sqlState === 'string') {
+      if (sqlState === '23505') return problem(c, 409, 'conflict', 'That already exists.');
+      if (['22P02', '22021', '22P05', '22008', '22007', '22003', '22001', '54000'].includes(sqlState)) {
+        return problem(c, 400, 'bad-request', `A value in the request cannot be stored (SQLSTATE ${sqlState}); check for NUL characters, out-of-range dates and numbers.`);
+      }
+    }
     // Name and code only: driver messages may quote the data that failed.
     const causes: string[] = [];
     for (let cause = err.cause; cause instanceof Error && causes.length < 5; cause = cause.cause) causes.push(`${cause.name}: ${cause.message}`);

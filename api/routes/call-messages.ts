@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { personName } from '../schemas';
 import { createRouter } from '../router';
 import { requireStaff, requireStaffOrClientUser, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
@@ -13,7 +14,7 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 const NewCallMessage = z
   .strictObject({
     clientId: z.uuid(),
-    callerName: z.string().trim().min(1).max(200).regex(/^[^\r\n]*$/, 'must be a single line').optional(),
+    callerName: personName().optional(),
     callerNumber: phoneNumberSchema().optional().openapi({ type: 'string', description: 'stored as E.164', example: '+45 48 22 10 00' }),
     customerId: z.uuid().optional().openapi({ description: 'the caller’s account, when known (must belong to the client)' }),
     message: z.string().trim().min(1).max(4000).openapi({ description: 'what TopCall sent the client after the call' }),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
+import { personName } from '../schemas';
 import { createRouter } from '../router';
 import { requireCustomer, requireSignedIn, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
@@ -12,7 +13,7 @@ import { fileRequest } from '../file-request';
 const ProvidedBy = z.union([
   z.strictObject({ source: z.literal('self'), via: z.enum(['phone', 'email', 'in_person', 'web']) }),
   z.strictObject({ source: z.literal('client') }),
-  z.strictObject({ source: z.literal('third_party'), name: z.string().trim().min(1).max(200).regex(/^[^\r\n]*$/, 'must be a single line') }),
+  z.strictObject({ source: z.literal('third_party'), name: personName() }),
   z
     .string()
     .trim()
@@ -26,7 +27,7 @@ const NewCustomer = z
   .strictObject({
     clientId: z.uuid(),
     email: z.email().max(254),
-    name: z.string().trim().min(1).max(200),
+    name: personName(),
     locale: z.enum(['da', 'en']).default('da'),
     providedBy: ProvidedBy.optional().openapi({
       description:

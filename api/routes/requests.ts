@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
 import { createRouter } from '../router';
 import { requireSignedIn, requireStaff, staffSecurity } from '../auth';
@@ -17,7 +18,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 const Details = z
   .strictObject({
     fields: z
-      .strictObject({ name: z.string().trim().min(1).max(200).optional(), email: z.email().optional(), locale: z.enum(['da', 'en']).optional() })
+      .strictObject({ name: personName().optional(), email: z.email().optional(), locale: z.enum(['da', 'en']).optional() })
       .optional()
       .openapi({ description: 'rectification: the corrected values' }),
     note: z.string().max(2000).optional(),
@@ -31,7 +32,7 @@ const Details = z
 
 const Caller = z
   .strictObject({
-    name: z.string().trim().min(1).max(200),
+    name: personName(),
     email: z.email().openapi({ description: 'where the answer goes' }),
     phone: phoneNumberSchema().optional().openapi({ type: 'string', description: 'finds their call recordings and messages (stored as E.164)' }),
     identityCheck: z.string().trim().min(3).max(500).openapi({ description: 'how staff checked who the caller is' }),

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json, staffAuth } from './support/api';
+import { openStack, type TestStack } from './support/stack';
+import { newClient } from './support/recordings';
+
+/** Issue 11: headers on every response, safe request ids, and input Postgres refuses answered 4xx, never 500. */
+let s: TestStack;
+let app: ReturnType<typeof appFor>;
+let admin: { authorization: string };
+let clientId: string;
+
+beforeAll(async () => {
+  s = await openStack({}, { ownDatabase: true });
+  app = appFor(s);
+  admin = await staffAuth(s.sql, 'admin');
+  clientId = await newClient(s);
+});
+afterAll(() => s.close());
+
+describe('security headers', () => {
+  it('puts a CSP, frame-ancestors none, nosniff and no-referrer on API answers, and no-store on anything under /v1', async () => {
+    for (const [path, headers] of [['/v1/clients/' + '00000000-0000-4000-8000-000000000000', admin], ['/healthz', {}], ['/v1/nope', {}]] as const) {
+      const res = await app.request(path, { headers });
+      expect(res.headers.get('content-security-policy'), path).toContain("default-src 'none'");
+      expect(res.headers.get('content-security-policy'), path).toContain("frame-ancestors 'none'");
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      if (path.startsWith('/v1/')) expect(res.headers.get('cache-control')).toBe('no-store');
+    }
+  });
+
+  it('lets the HTML pages load only their own scripts and styles, and never caches the account pages', async () => {
+    const docs = await app.request('/docs');
+    expect(docs.status).toBe(200);
+    expect(docs.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(docs.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    const page = await app.request('/account/set-password?token=abc');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
+  });
+});
+
+describe('request ids', () => {
+  it('keeps a safe incoming X-Request-Id and replaces anything else', async () => {
+    const kept = await app.request('/healthz', { headers: { 'x-request-id': 'abc-123_DEF' } });
+    expect(kept.headers.get('x-request-id')).toBe('abc-123_DEF');
+    for (const bad of ['a b', 'x'.repeat(65), '<script>', 'id\u00e6']) {
+      const res = await app.request('/healthz', { headers: { 'x-request-id': bad } });
+      expect(res.headers.get('x-request-id')).not.toBe(bad);
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
+
+describe('text Postgres cannot store is a 4xx, never a 500', () => {
+  it('answers a NUL character in a name or note with 4xx problem+json and stores nothing', async () => {
+    const bodies = [
+      ['/v1/clients', { name: 'Nul\u0000Firma' }],
+      ['/v1/customers', { clientId, email: 'nul@kunde.test', name: 'Mette', providedBy: 'Jens\u0000Hansen' }],
+      ['/v1/call-messages', { clientId, message: 'hej\u0000', sentAt: new Date().toISOString() }],
+    ] as const;
+    for (const [path, body] of bodies) {
+      const res = await app.request(path, json(body, admin));
+      expect(res.status, path).toBeGreaterThanOrEqual(400);
+      expect(res.status, path).toBeLessThan(500);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+    }
+    expect((await s.sql`select count(*)::int as n from customers`)[0]!.n).toBe(0);
+    expect((await s.sql`select count(*)::int as n from call_messages`)[0]!.n).toBe(0);
+  });
+});
+
+describe('names in emails are single-line and carry no links', () => {
+  it('refuses a multi-line name or one with a link, naming the field', async () => {
+    for (const name of ['Mette\nKlik her for at vinde', 'Mette www.evil.example', 'Se https://evil.example/login', 'Mette\u0007']) {
+      const res = await app.request('/v1/customers', json({ clientId, email: 'x@kunde.test', name, providedBy: { source: 'client' } }, admin));
+      expect(res.status, JSON.stringify(name)).toBe(422);
+      expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toContain('name');
+    }
+    expect((await s.sql`select count(*)::int as n from customers`)[0]!.n).toBe(0);
+  });
+});
