@@ -67,8 +67,8 @@ const schema = z
       .default('http://127.0.0.1:3000')
       .transform((v) => v.replace(/\/+$/, '')),
     DATA_DIR: z.string().trim().min(1).default('./data').transform((v) => path.resolve(v)),
-    STAFF_BOOTSTRAP_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 16, {
-      message: 'must be at least 16 characters long (it grants admin rights)',
+    STAFF_BOOTSTRAP_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 32, {
+      message: 'must be at least 32 characters long (it grants admin rights; use it to create real tokens)',
     }),
     RECORDING_RETENTION: isoDuration('P3M').default('P3M'),
     RETENTION_SWEEP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),

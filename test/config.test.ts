@@ -64,7 +64,7 @@ describe('configuration', () => {
   it('never echoes a secret in its error', () => {
     const problems = problemsOf({ STAFF_BOOTSTRAP_TOKEN: 'short-secret', SMTP_URL: 'http://mailer:hunter2@mail.example' });
     expect(problems.join('\n')).not.toMatch(/short-secret|hunter2/);
-    expect(problems.join('\n')).toMatch(/STAFF_BOOTSTRAP_TOKEN: must be at least 16 characters/);
+    expect(problems.join('\n')).toMatch(/STAFF_BOOTSTRAP_TOKEN: must be at least 32 characters/);
     expect(problems.join('\n')).toMatch(/SMTP_URL: must be a URL such as smtp:/);
   });
 

@@ -97,7 +97,7 @@ describe('continue-as-new keeps the promise across runs', () => {
     expect(await (await patch(!value)).json()).toEqual({ marketingEmails: !value });
     await waitFor(async () => (await me()).marketingEmails === !value, { what: 'an update in the new run' });
 
-    expect((await app.request('/v1/me', { method: 'DELETE', headers: customer })).status).toBeLessThan(300);
+    expect((await app.request('/v1/me', { method: 'DELETE', headers: { ...customer, 'content-type': 'application/json' }, body: JSON.stringify({ password: 'correct horse battery staple' }) })).status).toBeLessThan(300);
     await waitFor(async () => (await s.client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED', { what: 'the lifecycle to end', timeoutMs: 30_000 });
   }, 90_000);
 });

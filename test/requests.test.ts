@@ -368,7 +368,12 @@ describe('lawful refusal grounds (D10)', () => {
 describe('closing an account (D1, D10)', () => {
   it('ends in erasure with no staff step, and the lifecycle workflow ends', async () => {
     const p = await person();
-    const res = await app.request('/v1/me', { method: 'DELETE', headers: p.auth });
+    const close = (password?: string) => app.request('/v1/me', { method: 'DELETE', headers: { ...p.auth, 'content-type': 'application/json' }, body: JSON.stringify(password === undefined ? {} : { password }) });
+    // The bearer token alone does not erase an account for good: the password is asked again.
+    expect((await close()).status).toBe(422);
+    expect((await close('not my password')).status).toBe(403);
+    expect((await s.sql`select count(*)::int as n from data_requests where customer_id = ${p.id}`)[0]!.n).toBe(0);
+    const res = await close('correct horse battery staple');
     expect(res.status).toBe(202);
     const { requestId } = (await res.json()) as { requestId: string };
     await waitFor(async () => (await get(requestId)).status === 'answered', { what: 'the closure to be carried out' });

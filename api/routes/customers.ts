@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
+import { verify } from '@node-rs/argon2';
 import { personName } from '../schemas';
 import { createRouter } from '../router';
 import { requireCustomer, requireSignedIn, staffSecurity } from '../auth';
@@ -199,10 +200,13 @@ export function customerRoutes() {
       path: '/me',
       tags: ['customers'],
       summary: 'Close the account: an erasure of the person’s data with no staff step (recordings a dispute holds are kept, and the answer says so)',
+      description: 'Needs the password again: a bearer token alone (a session left open on a shared computer) cannot erase an account for good.',
       security: staffSecurity,
       middleware: [requireCustomer] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ password: z.string().min(1).max(200) }).openapi('CloseAccount') } } } },
       responses: {
         202: { description: 'closing; the answer email follows', content: { 'application/json': { schema: z.object({ requestId: z.uuid(), dueAt: z.iso.datetime() }) } } },
+        422: problemResponse('no password given'),
         401: problemResponse('not signed in'),
         403: problemResponse('not a customer'),
       },
@@ -211,6 +215,10 @@ export function customerRoutes() {
       const principal = c.var.principal as { customerId: string };
       const customer = await findCustomer(c.var.deps.sql, principal.customerId);
       if (!customer || customer.status !== 'active') throw new AppError('not-found', 404, 'The account no longer exists.');
+      const [stored] = await c.var.deps.sql<{ hash: string | null }[]>`select password_hash as hash from customers where id = ${customer.id}`;
+      if (!stored?.hash || !(await verify(stored.hash, c.req.valid('json').password))) {
+        throw new AppError('forbidden', 403, 'The password is not right; the account stays open.');
+      }
       const filed = await fileRequest(c.var.deps, {
         type: 'erasure',
         customerId: customer.id,
