@@ -6,9 +6,9 @@ import { temporal } from '@temporalio/proto';
 
 /**
  * Recorded workflow histories (issue 13, docs/workflow-changes.md): `RECORD_HISTORIES=1 npm test`
- * (or `npm run histories:record`) saves, at the end of the run, closed runs of every workflow
- * type from the test stack's dev server — completed, continued-as-new, failed, terminated or
- * timed out, the crash drills' runs included — and `test/replay.test.ts` replays every file
+ * (or `npm run histories:record`) saves, at the end of the run, runs of every workflow type from
+ * the test stack's dev server — open ones (what a deploy must not break) and completed,
+ * continued-as-new, failed, terminated or timed out ones, the crash drills' included — and `test/replay.test.ts` replays every file
  * against the current workflow bundle. A change that would break a run in flight fails there.
  */
 export const HISTORIES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'histories');
@@ -34,7 +34,8 @@ export async function recordHistories(address: string, namespaces: string[], log
     for (const namespace of namespaces) {
       const client = new Client({ connection, namespace });
       const byKind = new Map<string, { workflowId: string; runId: string; type: string; status: string; length: number }[]>();
-      for await (const w of client.workflow.list({ query: `ExecutionStatus != "Running"` })) {
+      // Open runs too: an in-flight run is exactly what a deploy must not break.
+      for await (const w of client.workflow.list()) {
         const kind = `${w.type}.${w.status.name}`;
         const list = byKind.get(kind) ?? [];
         list.push({ workflowId: w.workflowId, runId: w.runId, type: w.type, status: w.status.name, length: w.historyLength ?? 0 });
