@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db, Sql, Tx } from '../db/index';
 import { eraseSubject, resolveSubject, type EraseContext, type Subject } from '../db/personal-data';
+import { recipientsOfPerson, type PersonRecipient } from '../db/disclosures';
 import type { Mailer } from '../lib/mailer';
 import type { RecordingStore } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
@@ -145,6 +146,9 @@ export function createRequestActivities(deps: RequestDeps) {
       const r = await requireRequest(input.requestId);
       const key = `request:${r.id}:answer`;
       const to = await requestRecipient(r);
+      // Art. 19: recipients of a rectified or erased person's data are told first, so the answer can say so.
+      const changed = r.type === 'erasure' || (r.type === 'rectification' && ((r.outcome?.changed as string[] | undefined) ?? []).length > 0);
+      const told = r.decision === 'approve' && changed ? await notifyRecipients(r) : 0;
       if (to && !(await alreadySent(deps.sql, key))) {
         if (r.decision === 'refuse') {
           await sendToPerson(to, key, 'service', refusalEmail({ locale: to.locale, requestId: r.id, type: r.type, reasonCode: r.reasonCode ?? '', reason: r.reason ?? '' }));
@@ -158,7 +162,9 @@ export function createRequestActivities(deps: RequestDeps) {
             secrets.link = `${deps.config.PUBLIC_URL}/v1/exports/${token}`;
             r.outcome = { ...r.outcome, linkExpiresAt: expiresAt.toISOString() };
           }
-          await sendToPerson(to, key, 'service', completionEmail({ locale: to.locale, requestId: r.id, type: r.type, lines: outcomeLines(r, to.locale) }), secrets);
+          const recipients = r.type === 'access' ? await recipientsOfPerson(deps.sql, await subjectOf(deps.sql, r)) : [];
+          const lines = [...outcomeLines(r, to.locale), ...recipientLines(recipients, to.locale), ...(told ? [art19Line(told, to.locale)] : [])];
+          await sendToPerson(to, key, 'service', completionEmail({ locale: to.locale, requestId: r.id, type: r.type, lines }), secrets);
         }
       }
       await updateRequest(deps.sql, r.id, { answeredAt: new Date(), status: r.decision === 'refuse' ? 'refused' : 'answered' });
@@ -202,6 +208,38 @@ export function createRequestActivities(deps: RequestDeps) {
       });
     },
   };
+
+  /**
+   * Art. 19: one notice per recipient that received the person's data, through the outbox
+   * (`art19:{request}:{recipient}`, so a retry sends none twice). The person is named by what
+   * the recipient already has from us — TopCall's person id, or the date and category of what
+   * was disclosed about a caller — never by sending their data again.
+   */
+  async function notifyRecipients(r: RequestRow): Promise<number> {
+    const subject = await subjectOf(deps.sql, r);
+    const byRecipient = new Map<string, PersonRecipient[]>();
+    for (const d of await recipientsOfPerson(deps.sql, subject)) {
+      if (!d.email) continue;
+      byRecipient.set(d.recipientId, [...(byRecipient.get(d.recipientId) ?? []), d]);
+    }
+    const what = r.type === 'erasure' ? { da: 'slettet', en: 'erased' } : { da: `rettet (${((r.outcome?.changed as string[]) ?? []).join(', ')})`, en: `rectified (${((r.outcome?.changed as string[]) ?? []).join(', ')})` };
+    for (const [recipientId, disclosures] of byRecipient) {
+      const list = disclosures.map((d) => `- ${d.disclosureId}: ${d.category}, ${d.disclosedAt.toISOString().slice(0, 10)}`).join('\n');
+      const person = subject.customerId ? `TopCall person id ${subject.customerId}` : 'the caller named in these disclosures';
+      await deliverEmail(emailDeps, {
+        key: `art19:${r.id}:${recipientId}`,
+        to: disclosures[0]!.email,
+        category: 'service',
+        subject: `Meddelelse efter GDPR art. 19 / Notice under GDPR Art. 19 (${r.id.slice(0, 8)})`,
+        text:
+          `TopCall ApS har ${what.da} oplysninger om en person, som vi har videregivet til jer (${person}):\n${list}\n\n` +
+          `Ret eller slet venligst jeres kopi tilsvarende (GDPR art. 19).\n\n` +
+          `TopCall ApS has ${what.en} data about a person that we disclosed to you (${person}), see the disclosures above. Please rectify or erase your copy accordingly (GDPR Art. 19).\n\n` +
+          `Reference: ${r.id}\n--\nTopCall ApS · Axeltorv 8 · 4700 Næstved · Danmark · kundeservice@topcall.dk`,
+      });
+    }
+    return byRecipient.size;
+  }
 
   /** The numbers a request names: a caller's own, and those staff list for an account holder. */
   function phonesOf(r: RequestRow): string[] {
@@ -372,6 +410,22 @@ function erasureLines(o: Record<string, unknown>, da: boolean, nothing?: string)
   }
   return lines;
 }
+
+/** D7: who received the person's data, with contact details, and that they may contact them directly. */
+function recipientLines(recipients: PersonRecipient[], locale: Locale): string[] {
+  const da = locale === 'da';
+  if (!recipients.length) return ['', da ? 'Vi har ikke videregivet dine oplysninger til andre.' : 'We have not disclosed your data to anyone.'];
+  const seen = new Map<string, PersonRecipient>();
+  for (const r of recipients) seen.set(r.recipientId, r);
+  return [
+    '',
+    da ? 'Vi har videregivet dine oplysninger til (du kan kontakte dem direkte):' : 'We have disclosed your data to (you may contact them directly):',
+    ...[...seen.values()].map((r) => `- ${r.name} (${r.type}): ${r.email}${r.address ? `, ${r.address}` : ''}`),
+  ];
+}
+
+const art19Line = (n: number, locale: Locale) =>
+  locale === 'da' ? `Vi har givet besked til ${n} modtager(e) af dine oplysninger (GDPR art. 19).` : `We have told ${n} recipient(s) of your data (GDPR Art. 19).`;
 
 /** What the completion email says was done, in the person's language: built from the outcome only. */
 function outcomeLines(r: RequestRow, locale: Locale): string[] {

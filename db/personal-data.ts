@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Db, Sql, Tx } from './index';
 import { loginKey } from './customers';
 import { confirmDeletable } from './recordings';
+import { recipientsOfPerson } from './disclosures';
 import type { RecordingStore } from '../lib/recording-store';
 
 /**
@@ -492,23 +493,51 @@ export const PLACES: Place[] = [
     kind: 'table',
     where: 'disclosures',
     personal: {},
-    other: { recipient: 'the recipient organisation', category: 'category of data', legal_basis: 'legal basis' },
-    access: 'recipients category (D7)',
-    rectification: 'recipients are told (Art. 19)',
-    erasure: 'kept: which recipient received which person’s data (by id) is needed to tell them of the erasure (Art. 19)',
-    restriction: 'a restricted person is excluded from transfers',
+    other: { recipient: 'the recipient’s name when it was recorded', category: 'category of data', legal_basis: 'legal basis' },
+    access: 'recipients category (D7): each recipient of the person’s data with contact details, what, why and when',
+    rectification: 'every recipient that received the person’s data is told (Art. 19)',
+    erasure: 'kept: which recipient received which person’s data (by id or number hash) is the register itself, and is what tells the recipients of the erasure (Art. 19)',
+    restriction: 'a restricted person may be disclosed to an authority only; never in a transfer',
     retention: { period: 'kept as the disclosure register (D7)' },
     export: {
       category: 'recipients',
-      columns: ['recipient', 'category', 'legal_basis', 'disclosed_at'],
+      columns: ['recipient', 'type', 'email', 'address', 'category', 'legal_basis', 'disclosed_at'],
       rows: async (db, s) =>
-        s.customerId
-          ? rowsOf(
-              await db`select d.recipient, d.category, d.legal_basis, d.disclosed_at from disclosures d join disclosure_subjects ds on ds.disclosure_id = d.id
-                       where ds.customer_id = ${s.customerId} order by d.disclosed_at`,
-            )
-          : [],
+        rowsOf(
+          (await recipientsOfPerson(db, { customerId: s.customerId, phones: s.phones })).map((r) => ({
+            recipient: r.name,
+            type: r.type,
+            email: r.email,
+            address: r.address,
+            category: r.category,
+            legal_basis: r.legalBasis,
+            disclosed_at: r.disclosedAt,
+          })),
+        ),
     },
+  },
+  {
+    id: 'disclosure_callers',
+    kind: 'table',
+    where: 'disclosure_callers',
+    personal: { phone_hash: 'keyed hash of a caller’s number whose data was disclosed' },
+    access: 'recipients category',
+    rectification: 'not applicable',
+    erasure: 'kept with the disclosure register (Art. 19 notices need it); a keyed hash, not the number',
+    restriction: 'not applicable',
+    retention: { period: 'kept as the disclosure register (D7)' },
+  },
+  {
+    id: 'recipients',
+    kind: 'table',
+    where: 'recipients',
+    personal: {},
+    other: { type: 'affiliate, processor, referral partner, acquirer, authority or network advertiser', name: 'the organisation', email: 'the organisation’s contact address', address: 'the organisation’s postal address', legal_basis: 'legal basis of disclosures to it' },
+    access: 'named with contact details in the recipients category of each person whose data it received',
+    rectification: 'not applicable',
+    erasure: 'not applicable: organisations, not data subjects',
+    restriction: 'not applicable',
+    retention: { period: 'kept with the disclosure register' },
   },
   {
     id: 'temporal_histories',
