@@ -109,6 +109,14 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
       decision = d;
       // Registered from the start so no decision is ever refused for arriving early; it waits for the assessment.
       await condition(() => state.status === 'awaiting_decision');
+      if (d.decision === 'refuse') {
+        // Decided before the assessment was in: the repetitive flag is known only now.
+        const problem = refusalProblem({ type: input.type, reasonCode: d.reasonCode, hasReason: !!d.hasReason, repetitive: state.flags.includes('repetitive'), hasEvidence: !!d.hasEvidence });
+        if (problem) {
+          decision = undefined;
+          throw ApplicationFailure.nonRetryable(`${problem.field}: ${problem.message}`, 'InvalidDecision');
+        }
+      }
       state.decision = d.decision;
       await activities.recordDecision({ requestId: input.requestId, decision: d.decision, reasonCode: d.reasonCode ?? null, decidedBy: d.decidedBy });
       if (d.decision === 'refuse') {
@@ -126,7 +134,9 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
         if (d.decision !== 'approve' && d.decision !== 'refuse') throw ApplicationFailure.nonRetryable('decision must be approve or refuse', 'InvalidDecision');
         if (d.decision === 'refuse') {
           // The same lawful grounds as the API: roles and rules hold below the API too.
-          const problem = refusalProblem({ type: input.type, reasonCode: d.reasonCode, hasReason: !!d.hasReason, repetitive: state.flags.includes('repetitive'), hasEvidence: !!d.hasEvidence });
+          // Until the assessment is in, the repetitive flag is unknown: the handler checks again then.
+          const repetitive = state.flags.includes('repetitive') || state.status === 'received';
+          const problem = refusalProblem({ type: input.type, reasonCode: d.reasonCode, hasReason: !!d.hasReason, repetitive, hasEvidence: !!d.hasEvidence });
           if (problem) throw ApplicationFailure.nonRetryable(`${problem.field}: ${problem.message}`, 'InvalidDecision');
         }
       },
