@@ -1,3 +1,4 @@
+import { fixedDurationMs } from '../lib/durations';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db, Sql } from './index';
 
@@ -30,10 +31,12 @@ export async function findActiveToken(sql: Db, token: string): Promise<AccessTok
   return row;
 }
 
-export async function insertStaffToken(sql: Db, input: { token: string; role: StaffRole; label: string }): Promise<AccessTokenRow> {
+/** A staff token; with `ttl` (ISO duration, STAFF_TOKEN_TTL) it expires and must be rotated. */
+export async function insertStaffToken(sql: Db, input: { token: string; role: StaffRole; label: string; ttl?: string }): Promise<AccessTokenRow> {
+  const expiresAt = input.ttl ? new Date(Date.now() + fixedDurationMs(input.ttl)) : null;
   const [row] = await sql<AccessTokenRow[]>`
-    insert into access_tokens (token_hash, kind, role, label)
-    values (${hashToken(input.token)}, 'staff', ${input.role}, ${input.label})
+    insert into access_tokens (token_hash, kind, role, label, expires_at)
+    values (${hashToken(input.token)}, 'staff', ${input.role}, ${input.label}, ${expiresAt})
     returning ${columns(sql)}`;
   return row!;
 }

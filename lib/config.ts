@@ -86,6 +86,13 @@ const schema = z
     EXPORT_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     CUSTOMER_SESSION_TTL: fixedIsoDuration('P30D').default('P30D'),
+    STAFF_TOKEN_TTL: fixedIsoDuration('P90D').default('P90D'),
+    EXPORT_LINK_MAX_DOWNLOADS: z.coerce
+      .number({ message: 'must be a whole number from 1 to 20' })
+      .int({ message: 'must be a whole number from 1 to 20' })
+      .min(1, { message: 'must be a whole number from 1 to 20' })
+      .max(20, { message: 'must be a whole number from 1 to 20' })
+      .default(3),
     POLICY_CATCHUP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
     // D15: how long each kind of personal data is kept (db/personal-data.ts; swept by the
     // data-retention Schedule every DATA_RETENTION_SWEEP_INTERVAL).

@@ -65,6 +65,27 @@ describe('staff bearer tokens', () => {
     expect((await app.request(`/v1/staff/tokens/${row!.id}`, { method: 'DELETE', headers: admin })).status).toBe(404);
   });
 
+  it('issues tokens that expire after STAFF_TOKEN_TTL, refuses an expired one, and rotates (the old one stops at once)', async () => {
+    const admin = await staffAuth(s.sql, 'admin');
+    const issued = (await (await app.request('/v1/staff/tokens', json({ role: 'support', label: 'desk' }, admin))).json()) as { id: string; token: string; expiresAt: string };
+    const days = (Date.parse(issued.expiresAt) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(89.9);
+    expect(days).toBeLessThanOrEqual(90);
+    const as = (token: string) => app.request('/v1/staff/me', { headers: { authorization: `Bearer ${token}` } });
+    expect((await as(issued.token)).status).toBe(200);
+
+    const rotated = await app.request(`/v1/staff/tokens/${issued.id}/rotate`, { method: 'POST', headers: admin });
+    expect(rotated.status).toBe(201);
+    const next = (await rotated.json()) as { id: string; token: string; role: string; label: string };
+    expect(next).toMatchObject({ role: 'support', label: 'desk' });
+    expect((await as(issued.token)).status).toBe(401);
+    expect((await as(next.token)).status).toBe(200);
+    expect((await app.request(`/v1/staff/tokens/${issued.id}/rotate`, { method: 'POST', headers: admin })).status).toBe(404);
+
+    await s.sql`update access_tokens set expires_at = now() - interval '1 second' where id = ${next.id}`;
+    expect((await as(next.token)).status).toBe(401);
+  });
+
   it('needs no token for health, readiness and the API reference', async () => {
     for (const path of ['/healthz', '/openapi.json', '/docs']) expect((await app.request(path)).status).toBe(200);
   });

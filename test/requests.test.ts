@@ -175,7 +175,13 @@ describe('access: a machine-readable export behind an expiring link', () => {
     expect(data.recipients![0]).toMatchObject({ recipient: 'Regnskabsbureau A/S', legal_basis: 'processor agreement' });
     expect(strFromU8(files['recipients.csv']!)).toContain('Regnskabsbureau A/S');
 
-    await waitFor(async () => (await app.request(`/v1/exports/${link}`)).status === 410, { what: 'the link to expire', timeoutMs: 10_000, intervalMs: 250 });
+    // A few uses (EXPORT_LINK_MAX_DOWNLOADS = 3), then the link is spent; later it also expires.
+    expect((await app.request(`/v1/exports/${link}`)).status).toBe(200);
+    expect((await app.request(`/v1/exports/${link}`)).status).toBe(200);
+    const spent = await app.request(`/v1/exports/${link}`);
+    expect(spent.status).toBe(410);
+    expect(((await spent.json()) as { detail: string }).detail).toMatch(/used 3 times/);
+    await waitFor(async () => /expired/.test(((await (await app.request(`/v1/exports/${link}`)).json()) as { detail: string }).detail), { what: 'the link to expire', timeoutMs: 10_000, intervalMs: 250 });
     expect((await app.request(`/v1/exports/${'x'.repeat(43)}`)).status).toBe(404);
   });
 });

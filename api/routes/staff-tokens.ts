@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
 import { requireStaff, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
-import { insertStaffToken, listStaffTokens, newToken, revokeToken, STAFF_ROLES } from '../../db/access-tokens';
+import { insertStaffToken, listStaffTokens, newToken, revokeToken, STAFF_ROLES, type StaffRole } from '../../db/access-tokens';
 
 const StaffToken = z
   .object({
@@ -10,6 +10,7 @@ const StaffToken = z
     role: z.enum(STAFF_ROLES),
     label: z.string(),
     createdAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime().nullable().openapi({ description: 'STAFF_TOKEN_TTL after issue; rotate before then' }),
     revokedAt: z.iso.datetime().nullable(),
   })
   .openapi('StaffToken');
@@ -26,6 +27,7 @@ const toJson = (row: Awaited<ReturnType<typeof listStaffTokens>>[number]) => ({
   role: row.role!,
   label: row.label,
   createdAt: row.createdAt.toISOString(),
+  expiresAt: row.expiresAt?.toISOString() ?? null,
   revokedAt: row.revokedAt?.toISOString() ?? null,
 });
 
@@ -55,7 +57,37 @@ export function staffTokenRoutes() {
     async (c) => {
       const body = c.req.valid('json');
       const token = newToken('staff');
-      const row = await insertStaffToken(c.var.deps.sql, { token, role: body.role, label: body.label });
+      const row = await insertStaffToken(c.var.deps.sql, { token, role: body.role, label: body.label, ttl: c.var.deps.config.STAFF_TOKEN_TTL });
+      return c.json({ ...toJson(row), token }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/staff/tokens/{id}/rotate',
+      tags: ['staff'],
+      summary: 'Rotate a staff token: a new one with the same role and label (shown once), and the old one revoked in the same transaction',
+      security: staffSecurity,
+      middleware: [requireStaff('admin')] as const,
+      request: { params: z.object({ id: z.uuid() }) },
+      responses: {
+        201: { description: 'the new token', content: { 'application/json': { schema: StaffToken.extend({ token: z.string() }) } } },
+        404: problemResponse('no such active staff token'),
+        ...authErrors,
+      },
+    }),
+    async (c) => {
+      const { sql, config } = c.var.deps;
+      const token = newToken('staff');
+      const row = await sql.begin(async (tx) => {
+        const [old] = await tx<{ role: StaffRole; label: string }[]>`
+          update access_tokens set revoked_at = now() where id = ${c.req.valid('param').id} and kind = 'staff' and revoked_at is null
+          returning role, label`;
+        if (!old) return undefined;
+        return insertStaffToken(tx, { token, role: old.role, label: old.label, ttl: config.STAFF_TOKEN_TTL });
+      });
+      if (!row) throw new AppError('not-found', 404, 'No active staff token with that id.');
       return c.json({ ...toJson(row), token }, 201);
     },
   );
