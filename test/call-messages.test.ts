@@ -65,8 +65,11 @@ describe('recording a call message', () => {
 
   it('refuses a customer of another client', async () => {
     const stranger = await registerCustomer(app, support, { clientId: otherClientId, email: uniqueEmail('stranger'), providedBy: 'Klienten' });
+    const before = (await s.sql`select count(*)::int as n from call_messages`)[0]!.n;
     const res = await post(message({ customerId: stranger.id }));
     expect(res.status).toBe(422);
+    expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['customerId']);
+    expect((await s.sql`select count(*)::int as n from call_messages`)[0]!.n).toBe(before);
   });
 });
 
@@ -201,5 +204,20 @@ describe('statistics days are Copenhagen days', () => {
       { day: '2026-07-01', calls: 1, messages: 0 },
       { day: '2026-11-03', calls: 0, messages: 1 },
     ]);
+  });
+});
+
+describe('statistics default to the last 90 days', () => {
+  it('shows today and leaves out a day 120 days ago unless asked', async () => {
+    const client = await newClient(s, 'Kvartal ApS');
+    const longAgo = new Date(Date.now() - 120 * 86_400_000);
+    expect((await post(message({ clientId: client, sentAt: longAgo.toISOString() }))).status).toBe(201);
+    expect((await post(message({ clientId: client }))).status).toBe(201);
+    const days = async (query = '') => ((await (await app.request(`/v1/clients/${client}/call-stats${query}`, { headers: support })).json()) as { days: { day: string; messages: number }[] }).days;
+    const recent = await days();
+    expect(recent).toHaveLength(1);
+    expect(recent[0]!.messages).toBe(1);
+    const all = await days(`?from=${new Date(longAgo.getTime() - 2 * 86_400_000).toISOString().slice(0, 10)}`);
+    expect(all.map((d) => d.messages)).toEqual([1, 1]);
   });
 });
