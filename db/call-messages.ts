@@ -18,15 +18,47 @@ export interface NewCallMessage {
   sentAt: Date;
 }
 
-export async function insertCallMessage(sql: Sql, m: NewCallMessage): Promise<string> {
+/** What a retry is recognised by: hashes of the Idempotency-Key and of the (normalised) request. */
+export interface IdempotencyHashes {
+  keyHash: Buffer;
+  requestSha256: Buffer;
+}
+
+export type InsertedCallMessage =
+  | { outcome: 'created'; id: string }
+  | { outcome: 'replayed'; id: string }
+  | { outcome: 'key-reused'; id: string };
+
+/**
+ * Stores a message and counts it for its client and Copenhagen day, in one transaction. With an
+ * idempotency key already used, nothing is stored or counted: the same request gets the first
+ * message's id back, another request learns the key is taken. A concurrent first use of the
+ * same key makes the insert wait for it, so two retries in flight still store one message.
+ */
+export async function insertCallMessage(sql: Sql, m: NewCallMessage, idempotency?: IdempotencyHashes): Promise<InsertedCallMessage> {
   return sql.begin(async (tx) => {
     const [row] = await tx<{ id: string }[]>`
-      insert into call_messages (client_id, customer_id, caller_name, caller_number, body, sent_at)
-      values (${m.clientId}, ${m.customerId}, ${m.callerName}, ${m.callerNumber}, ${m.body}, ${m.sentAt}) returning id`;
+      insert into call_messages (client_id, customer_id, caller_name, caller_number, body, sent_at, idempotency_key_hash, request_sha256)
+      values (${m.clientId}, ${m.customerId}, ${m.callerName}, ${m.callerNumber}, ${m.body}, ${m.sentAt},
+              ${idempotency?.keyHash ?? null}, ${idempotency?.requestSha256 ?? null})
+      on conflict (idempotency_key_hash) where idempotency_key_hash is not null do nothing
+      returning id`;
+    if (!row) {
+      const [first] = await tx<{ id: string; requestSha256: Buffer }[]>`
+        select id, request_sha256 as "requestSha256" from call_messages where idempotency_key_hash = ${idempotency!.keyHash}`;
+      return { outcome: first!.requestSha256.equals(idempotency!.requestSha256) ? 'replayed' : 'key-reused', id: first!.id };
+    }
     await tx`insert into call_stats (client_id, day, messages) values (${m.clientId}, ${localDay(tx, m.sentAt)}, 1)
              on conflict (client_id, day) do update set messages = call_stats.messages + 1`;
-    return row!.id;
+    return { outcome: 'created', id: row.id };
   });
+}
+
+/** The message an idempotency key already stored, if any, with the hash of its request. */
+export async function findByIdempotencyKey(sql: Sql, keyHash: Buffer): Promise<{ id: string; requestSha256: Buffer } | undefined> {
+  const [row] = await sql<{ id: string; requestSha256: Buffer }[]>`
+    select id, request_sha256 as "requestSha256" from call_messages where idempotency_key_hash = ${keyHash}`;
+  return row;
 }
 
 export interface CallMessageRow {

@@ -241,7 +241,11 @@ export const PLACES: Place[] = [
       caller_number: 'the caller’s phone number (E.164)',
       body: 'the message TopCall sent the client after the call',
     },
-    other: { channel: 'sms or email' },
+    other: {
+      channel: 'sms or email',
+      idempotency_key_hash: 'SHA-256 of the Idempotency-Key the sender gave (an opaque retry key), never the key',
+      request_sha256: 'SHA-256 of the request, to tell a retry from another body',
+    },
     access: 'messages category',
     rectification: 'by a rectification request (staff correct the message)',
     erasure: 'deleted (by account or caller number); the per-day statistics hold no personal data and stay',

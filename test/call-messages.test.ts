@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
 import { fakeAudio, newClient, uploadForm } from './support/recordings';
@@ -64,8 +65,11 @@ describe('recording a call message', () => {
 
   it('refuses a customer of another client', async () => {
     const stranger = await registerCustomer(app, support, { clientId: otherClientId, email: uniqueEmail('stranger'), providedBy: 'Klienten' });
+    const before = (await s.sql`select count(*)::int as n from call_messages`)[0]!.n;
     const res = await post(message({ customerId: stranger.id }));
     expect(res.status).toBe(422);
+    expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['customerId']);
+    expect((await s.sql`select count(*)::int as n from call_messages`)[0]!.n).toBe(before);
   });
 });
 
@@ -126,5 +130,94 @@ describe('statistics (D3)', () => {
     expect(columns.map((c) => c.column_name)).toEqual(['calls', 'client_id', 'day', 'messages']);
     await s.sql`delete from call_messages where client_id = ${client}`;
     expect(await stats()).toEqual([{ day, calls: 2, messages: 1 }]);
+  });
+});
+
+describe('retries with an Idempotency-Key', () => {
+  const keyed = (key: string, body: Record<string, unknown>) => app.request('/v1/call-messages', json(body, { ...support, 'idempotency-key': key }));
+  const countFor = async (client: string) => (await s.sql`select count(*)::int as n from call_messages where client_id = ${client}`)[0]!.n as number;
+  const messagesOn = async (client: string, day: string) =>
+    ((await (await app.request(`/v1/clients/${client}/call-stats?from=${day}&to=${day}`, { headers: support })).json()) as { days: { messages: number }[] }).days[0]?.messages ?? 0;
+
+  it('answers a retry as the first call did, storing and counting one message; another body with the key is refused', async () => {
+    const client = await newClient(s, 'Gentag ApS');
+    const key = `retry-${randomUUID()}`;
+    const body = message({ clientId: client, sentAt: '2026-11-05T09:00:00Z' });
+    const first = await keyed(key, body);
+    expect(first.status).toBe(201);
+    const { id } = (await first.json()) as { id: string };
+    // The same request written differently (number spacing, instant offset) is the same request.
+    const again = await keyed(key, { ...body, callerNumber: '+45 48 22 10 00', sentAt: '2026-11-05T10:00:00+01:00' });
+    expect(again.status).toBe(201);
+    expect(await again.json()).toEqual({ id });
+    expect(await countFor(client)).toBe(1);
+    expect(await messagesOn(client, '2026-11-05')).toBe(1);
+
+    const other = await keyed(key, { ...body, message: 'En anden besked' });
+    expect(other.status).toBe(422);
+    expect(((await other.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['Idempotency-Key']);
+    expect(await countFor(client)).toBe(1);
+    expect(await messagesOn(client, '2026-11-05')).toBe(1);
+
+    // Without a key, or with a fresh one, a second message is a second message.
+    expect((await post(body)).status).toBe(201);
+    expect((await keyed(`retry-${randomUUID()}`, body)).status).toBe(201);
+    expect(await countFor(client)).toBe(3);
+    expect(await messagesOn(client, '2026-11-05')).toBe(3);
+  });
+
+  it('stores one message when retries race each other', async () => {
+    const client = await newClient(s, 'Kapløb ApS');
+    const key = `race-${randomUUID()}`;
+    const body = message({ clientId: client, sentAt: '2026-11-06T09:00:00Z' });
+    const answers = await Promise.all(Array.from({ length: 5 }, () => keyed(key, body)));
+    expect(answers.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
+    const ids = new Set(await Promise.all(answers.map(async (r) => ((await r.json()) as { id: string }).id)));
+    expect(ids.size).toBe(1);
+    expect(await countFor(client)).toBe(1);
+    expect(await messagesOn(client, '2026-11-06')).toBe(1);
+  });
+
+  it('keeps only hashes of the key', async () => {
+    const key = `secret-looking-${randomUUID()}`;
+    expect((await keyed(key, message())).status).toBe(201);
+    expect(JSON.stringify(await s.sql`select * from call_messages`)).not.toContain(key);
+  });
+
+  it('refuses a key that is not visible ASCII', async () => {
+    const res = await keyed('has space', message());
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['idempotency-key']);
+  });
+});
+
+describe('statistics days are Copenhagen days', () => {
+  it('counts a late-evening UTC message and call on the next local day, in winter and summer time', async () => {
+    const client = await newClient(s, 'Midnat ApS');
+    // 23:30 UTC in November is 00:30 the next day in Copenhagen (UTC+1).
+    expect((await post(message({ clientId: client, sentAt: '2026-11-02T23:30:00Z' }))).status).toBe(201);
+    // 22:30 UTC on 30 June is 00:30 on 1 July (UTC+2).
+    const upload = await app.request('/v1/recordings', { method: 'POST', headers: support, body: uploadForm({ clientId: client, recordedAt: '2026-06-30T22:30:00Z', durationSeconds: '5' }, { data: fakeAudio('m') }) });
+    expect(upload.status).toBe(201);
+    const days = ((await (await app.request(`/v1/clients/${client}/call-stats?from=2026-06-01&to=2026-11-30`, { headers: support })).json()) as { days: unknown[] }).days;
+    expect(days).toEqual([
+      { day: '2026-07-01', calls: 1, messages: 0 },
+      { day: '2026-11-03', calls: 0, messages: 1 },
+    ]);
+  });
+});
+
+describe('statistics default to the last 90 days', () => {
+  it('shows today and leaves out a day 120 days ago unless asked', async () => {
+    const client = await newClient(s, 'Kvartal ApS');
+    const longAgo = new Date(Date.now() - 120 * 86_400_000);
+    expect((await post(message({ clientId: client, sentAt: longAgo.toISOString() }))).status).toBe(201);
+    expect((await post(message({ clientId: client }))).status).toBe(201);
+    const days = async (query = '') => ((await (await app.request(`/v1/clients/${client}/call-stats${query}`, { headers: support })).json()) as { days: { day: string; messages: number }[] }).days;
+    const recent = await days();
+    expect(recent).toHaveLength(1);
+    expect(recent[0]!.messages).toBe(1);
+    const all = await days(`?from=${new Date(longAgo.getTime() - 2 * 86_400_000).toISOString().slice(0, 10)}`);
+    expect(all.map((d) => d.messages)).toEqual([1, 1]);
   });
 });

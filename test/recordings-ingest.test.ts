@@ -30,6 +30,7 @@ async function storedFiles(): Promise<string[]> {
   return files.filter((f) => f.isFile()).map((f) => path.join(f.parentPath, f.name));
 }
 const rowCount = async () => (await s.sql`select count(*)::int as n from recordings`)[0]!.n as number;
+const callsCounted = async () => (await s.sql`select coalesce(sum(calls), 0)::int as n from call_stats`)[0]!.n as number;
 
 describe('ingesting a call recording (D4)', () => {
   it('stores the audio with its SHA-256 and a deadline three calendar months on', async () => {
@@ -44,6 +45,10 @@ describe('ingesting a call recording (D4)', () => {
     const view = (await (await app.request(`/v1/recordings/${body.id}`, { headers: staff })).json()) as Record<string, unknown>;
     expect(view).toMatchObject({ id: body.id, clientId, status: 'retained', recordedAt: '2026-01-31T11:00:00.000Z', deleteAfter: body.deleteAfter, holds: [] });
     expect(view).not.toHaveProperty('callerNumber'); // personal data stays out of the answer
+    // One caller is one string everywhere (E.164), and the call counts for its Copenhagen day (D3).
+    const [stored] = await s.sql`select caller_number from recordings where id = ${body.id}`;
+    expect(stored).toEqual({ caller_number: '+4548221000' });
+    expect(await s.sql`select day::text, calls from call_stats where client_id = ${clientId} and day = '2026-01-31'`).toEqual([{ day: '2026-01-31', calls: 1 }]);
 
     const download = await app.request(`/v1/recordings/${body.id}/audio`, { headers: staff });
     expect(download.status).toBe(200);
@@ -65,6 +70,7 @@ describe('bad uploads are refused and nothing is stored', () => {
     ['a recordedAt in the future', () => uploadForm({ clientId, recordedAt: new Date(Date.now() + 3_600_000).toISOString(), durationSeconds: '5' }, { data: fakeAudio('e') }), 422, ['recordedAt']],
     ['a recordedAt that is no timestamp', () => uploadForm({ clientId, recordedAt: 'yesterday', durationSeconds: '5' }, { data: fakeAudio('f') }), 422, ['recordedAt']],
     ['a duration of the wrong type', () => uploadForm({ clientId, recordedAt: '2026-11-01T10:00:00Z', durationSeconds: 'long' }, { data: fakeAudio('g') }), 422, ['durationSeconds']],
+    ['a callerNumber that is no phone number', () => uploadForm({ clientId, recordedAt: '2026-11-01T10:00:00Z', durationSeconds: '5', callerNumber: 'ring mig op' }, { data: fakeAudio('n') }), 422, ['callerNumber']],
     ['an unknown field', () => uploadForm({ clientId, recordedAt: '2026-11-01T10:00:00Z', durationSeconds: '5', transcript: 'hello' }, { data: fakeAudio('h') }), 422, ['transcript']],
     ['a second file', () => { const f = uploadForm({ clientId, recordedAt: '2026-11-01T10:00:00Z', durationSeconds: '5' }, { data: fakeAudio('i') }); f.append('video', new Blob(['x']), 'v.mp4'); return f; }, 422, ['video']],
     ['audio over RECORDING_MAX_BYTES', () => uploadForm({ clientId, recordedAt: '2026-11-01T10:00:00Z', durationSeconds: '5' }, { data: fakeAudio('j', MAX_BYTES + 1) }), 413, []],
@@ -72,7 +78,7 @@ describe('bad uploads are refused and nothing is stored', () => {
 
   for (const [what, form, status, fields] of refusals) {
     it(`refuses ${what} with ${status}`, async () => {
-      const [rowsBefore, filesBefore] = [await rowCount(), await storedFiles()];
+      const [rowsBefore, filesBefore, callsBefore] = [await rowCount(), await storedFiles(), await callsCounted()];
       const res = await upload(form());
       expect(res.status).toBe(status);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
@@ -80,6 +86,7 @@ describe('bad uploads are refused and nothing is stored', () => {
       if (fields.length) expect(body.errors?.map((e) => e.field)).toEqual(expect.arrayContaining(fields));
       expect(await rowCount()).toBe(rowsBefore);
       expect(await storedFiles()).toEqual(filesBefore);
+      expect(await callsCounted()).toBe(callsBefore); // a refused call is not counted either
     });
   }
 

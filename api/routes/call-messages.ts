@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { personName } from '../schemas';
 import { createRouter } from '../router';
@@ -5,7 +6,7 @@ import { requireStaff, requireStaffOrClientUser, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { findClient } from '../../db/clients';
 import { findCustomer } from '../../db/customers';
-import { callStats, insertCallMessage, listCallMessages } from '../../db/call-messages';
+import { callStats, findByIdempotencyKey, insertCallMessage, listCallMessages, type IdempotencyHashes, type NewCallMessage as NewRow } from '../../db/call-messages';
 import { phoneNumberSchema } from '../../lib/phone';
 
 /** Telephony clocks drift a little; a message further in the future than this is refused. */
@@ -48,6 +49,26 @@ function decodeCursor(cursor: string): { sentAt: Date; id: string } {
   return { sentAt, id: id! };
 }
 
+const IdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/, 'must be 1–255 visible ASCII characters, e.g. a UUID')
+    .optional()
+    .openapi({ description: 'optional: a retry with the same key and body gets the first answer and stores nothing new; another body with it gets 422' }),
+});
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest();
+/** The request as stored (number in E.164, instant in UTC), so a retry that writes it differently is still the same request. */
+const requestHash = (m: NewRow) => sha256(JSON.stringify([m.clientId, m.customerId, m.callerName, m.callerNumber, m.body, m.sentAt.toISOString()]));
+
+function keyReused(): never {
+  throw new AppError('validation-failed', 422, 'This Idempotency-Key was already used with another request; nothing was stored.', {
+    errors: [{ field: 'Idempotency-Key', in: 'header', message: 'already used with another body' }],
+  });
+}
+
 const authErrors = { 401: problemResponse('no or unknown token'), 403: problemResponse('not allowed') };
 
 export function callMessageRoutes() {
@@ -62,18 +83,33 @@ export function callMessageRoutes() {
       description: 'Counts towards the client’s daily statistics. The caller finds it in their access export; erasure deletes it (by account or caller number).',
       security: staffSecurity,
       middleware: [requireStaff()] as const,
-      request: { body: { required: true, content: { 'application/json': { schema: NewCallMessage } } } },
+      request: { headers: IdempotencyHeaders, body: { required: true, content: { 'application/json': { schema: NewCallMessage } } } },
       responses: {
-        201: { description: 'recorded', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
-        422: problemResponse('invalid body, unknown client, a customer of another client, or a time in the future'),
+        201: { description: 'recorded (or, for a retry with the same Idempotency-Key and body, the first answer again)', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
+        422: problemResponse('invalid body, unknown client, a customer of another client, a time in the future, or an Idempotency-Key used with another body'),
         ...authErrors,
       },
     }),
     async (c) => {
       const { sql } = c.var.deps;
       const body = c.req.valid('json');
-      const errors: { field: string; in: 'body'; message: string }[] = [];
+      const key = c.req.valid('header')['idempotency-key'];
       const sentAt = new Date(body.sentAt);
+      const row: NewRow = {
+        clientId: body.clientId,
+        customerId: body.customerId ?? null,
+        callerName: body.callerName ?? null,
+        callerNumber: body.callerNumber ?? null,
+        body: body.message,
+        sentAt,
+      };
+      const idempotency: IdempotencyHashes | undefined = key ? { keyHash: sha256(key), requestSha256: requestHash(row) } : undefined;
+      // A retry answers as the first call did, even if a check below would now come out otherwise.
+      if (idempotency) {
+        const first = await findByIdempotencyKey(sql, idempotency.keyHash);
+        if (first) return first.requestSha256.equals(idempotency.requestSha256) ? c.json({ id: first.id }, 201) : keyReused();
+      }
+      const errors: { field: string; in: 'body'; message: string }[] = [];
       if (sentAt.getTime() > Date.now() + CLOCK_SKEW_MS) errors.push({ field: 'sentAt', in: 'body', message: 'is in the future' });
       if (!(await findClient(sql, body.clientId))) errors.push({ field: 'clientId', in: 'body', message: 'no such client' });
       if (body.customerId) {
@@ -81,15 +117,9 @@ export function callMessageRoutes() {
         if (!customer || customer.clientId !== body.clientId || customer.status !== 'active') errors.push({ field: 'customerId', in: 'body', message: 'no such customer of this client' });
       }
       if (errors.length) throw new AppError('validation-failed', 422, `${errors.length} field(s) failed validation; nothing was stored.`, { errors });
-      const id = await insertCallMessage(sql, {
-        clientId: body.clientId,
-        customerId: body.customerId ?? null,
-        callerName: body.callerName ?? null,
-        callerNumber: body.callerNumber ?? null,
-        body: body.message,
-        sentAt,
-      });
-      return c.json({ id }, 201);
+      const stored = await insertCallMessage(sql, row, idempotency);
+      if (stored.outcome === 'key-reused') keyReused();
+      return c.json({ id: stored.id }, 201);
     },
   );
 
