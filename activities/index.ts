@@ -7,6 +7,7 @@ import { deliverEmail } from './email';
 import { createRecordingActivities } from './recordings';
 import { createRequestActivities } from './requests';
 import { createPolicyActivities } from './policies';
+import { createTransferActivities } from './transfers';
 import type { RecordingStore } from '../lib/recording-store';
 import { sweepRetention, type RetentionPeriods } from '../db/personal-data';
 import { subtractCalendarDuration } from '../lib/durations';
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRecordingActivities({ sql: deps.sql, store: deps.store }),
     ...createRequestActivities(deps),
     ...createPolicyActivities(deps),
+    ...createTransferActivities(deps),
 
     /** Records that a system check reached the worker and Postgres; returns the database's time. */
     async recordSystemCheck(input: { checkId: string }): Promise<{ databaseTime: string }> {

@@ -15,6 +15,7 @@ import { systemCheckRoutes } from './routes/system-checks';
 import { clientRoutes } from './routes/clients';
 import { callMessageRoutes } from './routes/call-messages';
 import { disclosureRoutes } from './routes/disclosures';
+import { transferRoutes } from './routes/transfers';
 import { recordingRoutes } from './routes/recordings';
 import { disputeRoutes } from './routes/disputes';
 import { retentionRoutes } from './routes/retention';
@@ -90,6 +91,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1', clientRoutes());
   app.route('/v1', callMessageRoutes());
   app.route('/v1', disclosureRoutes());
+  app.route('/v1', transferRoutes());
   app.route('/v1', recordingRoutes());
   app.route('/v1', disputeRoutes());
   app.route('/v1', retentionRoutes());

@@ -12,6 +12,10 @@ const statusOfFailure: Record<string, { status: 404 | 409 | 422; code: string }>
   InvalidRecordingIds: { status: 422, code: 'validation-failed' },
   AlreadyDecided: { status: 409, code: 'conflict' },
   InvalidDecision: { status: 422, code: 'validation-failed' },
+  NotAwaitingApproval: { status: 409, code: 'conflict' },
+  FourEyes: { status: 409, code: 'conflict' },
+  NotAllowed: { status: 409, code: 'conflict' },
+  TransferNotFound: { status: 404, code: 'not-found' },
 };
 
 /** Turns a rejected or failed update into the AppError it means; anything else passes through. */

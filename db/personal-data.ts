@@ -31,7 +31,8 @@ export interface Subject {
 export type Rows = Record<string, string | number | boolean | null>[];
 
 export interface EraseContext {
-  requestId: string;
+  /** The erasure request; null when a business transfer erases TopCall's copy after the handover. */
+  requestId: string | null;
   reason: 'erasure' | 'objection';
   store: RecordingStore;
   dataDir: string;
@@ -544,6 +545,43 @@ export const PLACES: Place[] = [
     retention: { period: 'kept with the disclosure register' },
   },
   {
+    id: 'transfers',
+    kind: 'table',
+    where: 'transfers',
+    personal: {},
+    other: {
+      acquirer_name: 'the acquiring company',
+      acquirer_email: 'the acquirer’s contact address',
+      acquirer_public_key: 'the acquirer’s RSA public key',
+      scope: 'all clients or some, by id',
+      legal_basis: 'merger, acquisition or bankruptcy',
+      after_handover: 'keep or erase',
+      status: 'the transfer’s status',
+      inventory: 'counts per client and category',
+      excluded: 'clients and counts left out, with the reason',
+      progress: 'counts of the workflow’s steps',
+      manifest_sha256: 'hash of the package manifest',
+      package_file_key: 'path of the encrypted package under DATA_DIR',
+      acquirer_token_hash: 'hash of the acquirer’s one-time link',
+    },
+    access: 'a person who was handed over finds the acquirer in the recipients category (a disclosure per person)',
+    rectification: 'the acquirer is told as a recipient (Art. 19)',
+    erasure: 'not applicable: no personal data (persons by id in transfer_persons)',
+    restriction: 'restricted persons are never in a transfer',
+    retention: { period: 'kept as the record of the transfer (D8)' },
+  },
+  {
+    id: 'transfer_packages',
+    kind: 'files',
+    where: 'transfers',
+    personal: { '*.json': 'the encrypted package: every transferred person’s export, readable only with the acquirer’s private key' },
+    access: 'downloaded by the acquirer with its one-time link',
+    rectification: 'not applicable: a snapshot at the handover',
+    erasure: 'deleted when the acquirer acknowledges it (and with afterHandover erase)',
+    restriction: 'restricted persons are not in it',
+    retention: { period: 'from the handover until the acquirer acknowledges the manifest' },
+  },
+  {
     id: 'temporal_histories',
     kind: 'workflow',
     where: 'Temporal workflow histories (inputs, results, search attributes, memos)',
@@ -601,6 +639,8 @@ export const NO_PERSONAL_DATA: Record<string, string> = {
   disclosure_subjects: 'which person (by id) a disclosure concerned',
   data_retention_runs: 'counts per place of each retention run',
   call_stats: 'calls and messages per client and day: counts only (D3)',
+  transfer_approvals: 'which staff token approved which transfer',
+  transfer_persons: 'which person (by id) a transfer hands over',
 };
 
 /** Everything the map knows of a person, found by account, every address and every number. */

@@ -82,6 +82,8 @@ const schema = z
       .pipe(z.array(isoDuration('P3D'))),
     REQUEST_ESCALATION: isoDuration('P6D').default('P6D'),
     POLICY_NOTICE_PERIOD: isoDuration('P30D').default('P30D'),
+    TRANSFER_NOTICE_PERIOD: isoDuration('P30D').default('P30D'),
+    TRANSFER_APPROVAL_TIMEOUT: fixedIsoDuration('P14D').default('P14D'),
     REQUEST_REPEAT_WINDOW: isoDuration('P6M').default('P6M'),
     EXPORT_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),

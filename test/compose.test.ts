@@ -56,6 +56,7 @@ const SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: string }> = [
   { name: 'SlaBreached', type: 'Bool' },
   { name: 'DisputeStatus', type: 'Keyword' },
   { name: 'PolicyVersion', type: 'Keyword' },
+  { name: 'TransferStatus', type: 'Keyword' },
 ];
 
 const SERVICES = ['postgres', 'temporal', 'temporal-setup', 'temporal-ui', 'mailpit', 'api', 'worker'] as const;

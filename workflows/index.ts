@@ -7,3 +7,4 @@ export { accessRequest } from './access-request';
 export { policyChange } from './policy-change';
 export { dataRetentionSweep } from './data-retention';
 export { liftRestrictionWorkflow } from './lift-restriction';
+export { businessTransfer } from './business-transfer';

@@ -12,6 +12,7 @@ export const SlaDueAt = defineSearchAttributeKey('SlaDueAt', SearchAttributeType
 export const SlaBreached = defineSearchAttributeKey('SlaBreached', SearchAttributeType.BOOL);
 export const DisputeStatus = defineSearchAttributeKey('DisputeStatus', SearchAttributeType.KEYWORD);
 export const PolicyVersion = defineSearchAttributeKey('PolicyVersion', SearchAttributeType.KEYWORD);
+export const TransferStatus = defineSearchAttributeKey('TransferStatus', SearchAttributeType.KEYWORD);
 
 export const searchAttributeKeys = [
   CustomerId,
@@ -22,6 +23,7 @@ export const searchAttributeKeys = [
   SlaBreached,
   DisputeStatus,
   PolicyVersion,
+  TransferStatus,
 ] as const;
 
 /** `Name=Type` pairs as the Temporal CLI's `--search-attribute` flag takes them. */

@@ -1,0 +1,278 @@
+import { createPublicKey, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { createRouter } from '../router';
+import { requireStaff, staffSecurity } from '../auth';
+import { AppError, problemResponse, type FieldError } from '../problem';
+import { personName } from '../schemas';
+import { updateFailureToAppError } from '../temporal-errors';
+import type { AppEnv } from '../context';
+import { hashToken } from '../../db/access-tokens';
+import { addCalendarDuration, fixedDurationMs } from '../../lib/durations';
+import { transferWorkflowId } from '../../workflows/ids';
+import { acknowledgedSignal, approveTransferUpdate, type businessTransfer } from '../../workflows/business-transfer';
+
+const NewTransfer = z
+  .strictObject({
+    acquirer: z.strictObject({
+      name: personName(),
+      email: z.email().max(254),
+      publicKey: z.string().min(100).max(20_000).openapi({ description: 'the acquirer’s RSA public key, PEM, at least 3072 bits: the package is encrypted for it' }),
+    }),
+    scope: z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ clientIds: z.array(z.uuid()).min(1).max(1000) })]),
+    legalBasis: z.enum(['merger', 'acquisition', 'bankruptcy']),
+    handoverAt: z.iso.datetime({ offset: true }).openapi({ description: 'at least TRANSFER_NOTICE_PERIOD from now: every affected person is told before' }),
+    afterHandover: z.enum(['keep', 'erase']).openapi({ description: 'what TopCall does with its copy once the acquirer has acknowledged the package' }),
+  })
+  .openapi('NewTransfer');
+
+const TransferView = z
+  .object({
+    id: z.uuid(),
+    status: z.string(),
+    legalBasis: z.string(),
+    handoverAt: z.iso.datetime(),
+    afterHandover: z.string(),
+    approvals: z.number().int(),
+    inventory: z.unknown().nullable(),
+    excluded: z.unknown().nullable(),
+    progress: z.record(z.string(), z.unknown()),
+    package: z.object({ manifestSha256: z.string(), files: z.number().int(), bytes: z.number().int() }).optional(),
+    acknowledgedAt: z.iso.datetime().optional(),
+  })
+  .openapi('Transfer');
+
+const Params = z.object({ id: z.uuid() });
+const TokenQuery = z.strictObject({ token: z.string().regex(/^[\w-]{20,100}$/).optional() });
+const authErrors = { 401: problemResponse('no or unknown token'), 403: problemResponse('role not allowed') };
+
+/** The acquirer's one-time secret from the emailed link (`?token=`), compared by hash. */
+async function requireAcquirer(c: Context<AppEnv>, id: string, token: string | undefined) {
+  if (!token) throw new AppError('unauthorized', 401, 'This needs the token from the link TopCall emailed the acquirer (?token=…).');
+  const [row] = await c.var.deps.sql<{ hash: Buffer | null; fileKey: string | null; manifest: string | null; acknowledgedAt: Date | null }[]>`
+    select acquirer_token_hash as hash, package_file_key as "fileKey", manifest_sha256 as manifest, acknowledged_at as "acknowledgedAt" from transfers where id = ${id}`;
+  if (!row?.hash || !timingSafeEqual(row.hash, hashToken(token))) throw new AppError('not-found', 404, 'No package for that link.');
+  return row;
+}
+
+export function transferRoutes() {
+  const app = createRouter();
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/transfers',
+      tags: ['transfers'],
+      summary: 'D8: start a business transfer (merger, acquisition, bankruptcy) as the workflow transfer:{id}',
+      description:
+        'Two privacy officers or admins other than the creator must approve it within TRANSFER_APPROVAL_TIMEOUT or it lapses. Clients whose contract forbids transfer (D6) and persons who restricted processing (Art. 18) are left out and listed. Everyone handed over is told before handoverAt.',
+      security: staffSecurity,
+      middleware: [requireStaff('privacy_officer')] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: NewTransfer } } } },
+      responses: {
+        202: { description: 'awaiting approval', content: { 'application/json': { schema: z.object({ id: z.uuid(), status: z.literal('awaiting_approval') }) } } },
+        422: problemResponse('invalid body, a weak or invalid key, unknown clients, or too little notice'),
+        ...authErrors,
+      },
+    }),
+    async (c) => {
+      const { sql, temporal, config } = c.var.deps;
+      const body = c.req.valid('json');
+      const errors: FieldError[] = [];
+      try {
+        const key = createPublicKey(body.acquirer.publicKey);
+        if (key.asymmetricKeyType !== 'rsa' || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 3072) {
+          errors.push({ field: 'acquirer.publicKey', in: 'body', message: 'must be an RSA key of at least 3072 bits' });
+        }
+      } catch {
+        errors.push({ field: 'acquirer.publicKey', in: 'body', message: 'is not a PEM public key' });
+      }
+      const handoverAt = new Date(body.handoverAt);
+      const earliest = addCalendarDuration(new Date(), config.TRANSFER_NOTICE_PERIOD);
+      if (handoverAt < earliest) errors.push({ field: 'handoverAt', in: 'body', message: `must leave at least TRANSFER_NOTICE_PERIOD (${config.TRANSFER_NOTICE_PERIOD}) for the notices: not before ${earliest.toISOString()}` });
+      if ('clientIds' in body.scope) {
+        const ids = [...new Set(body.scope.clientIds)];
+        const [found] = await sql<{ n: number }[]>`select count(*)::int as n from clients where id = any(${ids}::uuid[])`;
+        if (found!.n !== ids.length) errors.push({ field: 'scope.clientIds', in: 'body', message: 'unknown client(s)' });
+      }
+      if (errors.length) throw new AppError('validation-failed', 422, `${errors.length} problem(s); nothing was started.`, { errors });
+
+      const id = randomUUID();
+      const createdBy = (c.var.principal as { tokenId: string }).tokenId;
+      await sql`
+        insert into transfers (id, acquirer_name, acquirer_email, acquirer_public_key, scope, legal_basis, handover_at, after_handover, created_by)
+        values (${id}, ${body.acquirer.name}, ${body.acquirer.email}, ${body.acquirer.publicKey}, ${sql.json(body.scope as never)}, ${body.legalBasis},
+                ${handoverAt}, ${body.afterHandover}, ${createdBy})`;
+      const timeoutMs = fixedDurationMs(config.TRANSFER_APPROVAL_TIMEOUT);
+      try {
+        await temporal.workflow.start<typeof businessTransfer>('businessTransfer', {
+          workflowId: transferWorkflowId(id),
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          memo: { legalBasis: body.legalBasis, handoverAt: handoverAt.toISOString(), afterHandover: body.afterHandover },
+          args: [
+            {
+              transferId: id,
+              createdBy,
+              handoverAt: handoverAt.toISOString(),
+              approvalReminderAt: new Date(Date.now() + timeoutMs / 2).toISOString(),
+              approvalDeadline: new Date(Date.now() + timeoutMs).toISOString(),
+              afterHandover: body.afterHandover,
+            },
+          ],
+        });
+      } catch (err) {
+        await sql`delete from transfers where id = ${id}`;
+        throw err;
+      }
+      return c.json({ id, status: 'awaiting_approval' as const }, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/transfers/{id}/approvals',
+      tags: ['transfers'],
+      summary: 'Approve a transfer: two distinct privacy officers or admins, neither the creator (four eyes)',
+      security: staffSecurity,
+      middleware: [requireStaff('privacy_officer')] as const,
+      request: { params: Params },
+      responses: {
+        200: { description: 'approval counted', content: { 'application/json': { schema: z.object({ status: z.string(), approvals: z.number().int() }) } } },
+        403: problemResponse('the creator, or not a privacy officer or admin'),
+        404: problemResponse('no such transfer'),
+        409: problemResponse('already approved by this approver, or no longer awaiting approval'),
+        401: problemResponse('no or unknown token'),
+      },
+    }),
+    async (c) => {
+      const { sql, temporal } = c.var.deps;
+      const { id } = c.req.valid('param');
+      const principal = c.var.principal as { tokenId: string };
+      const [t] = await sql<{ createdBy: string; status: string }[]>`select created_by as "createdBy", status from transfers where id = ${id}`;
+      if (!t) throw new AppError('not-found', 404, 'No transfer with that id.');
+      if (t.status !== 'awaiting_approval') throw new AppError('conflict', 409, `The transfer is ${t.status}, not awaiting approval.`);
+      if (t.createdBy === principal.tokenId) throw new AppError('forbidden', 403, 'The creator of a transfer cannot approve it (four eyes).');
+      try {
+        const state = await temporal.workflow.getHandle(transferWorkflowId(id)).executeUpdate(approveTransferUpdate, { args: [{ approverTokenId: principal.tokenId }] });
+        return c.json({ status: state.status, approvals: state.approvals }, 200);
+      } catch (err) {
+        throw updateFailureToAppError(err);
+      }
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/transfers/{id}',
+      tags: ['transfers'],
+      summary: 'A transfer: status, inventory, what was excluded and why, progress, the package and its acknowledgement',
+      security: staffSecurity,
+      middleware: [requireStaff()] as const,
+      request: { params: Params },
+      responses: { 200: { description: 'the transfer', content: { 'application/json': { schema: TransferView } } }, 404: problemResponse('no such transfer'), ...authErrors },
+    }),
+    async (c) => {
+      const [t] = await c.var.deps.sql<
+        {
+          id: string;
+          status: string;
+          legalBasis: string;
+          handoverAt: Date;
+          afterHandover: string;
+          approvals: number;
+          inventory: unknown;
+          excluded: unknown;
+          progress: Record<string, unknown>;
+          manifestSha256: string | null;
+          files: number | null;
+          bytes: string | null;
+          acknowledgedAt: Date | null;
+        }[]
+      >`
+        select id, status, legal_basis as "legalBasis", handover_at as "handoverAt", after_handover as "afterHandover",
+               (select count(*)::int from transfer_approvals a where a.transfer_id = t.id) as approvals, inventory, excluded, progress,
+               manifest_sha256 as "manifestSha256", package_files as files, package_bytes as bytes, acknowledged_at as "acknowledgedAt"
+        from transfers t where id = ${c.req.valid('param').id}`;
+      if (!t) throw new AppError('not-found', 404, 'No transfer with that id.');
+      return c.json(
+        {
+          id: t.id,
+          status: t.status,
+          legalBasis: t.legalBasis,
+          handoverAt: t.handoverAt.toISOString(),
+          afterHandover: t.afterHandover,
+          approvals: t.approvals,
+          inventory: t.inventory,
+          excluded: t.excluded,
+          progress: t.progress,
+          ...(t.manifestSha256 ? { package: { manifestSha256: t.manifestSha256, files: t.files ?? 0, bytes: Number(t.bytes ?? 0) } } : {}),
+          ...(t.acknowledgedAt ? { acknowledgedAt: t.acknowledgedAt.toISOString() } : {}),
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/transfers/{id}/package',
+      tags: ['transfers'],
+      summary: 'The acquirer downloads the encrypted package (the token from its email link)',
+      request: { params: Params, query: TokenQuery },
+      responses: {
+        200: { description: 'JSON envelope: the AES-256-GCM ciphertext of a zip (manifest.json + one file per person) and the key wrapped with RSA-OAEP-SHA256', content: { 'application/json': { schema: z.unknown() } } },
+        401: problemResponse('no token'),
+        404: problemResponse('unknown link'),
+        410: problemResponse('acknowledged: TopCall no longer keeps the package'),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const row = await requireAcquirer(c, id, c.req.valid('query').token);
+      if (row.acknowledgedAt || !row.fileKey) throw new AppError('gone', 410, 'The package was acknowledged and is no longer kept.');
+      const stream = createReadStream(path.join(c.var.deps.config.DATA_DIR, row.fileKey));
+      return new Response(Readable.toWeb(stream) as ReadableStream, {
+        status: 200,
+        headers: { 'content-type': 'application/json', 'content-disposition': `attachment; filename="topcall-transfer-${id}.json"`, 'cache-control': 'no-store' },
+      }) as never;
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/transfers/{id}/acknowledgement',
+      tags: ['transfers'],
+      summary: 'The acquirer confirms receipt with the manifest’s SHA-256: 200 when it matches, 409 when not',
+      request: { params: Params, query: TokenQuery, body: { required: true, content: { 'application/json': { schema: z.strictObject({ manifestSha256: z.string().regex(/^[0-9a-f]{64}$/) }) } } } },
+      responses: {
+        200: { description: 'acknowledged', content: { 'application/json': { schema: z.object({ acknowledgedAt: z.iso.datetime() }) } } },
+        401: problemResponse('no token'),
+        404: problemResponse('unknown link'),
+        409: problemResponse('the hash does not match the manifest: the package did not arrive intact'),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const { sql, temporal, config } = c.var.deps;
+      const row = await requireAcquirer(c, id, c.req.valid('query').token);
+      if (!row.manifest) throw new AppError('conflict', 409, 'The package has not been built yet.');
+      if (c.req.valid('json').manifestSha256 !== row.manifest) throw new AppError('conflict', 409, 'That is not the manifest’s SHA-256: the package did not arrive intact. Download it again.');
+      const [ack] = await sql<{ at: Date }[]>`
+        update transfers set acknowledged_at = coalesce(acknowledged_at, now()) where id = ${id} returning acknowledged_at as at`;
+      await temporal.workflow.getHandle(transferWorkflowId(id)).signal(acknowledgedSignal);
+      // The acquirer has it: TopCall's encrypted copy of the package goes (what TopCall keeps of its own data is afterHandover's).
+      if (row.fileKey) await unlink(path.join(config.DATA_DIR, row.fileKey)).catch(() => undefined);
+      return c.json({ acknowledgedAt: ack!.at.toISOString() }, 200);
+    },
+  );
+
+  return app;
+}
