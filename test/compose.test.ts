@@ -44,6 +44,7 @@ const CONFIG: ReadonlyArray<{
   { name: 'REQUEST_REMINDERS', policyDefault: 'P3D,P5D' },
   { name: 'REQUEST_ESCALATION', policyDefault: 'P6D' },
   { name: 'POLICY_NOTICE_PERIOD', policyDefault: 'P30D' },
+  { name: 'TRANSFER_NOTICE_PERIOD', policyDefault: 'P30D' },
 ];
 
 /** Temporal search attributes the workflows set (contract: Operations). */
