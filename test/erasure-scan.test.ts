@@ -144,6 +144,14 @@ describe('erasure leaves no trace outside what the map keeps with a reason', () 
     expect((await app.request(`/v1/recordings/${byAccount}/audio`, { headers: support })).status).toBe(403);
     expect((await app.request(`/v1/recordings/${byAccount}/audio?overrideReason=${encodeURIComponent('Klagesag: kvalitetskontrol af samtalen')}`, { headers: officer })).status).toBe(200);
 
+    // An objection to the recording, refused on compelling grounds: every request type is in the data.
+    const objection = await app.request('/v1/requests', json({ type: 'objection', details: { note: `${name} vil ikke optages` } }, auth));
+    expect(objection.status).toBe(202);
+    const objectionId = ((await objection.json()) as { id: string }).id;
+    await waitFor(async () => ((await (await app.request(`/v1/requests/${objectionId}`, { headers: officer })).json()) as { status: string }).status === 'awaiting_decision', { what: 'the objection to await a decision' });
+    expect((await app.request(`/v1/requests/${objectionId}/decision`, json({ decision: 'refuse', reasonCode: 'compelling_grounds', reason: 'Optagelsen indgår i en verserende sag.' }, officer))).status).toBe(200);
+    expect((await waitForMessage((m) => m.to.includes(secondEmail) && m.text.includes(objectionId) && /afvist/.test(m.subject), 'the objection refusal')).text).toContain('GDPR art. 21, stk. 1');
+
     // A caller request by phone (staff), then the erasure, filed by staff with the number.
     await fileAndAnswer(support, { type: 'access', caller: { name, email: secondEmail, phone: phoneAsTyped, identityCheck: 'called back on the number' } });
     const erasure = await fileAndAnswer(support, { type: 'erasure', customerId: who.id, details: { phones: [phoneAsTyped] } });
