@@ -21,6 +21,11 @@ const fixedIsoDuration = (example: string) =>
     message: `must have a fixed length (days, hours, minutes or seconds, such as ${example}); months and years vary`,
   });
 
+/** A whole number in a range, from an environment string. */
+const wholeNumber = (min: number, max: number) => {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ message }).int({ message }).min(min, { message }).max(max, { message });
+};
 const port = z.coerce
   .number({ message: 'must be a port number from 1 to 65535' })
   .int({ message: 'must be a port number from 1 to 65535' })
@@ -89,12 +94,7 @@ const schema = z
     PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     CUSTOMER_SESSION_TTL: fixedIsoDuration('P30D').default('P30D'),
     STAFF_TOKEN_TTL: fixedIsoDuration('P90D').default('P90D'),
-    EXPORT_LINK_MAX_DOWNLOADS: z.coerce
-      .number({ message: 'must be a whole number from 1 to 20' })
-      .int({ message: 'must be a whole number from 1 to 20' })
-      .min(1, { message: 'must be a whole number from 1 to 20' })
-      .max(20, { message: 'must be a whole number from 1 to 20' })
-      .default(3),
+    EXPORT_LINK_MAX_DOWNLOADS: wholeNumber(1, 20).default(3),
     POLICY_CATCHUP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
     // D15: how long each kind of personal data is kept (db/personal-data.ts; swept by the
     // data-retention Schedule every DATA_RETENTION_SWEEP_INTERVAL).
@@ -103,12 +103,7 @@ const schema = z
     REQUEST_DETAILS_RETENTION: isoDuration('P1Y').default('P1Y'),
     CALL_MESSAGE_RETENTION: isoDuration('P3M').default('P3M'),
     DATA_RETENTION_SWEEP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
-    MAIL_CONCURRENCY: z.coerce
-      .number({ message: 'must be a whole number from 1 to 64' })
-      .int({ message: 'must be a whole number from 1 to 64' })
-      .min(1, { message: 'must be a whole number from 1 to 64' })
-      .max(64, { message: 'must be a whole number from 1 to 64' })
-      .default(5),
+    MAIL_CONCURRENCY: wholeNumber(1, 64).default(5),
     RECORDING_MAX_BYTES: z.coerce
       .number({ message: 'must be a whole number of bytes' })
       .int({ message: 'must be a whole number of bytes' })

@@ -9,55 +9,48 @@ export interface RetentionScheduleOptions {
 }
 
 /**
- * Creates the Schedule `recording-retention`, or brings an existing one in line with the
- * configuration. Overlapping sweeps are skipped, never run side by side.
+ * Creates a Schedule that starts `workflowType` every `intervalMs`, or brings an existing one
+ * in line with the configuration. Overlapping runs are skipped, never run side by side.
  */
-export async function ensureRetentionSchedule(client: Client, options: RetentionScheduleOptions): Promise<'created' | 'updated'> {
-  const action = {
-    type: 'startWorkflow' as const,
-    workflowType: 'retentionSweep',
-    workflowId: 'retention-sweep',
-    taskQueue: options.taskQueue,
-    args: [{ batchSize: options.batchSize ?? 500 }] as Parameters<typeof retentionSweep>,
-  };
-  const spec = { intervals: [{ every: options.intervalMs }] };
-  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: Math.max(options.intervalMs, 60_000) };
+async function ensureIntervalSchedule(
+  client: Client,
+  s: { scheduleId: string; workflowType: string; workflowId: string; taskQueue: string; intervalMs: number; args: unknown[]; purpose: string },
+): Promise<'created' | 'updated'> {
+  const action = { type: 'startWorkflow' as const, workflowType: s.workflowType, workflowId: s.workflowId, taskQueue: s.taskQueue, args: s.args };
+  const spec = { intervals: [{ every: s.intervalMs }] };
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: Math.max(s.intervalMs, 60_000) };
   try {
-    await client.schedule.create({
-      scheduleId: RETENTION_SCHEDULE_ID,
-      spec,
-      action,
-      policies,
-      memo: { purpose: 'D4: delete call recordings past their deadline unless a dispute holds them' },
-    });
+    await client.schedule.create({ scheduleId: s.scheduleId, spec, action, policies, memo: { purpose: s.purpose } });
     return 'created';
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(RETENTION_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action, policies }));
+    await client.schedule.getHandle(s.scheduleId).update((previous) => ({ ...previous, spec, action, policies }));
     return 'updated';
   }
 }
 
-/**
- * Creates the Schedule `data-retention` (D15) or brings it in line with the configuration: the
- * periods of everything but recordings, swept every DATA_RETENTION_SWEEP_INTERVAL.
- */
-export async function ensureDataRetentionSchedule(client: Client, options: { taskQueue: string; intervalMs: number }): Promise<'created' | 'updated'> {
-  const action = { type: 'startWorkflow' as const, workflowType: 'dataRetentionSweep', workflowId: 'data-retention-sweep', taskQueue: options.taskQueue, args: [] };
-  const spec = { intervals: [{ every: options.intervalMs }] };
-  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: Math.max(options.intervalMs, 60_000) };
-  try {
-    await client.schedule.create({
-      scheduleId: DATA_RETENTION_SCHEDULE_ID,
-      spec,
-      action,
-      policies,
-      memo: { purpose: 'D15: remove personal data past its retention period (exports, emails, failed logins, request details, call messages)' },
-    });
-    return 'created';
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(DATA_RETENTION_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action, policies }));
-    return 'updated';
-  }
+/** The Schedule `recording-retention` (D4). */
+export function ensureRetentionSchedule(client: Client, options: RetentionScheduleOptions): Promise<'created' | 'updated'> {
+  return ensureIntervalSchedule(client, {
+    scheduleId: RETENTION_SCHEDULE_ID,
+    workflowType: 'retentionSweep',
+    workflowId: 'retention-sweep',
+    taskQueue: options.taskQueue,
+    intervalMs: options.intervalMs,
+    args: [{ batchSize: options.batchSize ?? 500 }] satisfies Parameters<typeof retentionSweep>,
+    purpose: 'D4: delete call recordings past their deadline unless a dispute holds them',
+  });
+}
+
+/** The Schedule `data-retention` (D15): the periods of everything but recordings. */
+export function ensureDataRetentionSchedule(client: Client, options: { taskQueue: string; intervalMs: number }): Promise<'created' | 'updated'> {
+  return ensureIntervalSchedule(client, {
+    scheduleId: DATA_RETENTION_SCHEDULE_ID,
+    workflowType: 'dataRetentionSweep',
+    workflowId: 'data-retention-sweep',
+    taskQueue: options.taskQueue,
+    intervalMs: options.intervalMs,
+    args: [],
+    purpose: 'D15: remove personal data past its retention period (exports, emails, failed logins, request details, call messages)',
+  });
 }
