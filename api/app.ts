@@ -2,7 +2,8 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { updateFailureToAppError } from './temporal-errors';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps, AppEnv } from './context';
 import { authenticate } from './auth';
@@ -129,6 +130,12 @@ export function createApp(deps: ApiDeps) {
     }
     if (err instanceof WorkflowNotFoundError) return problem(c, 404, 'not-found', 'No such process.');
     if (err instanceof WorkflowExecutionAlreadyStartedError) return problem(c, 409, 'conflict', 'That process already exists.');
+    if (err instanceof WorkflowUpdateFailedError) {
+      // A process that refused a change (its validator, or a closed run): the client's 4xx, never a 500.
+      const mapped = updateFailureToAppError(err);
+      if (mapped instanceof AppError) return problem(c, mapped.status, mapped.code, mapped.detail, mapped.extra);
+      return problem(c, 409, 'conflict', 'The process refused this change in its current state.');
+    }
     // Client-caused database refusals are the client's 4xx, once, here (issue 11): a race on a
     // unique key, text Postgres cannot store (NUL), a value out of range.
     const sqlState = (err as { code?: unknown }).code;

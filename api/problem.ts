@@ -36,6 +36,7 @@ const titles: Record<string, string> = {
   'too-many-attempts': 'Too many attempts',
   conflict: 'Conflict',
   'not-ready': 'Not ready',
+  timeout: 'Timed out',
   internal: 'Internal error',
 };
 

@@ -94,6 +94,7 @@ const schema = z
     PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     CUSTOMER_SESSION_TTL: fixedIsoDuration('P30D').default('P30D'),
     STAFF_TOKEN_TTL: fixedIsoDuration('P90D').default('P90D'),
+    SYSTEM_CHECK_TIMEOUT: fixedIsoDuration('PT1M').default('PT1M'),
     EXPORT_LINK_MAX_DOWNLOADS: wholeNumber(1, 20).default(3),
     POLICY_CATCHUP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
     // D15: how long each kind of personal data is kept (db/personal-data.ts; swept by the

@@ -10,7 +10,7 @@ let admin: { authorization: string };
 let clientId: string;
 
 beforeAll(async () => {
-  s = await openStack({}, { ownDatabase: true });
+  s = await openStack({ SYSTEM_CHECK_TIMEOUT: 'PT2S' }, { ownDatabase: true });
   app = appFor(s);
   admin = await staffAuth(s.sql, 'admin');
   clientId = await newClient(s);
@@ -79,5 +79,22 @@ describe('names in emails are single-line and carry no links', () => {
       expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toContain('name');
     }
     expect((await s.sql`select count(*)::int as n from customers`)[0]!.n).toBe(0);
+  });
+});
+
+describe('other answers that used to be 500', () => {
+  it('a forged list cursor is a 422 naming it', async () => {
+    for (const cursor of ['Zm9yZ2Vk', Buffer.from('99999999999999999|not-a-uuid').toString('base64url'), Buffer.from('1|00000000-0000-4000-8000-000000000000x').toString('base64url')]) {
+      const res = await app.request(`/v1/recordings?cursor=${cursor}`, { headers: admin });
+      expect(res.status, cursor).toBe(422);
+      expect(((await res.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['cursor']);
+    }
+  });
+
+  it('a system check the worker does not finish in time answers the documented 504', async () => {
+    // No worker polls this file's task queue.
+    const res = await app.request('/v1/system-checks', { method: 'POST', headers: admin });
+    expect(res.status).toBe(504);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
   });
 });

@@ -285,7 +285,8 @@ export function recordingRoutes() {
       let after: { recordedAt: Date; id: string } | undefined;
       if (q.cursor) {
         const [ms, id] = Buffer.from(q.cursor, 'base64url').toString().split('|');
-        if (!id || !Number.isFinite(Number(ms))) throw new AppError('validation-failed', 422, 'Invalid cursor.', { errors: [{ field: 'cursor', in: 'query', message: 'invalid' }] });
+        const at = new Date(Number(ms));
+        if (!id || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id) || !/^\d{1,15}$/.test(ms ?? '') || Number.isNaN(at.getTime())) throw new AppError('validation-failed', 422, 'Invalid cursor.', { errors: [{ field: 'cursor', in: 'query', message: 'invalid' }] });
         after = { recordedAt: new Date(Number(ms)), id };
       }
       const rows = await listRecordings(c.var.deps.sql, { clientId: q.clientId, status: q.status, limit: q.limit, after });

@@ -1,9 +1,12 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { TimeoutFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
 import { requireStaff, staffSecurity } from '../auth';
-import { problemResponse } from '../problem';
+import { AppError, problemResponse } from '../problem';
 import { systemCheckWorkflowId } from '../../workflows/ids';
+import { fixedDurationMs } from '../../lib/durations';
 import type { systemCheck } from '../../workflows/system-check';
 
 const SystemCheck = z
@@ -41,9 +44,15 @@ export function systemCheckRoutes() {
         workflowId: systemCheckWorkflowId(id),
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         args: [{ checkId: id }],
-        workflowExecutionTimeout: '1 minute',
+        workflowExecutionTimeout: fixedDurationMs(config.SYSTEM_CHECK_TIMEOUT),
       });
-      const result = await handle.result();
+      const result = await handle.result().catch((err: unknown) => {
+        // The documented answer when the worker did not finish in time (no worker, or a stuck one).
+        if (err instanceof WorkflowFailedError && err.cause instanceof TimeoutFailure) {
+          throw new AppError('timeout', 504, `The worker did not finish system check ${id} within SYSTEM_CHECK_TIMEOUT (${config.SYSTEM_CHECK_TIMEOUT}); see ${handle.workflowId} in the Temporal UI.`);
+        }
+        throw err;
+      });
       return c.json(
         { id, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, databaseTime: result.databaseTime, emailMessageId: result.emailMessageId },
         201,
