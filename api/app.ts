@@ -8,6 +8,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps, AppEnv } from './context';
 import { authenticate } from './auth';
 import { AppError, problem } from './problem';
+import { findRefusedString, hasRefusedCharacter } from './schemas';
 import { createRouter } from './router';
 import { healthRoutes } from './routes/health';
 import { docsRoutes } from './routes/docs';
@@ -76,6 +77,34 @@ export function createApp(deps: ApiDeps) {
       maxSize: JSON_BODY_LIMIT,
       onError: (c) => problem(c, 413, 'payload-too-large', `Request bodies are limited to ${JSON_BODY_LIMIT} bytes.`),
     })(c, next);
+  });
+  // Characters Postgres refuses (NUL, lone surrogates) answer 400 naming the field, once for every route.
+  app.use('*', async (c, next) => {
+    const refused = (field: string, where: 'body' | 'query' | 'param') =>
+      problem(c, 400, 'bad-request', `${field} contains a character that cannot be stored (NUL or an unpaired surrogate).`, {
+        errors: [{ field, in: where, message: 'contains a character that cannot be stored' }],
+      });
+    let pathname: string;
+    try {
+      pathname = decodeURIComponent(c.req.path);
+    } catch {
+      return problem(c, 400, 'bad-request', 'The path is not valid percent-encoded UTF-8.', { errors: [{ field: '(path)', in: 'param', message: 'invalid encoding' }] });
+    }
+    if (hasRefusedCharacter(pathname)) return refused('(path)', 'param');
+    for (const [key, values] of Object.entries(c.req.queries())) {
+      if (hasRefusedCharacter(key) || values.some(hasRefusedCharacter)) return refused(key, 'query');
+    }
+    if (/^application\/([\w.+-]*\+)?json/i.test(c.req.header('content-type') ?? '') && c.req.method !== 'GET') {
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch {
+        return next(); // the route's validator answers malformed-json
+      }
+      const field = findRefusedString(body);
+      if (field) return refused(field, 'body');
+    }
+    return next();
   });
   app.use('/v1/*', authenticate);
 

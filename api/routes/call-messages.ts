@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
-import { personName } from '../schemas';
+import { boundedTimestamp, personName } from '../schemas';
 import { createRouter } from '../router';
 import { requireStaff, requireStaffOrClientUser, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
@@ -19,7 +19,7 @@ const NewCallMessage = z
     callerNumber: phoneNumberSchema().optional().openapi({ type: 'string', description: 'stored as E.164', example: '+45 48 22 10 00' }),
     customerId: z.uuid().optional().openapi({ description: 'the caller’s account, when known (must belong to the client)' }),
     message: z.string().trim().min(1).max(4000).openapi({ description: 'what TopCall sent the client after the call' }),
-    sentAt: z.iso.datetime({ offset: true }),
+    sentAt: boundedTimestamp(),
   })
   .openapi('NewCallMessage');
 
@@ -35,8 +35,8 @@ const CallMessage = z
   .openapi('CallMessage');
 
 const Range = {
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: boundedTimestamp().optional(),
+  to: boundedTimestamp().optional(),
 };
 const Cursor = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/);
 const encodeCursor = (m: { sentAt: Date; id: string }) => Buffer.from(`${m.sentAt.toISOString()}|${m.id}`).toString('base64url');

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
 import { requireStaff, staffSecurity } from '../auth';
 import { AppError, problemResponse, type FieldError } from '../problem';
-import { personName } from '../schemas';
+import { boundedTimestamp, personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
 import { findRecipient, insertRecipient, listRecipients, recordDisclosure, RECIPIENT_TYPES, type RecipientRow } from '../../db/disclosures';
 
@@ -32,7 +32,7 @@ const NewDisclosure = z
     legalBasis: z.string().trim().min(3).max(300).openapi({ example: 'retskendelse / court order (Art. 6(1)(c))' }),
     customerIds: z.array(z.uuid()).max(1000).default([]),
     callerNumbers: z.array(phoneNumberSchema()).max(1000).default([]).openapi({ type: 'array', items: { type: 'string' } }),
-    disclosedAt: z.iso.datetime({ offset: true }),
+    disclosedAt: boundedTimestamp(),
   })
   .openapi('NewDisclosure');
 

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { boundedTimestamp } from '../schemas';
 import { createRouter } from '../router';
 import { requireStaff, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
@@ -12,7 +13,7 @@ const Version = z.string().regex(/^[\w.-]{1,40}$/, 'letters, digits, dots, dashe
 const NewPolicy = z
   .strictObject({
     version: Version.openapi({ example: '2027-01-01' }),
-    effectiveAt: z.iso.datetime({ offset: true }),
+    effectiveAt: boundedTimestamp(),
     material: z.boolean().openapi({ description: 'a material change: every registered person is told before it takes effect' }),
     summary: z.string().trim().min(1).max(4000).openapi({ description: 'what changes, as the notice email says it' }),
     text: z.string().trim().min(1).max(200_000).openapi({ description: 'the full text of the new policy' }),

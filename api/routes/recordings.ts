@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
+import { boundedTimestamp } from '../schemas';
 import { createRouter } from '../router';
 import { requireStaff, staffSecurity } from '../auth';
 import { AppError, fieldErrors, problemResponse, type FieldError } from '../problem';
@@ -19,7 +20,7 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 
 const UploadFields = z.strictObject({
   clientId: z.uuid(),
-  recordedAt: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T10:15:00Z' }),
+  recordedAt: boundedTimestamp(),
   durationSeconds: z.coerce.number({ message: 'must be a whole number of seconds' }).int().min(0).max(86_400),
   customerId: z.uuid().optional(),
   callerNumber: phoneNumberSchema().optional(),

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { personName } from '../schemas';
+import { boundedTimestamp, personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
 import { createRouter } from '../router';
 import { requireSignedIn, requireStaff, staffSecurity } from '../auth';
@@ -46,8 +46,7 @@ const NewRequest = z
     details: Details,
     customerId: z.uuid().optional().openapi({ description: 'staff: the person with an account' }),
     caller: Caller.optional().openapi({ description: 'staff: a caller without an account' }),
-    receivedAt: z.iso
-      .datetime({ offset: true })
+    receivedAt: boundedTimestamp()
       .optional()
       .openapi({ description: 'staff: when the email or call reached TopCall (not in the future, at most a year ago); the 7-day clock, reminders and escalation run from it. Customers’ requests are received when filed.' }),
   })

@@ -8,7 +8,7 @@ import type { Context } from 'hono';
 import { createRouter } from '../router';
 import { requireStaff, staffSecurity } from '../auth';
 import { AppError, problemResponse, type FieldError } from '../problem';
-import { personName } from '../schemas';
+import { boundedTimestamp, personName } from '../schemas';
 import { updateFailureToAppError } from '../temporal-errors';
 import type { AppEnv } from '../context';
 import { hashToken } from '../../db/access-tokens';
@@ -25,7 +25,7 @@ const NewTransfer = z
     }),
     scope: z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ clientIds: z.array(z.uuid()).min(1).max(1000) })]),
     legalBasis: z.enum(['merger', 'acquisition', 'bankruptcy']),
-    handoverAt: z.iso.datetime({ offset: true }).openapi({ description: 'at least TRANSFER_NOTICE_PERIOD from now: every affected person is told before' }),
+    handoverAt: boundedTimestamp().openapi({ description: 'at least TRANSFER_NOTICE_PERIOD from now: every affected person is told before' }),
     afterHandover: z.enum(['keep', 'erase']).openapi({ description: 'what TopCall does with its copy once the acquirer has acknowledged the package' }),
   })
   .openapi('NewTransfer');
