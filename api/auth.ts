@@ -75,3 +75,20 @@ export const requireStaffOrClientUser =
     }
     await next();
   };
+
+/**
+ * Who may call a route, declared where the route is defined: `...access.staff('privacy_officer')`
+ * puts the guard in the route's middleware and the declaration in /openapi.json (`x-access`),
+ * where `test/authorization-matrix.test.ts` reads it and tries every kind of caller. A route
+ * without a declaration fails that test.
+ */
+export type Access = 'public' | 'signed-in' | 'customer' | 'staff' | `staff:${string}` | 'staff-or-client-user' | 'link-token';
+export const access = {
+  public: () => ({ 'x-access': 'public' as Access }),
+  /** A one-time secret in the link (an export, the acquirer's package): no bearer token. */
+  linkToken: () => ({ 'x-access': 'link-token' as Access }),
+  signedIn: () => ({ middleware: [requireSignedIn] as MiddlewareHandler<AppEnv>[], 'x-access': 'signed-in' as Access }),
+  customer: () => ({ middleware: [requireCustomer] as MiddlewareHandler<AppEnv>[], 'x-access': 'customer' as Access }),
+  staff: (...roles: StaffRole[]) => ({ middleware: [requireStaff(...roles)] as MiddlewareHandler<AppEnv>[], 'x-access': (roles.length ? `staff:${roles.join(',')}` : 'staff') as Access }),
+  staffOrClientUser: (param = 'id') => ({ middleware: [requireStaffOrClientUser(param)] as MiddlewareHandler<AppEnv>[], 'x-access': 'staff-or-client-user' as Access }),
+};

@@ -3,7 +3,7 @@ import { hash, verify } from '@node-rs/argon2';
 import pLimit from 'p-limit';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createRouter } from '../router';
-import { requireSignedIn, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { newToken, hashToken } from '../../db/access-tokens';
 import { consumePasswordToken, findCustomerByEmail, forgetLoginAttempt, loginKey, passwordTokenUsable, reserveLoginAttempt } from '../../db/customers';
@@ -32,6 +32,7 @@ export function authRoutes() {
     createRoute({
       method: 'post',
       path: '/auth/password',
+      ...access.public(),
       tags: ['auth'],
       summary: 'Set a password with the one-time token from the invitation link',
       request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ token: z.string().min(20).max(200), password: Password }).openapi('SetPassword') } } } },
@@ -51,6 +52,7 @@ export function authRoutes() {
     createRoute({
       method: 'post',
       path: '/auth/login',
+      ...access.public(),
       tags: ['auth'],
       summary: 'Log in with email and password; answers a revocable customer token',
       request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ email: z.email(), password: z.string().min(1).max(200) }).openapi('Login') } } } },
@@ -105,7 +107,7 @@ export function authRoutes() {
       tags: ['auth'],
       summary: 'Revoke the token this request carries',
       security: staffSecurity,
-      middleware: [requireSignedIn] as const,
+      ...access.signedIn(),
       responses: { 204: { description: 'revoked' }, 401: problemResponse('not signed in') },
     }),
     async (c) => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp, personName } from '../schemas';
 import { createRouter } from '../router';
-import { requireStaff, requireStaffOrClientUser, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { findClient } from '../../db/clients';
 import { findCustomer } from '../../db/customers';
@@ -82,7 +82,7 @@ export function callMessageRoutes() {
       summary: 'D3: record the message TopCall sent a client after a call (the caller’s personal data)',
       description: 'Counts towards the client’s daily statistics. The caller finds it in their access export; erasure deletes it (by account or caller number).',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: { headers: IdempotencyHeaders, body: { required: true, content: { 'application/json': { schema: NewCallMessage } } } },
       responses: {
         201: { description: 'recorded (or, for a retry with the same Idempotency-Key and body, the first answer again)', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
@@ -131,7 +131,7 @@ export function callMessageRoutes() {
       summary: 'D3: a client’s call messages, newest first (staff; the client’s own users)',
       description: 'A team lead of the client sees its messages, except those of persons who restricted processing (Art. 18). A user of another client gets 404.',
       security: staffSecurity,
-      middleware: [requireStaffOrClientUser('id')] as const,
+      ...access.staffOrClientUser('id'),
       request: {
         params: z.object({ id: z.uuid() }),
         query: z.strictObject({ ...Range, cursor: Cursor.optional(), limit: z.coerce.number().int().min(1).max(200).default(50) }),
@@ -175,7 +175,7 @@ export function callMessageRoutes() {
       tags: ['clients'],
       summary: 'D3: calls answered and messages sent per day (Copenhagen days), counts only',
       security: staffSecurity,
-      middleware: [requireStaffOrClientUser('id')] as const,
+      ...access.staffOrClientUser('id'),
       request: {
         params: z.object({ id: z.uuid() }),
         query: z.strictObject({

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { CLIENT_RESTRICTIONS, findClient, insertClient } from '../../db/clients';
 
@@ -31,7 +31,7 @@ export function clientRoutes() {
       tags: ['clients'],
       summary: 'Register a client business (a tenant whose calls TopCall answers)',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer', 'support')] as const,
+      ...access.staff('privacy_officer', 'support'),
       request: { body: { required: true, content: { 'application/json': { schema: NewClient } } } },
       responses: { 201: { description: 'created', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } }, 422: problemResponse('invalid body'), ...authErrors },
     }),
@@ -49,7 +49,7 @@ export function clientRoutes() {
       tags: ['clients'],
       summary: 'A client and its restrictions',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: { params: z.object({ id: z.uuid() }) },
       responses: { 200: { description: 'the client', content: { 'application/json': { schema: Client } } }, 404: problemResponse('no such client'), ...authErrors },
     }),

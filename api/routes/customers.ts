@@ -3,7 +3,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { verify } from '@node-rs/argon2';
 import { personName } from '../schemas';
 import { createRouter } from '../router';
-import { requireCustomer, requireSignedIn, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { findClient } from '../../db/clients';
 import { emailTaken, findCustomer, insertCustomer, type CustomerRow } from '../../db/customers';
@@ -79,7 +79,7 @@ export function customerRoutes() {
       summary: 'Register a person: records who provided the data (D2) and sends the invitation with a one-time link',
       description: 'Staff register anyone; a team lead (a customer with teamLead) registers members of their own client, and is recorded as the provider.',
       security: staffSecurity,
-      middleware: [requireSignedIn] as const,
+      ...access.signedIn(),
       request: { body: { required: true, content: { 'application/json': { schema: NewCustomer } } } },
       responses: {
         201: { description: 'registered; the customerLifecycle workflow sends the invitation', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
@@ -158,7 +158,7 @@ export function customerRoutes() {
       tags: ['customers'],
       summary: 'The signed-in person’s profile, provenance and preferences',
       security: staffSecurity,
-      middleware: [requireCustomer] as const,
+      ...access.customer(),
       responses: { 200: { description: 'profile', content: { 'application/json': { schema: Me } } }, 401: problemResponse('not signed in'), 403: problemResponse('not a customer') },
     }),
     async (c) => {
@@ -176,7 +176,7 @@ export function customerRoutes() {
       tags: ['customers'],
       summary: 'Marketing email on or off (D11); account and service emails are always sent',
       security: staffSecurity,
-      middleware: [requireCustomer] as const,
+      ...access.customer(),
       request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ marketingEmails: z.boolean() }).openapi('Preferences') } } } },
       responses: {
         200: { description: 'in force', content: { 'application/json': { schema: z.object({ marketingEmails: z.boolean() }) } } },
@@ -202,7 +202,7 @@ export function customerRoutes() {
       summary: 'Close the account: an erasure of the person’s data with no staff step (recordings a dispute holds are kept, and the answer says so)',
       description: 'Needs the password again: a bearer token alone (a session left open on a shared computer) cannot erase an account for good.',
       security: staffSecurity,
-      middleware: [requireCustomer] as const,
+      ...access.customer(),
       request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ password: z.string().min(1).max(200) }).openapi('CloseAccount') } } } },
       responses: {
         202: { description: 'closing; the answer email follows', content: { 'application/json': { schema: z.object({ requestId: z.uuid(), dueAt: z.iso.datetime() }) } } },

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse, type FieldError } from '../problem';
 import { boundedTimestamp, personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
@@ -48,7 +48,7 @@ export function disclosureRoutes() {
       tags: ['disclosures'],
       summary: 'D7: add a recipient to the register, with contact details and legal basis',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: { body: { required: true, content: { 'application/json': { schema: NewRecipient } } } },
       responses: { 201: { description: 'registered', content: { 'application/json': { schema: Recipient } } }, 422: problemResponse('invalid body'), ...authErrors },
     }),
@@ -66,7 +66,7 @@ export function disclosureRoutes() {
       tags: ['disclosures'],
       summary: 'D7: the recipient register with contact details',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       responses: { 200: { description: 'the register', content: { 'application/json': { schema: z.object({ items: z.array(Recipient) }) } } }, ...authErrors },
     }),
     async (c) => c.json({ items: (await listRecipients(c.var.deps.sql)).map(recipientJson) }, 200),
@@ -81,7 +81,7 @@ export function disclosureRoutes() {
       description:
         'Whose data went where, what and why. Restricted persons (Art. 18) may be disclosed only to an authority; people of a client whose contract forbids transfer to third parties (D6) only to processors and authorities. The persons find the recipient, with contact details, in their access export; rectification and erasure notify the recipient (Art. 19).',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: { body: { required: true, content: { 'application/json': { schema: NewDisclosure } } } },
       responses: {
         201: { description: 'recorded', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },

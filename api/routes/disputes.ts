@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse, type FieldError } from '../problem';
 import { updateFailureToAppError } from '../temporal-errors';
 import type { ApiDeps } from '../context';
@@ -75,7 +75,7 @@ export function disputeRoutes() {
       tags: ['disputes'],
       summary: 'Open a dispute: answers 201 only once every hold is in force',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer', 'support')] as const,
+      ...access.staff('privacy_officer', 'support'),
       request: { body: { required: true, content: { 'application/json': { schema: NewDispute } } } },
       responses: {
         201: { description: 'open, with its holds in force', content: { 'application/json': { schema: z.object({ id: z.uuid(), status: z.literal('open'), recordingIds: z.array(z.uuid()) }) } } },
@@ -125,7 +125,7 @@ export function disputeRoutes() {
       tags: ['disputes'],
       summary: 'Add recordings to an open dispute (answers once the holds are in force)',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer', 'support')] as const,
+      ...access.staff('privacy_officer', 'support'),
       request: { params: Params, body: { required: true, content: { 'application/json': { schema: z.strictObject({ recordingIds: RecordingIds }) } } } },
       responses: {
         200: { description: 'held', content: { 'application/json': { schema: z.object({ id: z.uuid(), status: z.literal('open'), recordingIds: z.array(z.uuid()) }) } } },
@@ -160,7 +160,7 @@ export function disputeRoutes() {
       tags: ['disputes'],
       summary: 'Resolve a dispute: release its holds and delete at once the held recordings already past their deadline',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: {
         params: Params,
         body: { required: true, content: { 'application/json': { schema: z.strictObject({ resolution: z.string().trim().min(1).max(2000) }) } } },
@@ -198,7 +198,7 @@ export function disputeRoutes() {
       tags: ['disputes'],
       summary: 'A dispute and the recordings it holds (or held)',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: { params: Params },
       responses: { 200: { description: 'the dispute', content: { 'application/json': { schema: DisputeSchema } } }, 404: problemResponse('no such dispute'), ...authErrors },
     }),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
+import { access } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { hashToken } from '../../db/access-tokens';
 
@@ -12,6 +13,7 @@ export function exportRoutes() {
     createRoute({
       method: 'get',
       path: '/exports/{token}',
+      ...access.linkToken(),
       tags: ['requests'],
       summary: 'Download an access export (the link from the answer email; it expires)',
       request: { params: z.object({ token: z.string().regex(/^[\w-]{20,100}$/) }) },

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
+import { access } from '../auth';
 import { problem, problemResponse } from '../problem';
 import { temporalAnswers } from '../../lib/temporal';
 import type { Sql } from '../../db/index';
@@ -30,6 +31,7 @@ export function healthRoutes() {
     createRoute({
       method: 'get',
       path: '/healthz',
+      ...access.public(),
       tags: ['operations'],
       summary: 'The API process is up',
       responses: { 200: { description: 'up', content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } } } },
@@ -41,6 +43,7 @@ export function healthRoutes() {
     createRoute({
       method: 'get',
       path: '/readyz',
+      ...access.public(),
       tags: ['operations'],
       summary: 'Postgres and Temporal both answer',
       responses: {

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp } from '../schemas';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { currentPolicy, failedNotices, findPolicy, insertPolicy, noticeProgress, type PolicyRow } from '../../db/policies';
 import { addCalendarDuration, fixedDurationMs } from '../../lib/durations';
@@ -36,7 +36,7 @@ export function policyRoutes() {
       tags: ['policies'],
       summary: 'Publish a policy version (D12); a material one is noticed to every registered person before effectiveAt',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: { body: { required: true, content: { 'application/json': { schema: NewPolicy } } } },
       responses: {
         202: { description: 'scheduled; notices go out now, the version becomes current at effectiveAt', content: { 'application/json': { schema: z.object({ version: z.string(), status: z.literal('scheduled'), effectiveAt: z.iso.datetime() }) } } },
@@ -89,6 +89,7 @@ export function policyRoutes() {
     createRoute({
       method: 'get',
       path: '/policies/current',
+      ...access.public(),
       tags: ['policies'],
       summary: 'The policy in force (public)',
       responses: { 200: { description: 'the version in force', content: { 'application/json': { schema: PublicPolicy } } } },
@@ -104,6 +105,7 @@ export function policyRoutes() {
     createRoute({
       method: 'get',
       path: '/policies/{version}/text',
+      ...access.public(),
       tags: ['policies'],
       summary: 'The full text of a version (public; the notice email links here)',
       request: { params: z.object({ version: Version }) },
@@ -123,7 +125,7 @@ export function policyRoutes() {
       tags: ['policies'],
       summary: 'A version and the progress of its notices',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: { params: z.object({ version: Version }) },
       responses: {
         200: {
@@ -162,7 +164,7 @@ export function policyRoutes() {
       tags: ['policies'],
       summary: 'Notices that still failed after retries, for staff to follow up',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: { params: z.object({ version: Version }) },
       responses: {
         200: { description: 'failures', content: { 'application/json': { schema: z.object({ items: z.array(z.object({ customerId: z.string(), error: z.string().nullable(), attempts: z.number() })) }) } } },

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp } from '../schemas';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, requireStaff, staffSecurity } from '../auth';
 import { AppError, fieldErrors, problemResponse, type FieldError } from '../problem';
 import { parseRecordingUpload } from '../recording-upload';
 import { findClient } from '../../db/clients';
@@ -100,6 +100,8 @@ export function recordingRoutes() {
     method: 'post',
     path: '/recordings',
     tags: ['recordings'],
+    // Streamed multipart: the guard is requireStaff() on app.post below, the declaration here.
+    'x-access': 'staff',
     summary: 'Ingest a call recording (D4): stored with its SHA-256 and a deletion deadline',
     description:
       '`deleteAfter` is `recordedAt` + RECORDING_RETENTION in calendar terms in Europe/Copenhagen (31 Jan + P3M = 30 Apr). ' +
@@ -190,7 +192,7 @@ export function recordingRoutes() {
       tags: ['recordings'],
       summary: 'A recording: status, holds, deadline, and its deletion receipt once deleted',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: { params: z.object({ id: z.uuid() }) },
       responses: { 200: { description: 'the recording', content: { 'application/json': { schema: RecordingSchema } } }, 404: problemResponse('no such recording'), ...authErrors },
     }),
@@ -212,7 +214,7 @@ export function recordingRoutes() {
       description:
         'A recording of a person who restricted processing (their account, or a caller number on the restriction list) is stored but not played: a privacy officer may play it with `overrideReason`, which is recorded with who and when.',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: {
         params: z.object({ id: z.uuid() }),
         query: z.strictObject({
@@ -266,7 +268,7 @@ export function recordingRoutes() {
       tags: ['recordings'],
       summary: 'List recordings by client and status, newest first',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: {
         query: z.strictObject({
           clientId: z.uuid().optional(),

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp, personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
 import { createRouter } from '../router';
-import { requireSignedIn, requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { updateFailureToAppError } from '../temporal-errors';
 import { findCustomer } from '../../db/customers';
@@ -103,7 +103,7 @@ export function requestRoutes() {
       summary: 'File a data-subject request (D10): answered within REQUEST_SLA',
       description: 'A customer files for themselves; staff file for a customer (`customerId`) or for a caller without an account (`caller`, with how identity was checked).',
       security: staffSecurity,
-      middleware: [requireSignedIn] as const,
+      ...access.signedIn(),
       request: { body: { required: true, content: { 'application/json': { schema: NewRequest } } } },
       responses: {
         202: {
@@ -174,7 +174,7 @@ export function requestRoutes() {
       tags: ['requests'],
       summary: 'A request: its status, due date, breach, flags and decision. A customer sees only their own.',
       security: staffSecurity,
-      middleware: [requireSignedIn] as const,
+      ...access.signedIn(),
       request: { params: Params },
       responses: { 200: { description: 'the request', content: { 'application/json': { schema: RequestSchema } } }, 404: problemResponse('no such request (or not yours)'), 401: problemResponse('not signed in') },
     }),
@@ -194,7 +194,7 @@ export function requestRoutes() {
       tags: ['requests'],
       summary: 'Requests: a customer’s own; staff filter by status, overdue and customer',
       security: staffSecurity,
-      middleware: [requireSignedIn] as const,
+      ...access.signedIn(),
       request: {
         query: z.strictObject({
           status: z.enum(REQUEST_STATUSES).optional(),
@@ -221,7 +221,7 @@ export function requestRoutes() {
       tags: ['requests'],
       summary: 'Approve, or refuse with one of the policy’s reasons and an explanation; answers once carried out and emailed',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: {
         params: Params,
         body: {
@@ -297,7 +297,7 @@ export function requestRoutes() {
       description:
         'Starts `restriction-lift:{id}`: the notice goes out through the outbox, and only then is the restriction the request put in place removed. Asking again answers the same and lifts once.',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: { params: Params },
       responses: {
         202: { description: 'the person is being told; the restriction is lifted right after', content: { 'application/json': { schema: z.object({ id: z.uuid(), workflowId: z.string() }) } } },

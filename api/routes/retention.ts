@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { problemResponse } from '../problem';
 import { verifyReceiptChain } from '../../db/receipts';
 import { DATA_RETENTION_SCHEDULE_ID, RETENTION_SCHEDULE_ID } from '../../workflows/ids';
@@ -19,7 +19,7 @@ export function retentionRoutes() {
       tags: ['recordings'],
       summary: 'Recompute the deletion-receipt hash chain; any edited or removed receipt is found',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       responses: {
         200: {
           description: 'the verdict',
@@ -42,7 +42,7 @@ export function retentionRoutes() {
       tags: ['recordings'],
       summary: 'The retention schedule and the progress of a sweep in flight',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       responses: {
         200: {
           description: 'status',
@@ -88,7 +88,7 @@ export function retentionRoutes() {
       description:
         'The personal-data map (db/personal-data.ts) with each place’s retention period as configured, the totals the Schedule `data-retention` has removed per place, and its last runs.',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       responses: {
         200: {
           description: 'the map’s periods and the deletion counts',

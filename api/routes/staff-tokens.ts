@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { insertStaffToken, listStaffTokens, newToken, revokeToken, STAFF_ROLES, type StaffRole } from '../../db/access-tokens';
 
@@ -43,7 +43,7 @@ export function staffTokenRoutes() {
       tags: ['staff'],
       summary: 'Issue a staff token (shown once; only its hash is kept)',
       security: staffSecurity,
-      middleware: [requireStaff('admin')] as const,
+      ...access.staff('admin'),
       request: { body: { required: true, content: { 'application/json': { schema: NewStaffToken } } } },
       responses: {
         201: {
@@ -69,7 +69,7 @@ export function staffTokenRoutes() {
       tags: ['staff'],
       summary: 'Rotate a staff token: a new one with the same role and label (shown once), and the old one revoked in the same transaction',
       security: staffSecurity,
-      middleware: [requireStaff('admin')] as const,
+      ...access.staff('admin'),
       request: { params: z.object({ id: z.uuid() }) },
       responses: {
         201: { description: 'the new token', content: { 'application/json': { schema: StaffToken.extend({ token: z.string() }) } } },
@@ -99,7 +99,7 @@ export function staffTokenRoutes() {
       tags: ['staff'],
       summary: 'List staff tokens (never the tokens themselves)',
       security: staffSecurity,
-      middleware: [requireStaff('admin')] as const,
+      ...access.staff('admin'),
       responses: {
         200: { description: 'tokens', content: { 'application/json': { schema: z.object({ items: z.array(StaffToken) }) } } },
         ...authErrors,
@@ -115,7 +115,7 @@ export function staffTokenRoutes() {
       tags: ['staff'],
       summary: 'Revoke a staff token at once',
       security: staffSecurity,
-      middleware: [requireStaff('admin')] as const,
+      ...access.staff('admin'),
       request: { params: z.object({ id: z.uuid() }) },
       responses: { 204: { description: 'revoked' }, 404: problemResponse('no such active token'), 422: problemResponse('invalid id'), ...authErrors },
     }),
@@ -132,7 +132,7 @@ export function staffTokenRoutes() {
       tags: ['staff'],
       summary: 'The role of the calling staff token',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       responses: {
         200: { description: 'the caller', content: { 'application/json': { schema: z.object({ tokenId: z.uuid(), role: z.enum(STAFF_ROLES) }) } } },
         401: problemResponse('no or unknown token'),

@@ -3,7 +3,7 @@ import { TimeoutFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { systemCheckWorkflowId } from '../../workflows/ids';
 import { fixedDurationMs } from '../../lib/durations';
@@ -29,7 +29,7 @@ export function systemCheckRoutes() {
       tags: ['operations'],
       summary: 'Run a workflow end to end (Temporal, worker, Postgres, SMTP) and wait for it',
       security: staffSecurity,
-      middleware: [requireStaff('admin')] as const,
+      ...access.staff('admin'),
       responses: {
         201: { description: 'the check passed', content: { 'application/json': { schema: SystemCheck } } },
         401: problemResponse('no or unknown token'),

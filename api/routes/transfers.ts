@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { createRouter } from '../router';
-import { requireStaff, staffSecurity } from '../auth';
+import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse, type FieldError } from '../problem';
 import { boundedTimestamp, personName } from '../schemas';
 import { updateFailureToAppError } from '../temporal-errors';
@@ -71,7 +71,7 @@ export function transferRoutes() {
       description:
         'Two privacy officers or admins other than the creator must approve it within TRANSFER_APPROVAL_TIMEOUT or it lapses. Clients whose contract forbids transfer (D6) and persons who restricted processing (Art. 18) are left out and listed. Everyone handed over is told before handoverAt.',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: { body: { required: true, content: { 'application/json': { schema: NewTransfer } } } },
       responses: {
         202: { description: 'awaiting approval', content: { 'application/json': { schema: z.object({ id: z.uuid(), status: z.literal('awaiting_approval') }) } } },
@@ -139,7 +139,7 @@ export function transferRoutes() {
       tags: ['transfers'],
       summary: 'Approve a transfer: two distinct privacy officers or admins, neither the creator (four eyes)',
       security: staffSecurity,
-      middleware: [requireStaff('privacy_officer')] as const,
+      ...access.staff('privacy_officer'),
       request: { params: Params },
       responses: {
         200: { description: 'approval counted', content: { 'application/json': { schema: z.object({ status: z.string(), approvals: z.number().int() }) } } },
@@ -173,7 +173,7 @@ export function transferRoutes() {
       tags: ['transfers'],
       summary: 'A transfer: status, inventory, what was excluded and why, progress, the package and its acknowledgement',
       security: staffSecurity,
-      middleware: [requireStaff()] as const,
+      ...access.staff(),
       request: { params: Params },
       responses: { 200: { description: 'the transfer', content: { 'application/json': { schema: TransferView } } }, 404: problemResponse('no such transfer'), ...authErrors },
     }),
@@ -223,6 +223,7 @@ export function transferRoutes() {
     createRoute({
       method: 'get',
       path: '/transfers/{id}/package',
+      ...access.linkToken(),
       tags: ['transfers'],
       summary: 'The acquirer downloads the encrypted package (the token from its email link)',
       request: { params: Params, query: TokenQuery },
@@ -249,6 +250,7 @@ export function transferRoutes() {
     createRoute({
       method: 'post',
       path: '/transfers/{id}/acknowledgement',
+      ...access.linkToken(),
       tags: ['transfers'],
       summary: 'The acquirer confirms receipt with the manifest’s SHA-256: 200 when it matches, 409 when not',
       request: { params: Params, query: TokenQuery, body: { required: true, content: { 'application/json': { schema: z.strictObject({ manifestSha256: z.string().regex(/^[0-9a-f]{64}$/) }) } } } },
