@@ -24,6 +24,8 @@ declare module 'vitest' {
     workflowBundlePath: string;
     /** The cached Temporal CLI, for a test that needs a dev server of its own. */
     temporalBinary: string;
+    /** This run's temporary folder: every test's DATA_DIR lives below it, and teardown removes it. */
+    runTempDir: string;
   }
 }
 
@@ -62,6 +64,7 @@ export default async function setup(project: TestProject) {
   project.provide('mailSinkUrl', `http://127.0.0.1:${sink.webPort}`);
   project.provide('workflowBundlePath', workflowBundlePath);
   project.provide('temporalBinary', binary);
+  project.provide('runTempDir', dir);
 
   return async () => {
     if (process.env.RECORD_HISTORIES === '1') {

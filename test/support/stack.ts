@@ -11,7 +11,6 @@ import { createActivities, type Activities } from '../../activities';
 import { createWorker } from '../../worker/create-worker';
 import { recordingStoreFor, type RecordingStore } from '../../lib/recording-store';
 import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 /** The real services global-setup started for this run. */
@@ -32,7 +31,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     SMTP_URL: s.smtpUrl,
     TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
     LOG_LEVEL: 'silent',
-    DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'privacy-backoffice-data-')),
+    // Below the run's own folder, which global teardown removes: no test leaves data behind.
+    DATA_DIR: mkdtempSync(path.join(inject('runTempDir'), 'data-')),
     ...env,
   });
 }
