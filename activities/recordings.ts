@@ -5,6 +5,7 @@ import { appendReceipts, receiptsOfDispute, type DeletionReason } from '../db/re
 import { confirmDeletable, lockDueRecordings, tombstone, type DeletableRow } from '../db/recordings';
 import { lockDispute } from '../db/disputes';
 import type { RecordingStore } from '../lib/recording-store';
+import type { EraseContext } from '../db/personal-data';
 
 export interface RecordingDeps {
   sql: Sql;
@@ -52,6 +53,23 @@ export async function deleteConfirmed(tx: Tx, store: RecordingStore, rows: Delet
     })),
   );
   return ids;
+}
+
+/**
+ * What an erasure through the personal-data map needs to delete recordings: the same locked
+ * delete as the sweep, with receipts naming the run that erased them (a request or a transfer).
+ */
+export function erasureContext(
+  deps: { store: RecordingStore; dataDir: string },
+  by: { requestId: string | null; reason: 'erasure' | 'objection'; workflowId: string; runId: string },
+): EraseContext {
+  return {
+    requestId: by.requestId,
+    reason: by.reason,
+    store: deps.store,
+    dataDir: deps.dataDir,
+    deleteRecordings: (tx, rows) => deleteConfirmed(tx, deps.store, rows, { reason: by.reason, workflowId: by.workflowId, runId: by.runId, disputeId: null }),
+  };
 }
 
 /** One transaction: lock a batch of due, unheld recordings, re-check holds, delete. */

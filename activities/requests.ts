@@ -2,7 +2,7 @@ import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db, Sql, Tx } from '../db/index';
-import { eraseSubject, resolveSubject, type EraseContext, type Subject } from '../db/personal-data';
+import { eraseSubject, forgetAccount, resolveSubject, type EraseContext, type Subject } from '../db/personal-data';
 import { recipientsOfPerson, type PersonRecipient } from '../db/disclosures';
 import type { Mailer } from '../lib/mailer';
 import type { RecordingStore } from '../lib/recording-store';
@@ -11,9 +11,9 @@ import { hashToken } from '../db/access-tokens';
 import { findClient } from '../db/clients';
 import { createPasswordToken, findCustomer, setMarketingEmails, type Locale } from '../db/customers';
 import { earlierRequests, findRequest, updateRequest, type RequestRow, type RequestStatus } from '../db/requests';
-import { acknowledgementEmail, complaintLines, completionEmail, invitationEmail, refusalEmail, restrictionLiftNoticeEmail, type RenderedEmail } from '../lib/email-templates';
+import { acknowledgementEmail, complaintLines, completionEmail, CONTACT_BLOCK, invitationEmail, refusalEmail, restrictionLiftNoticeEmail, type RenderedEmail } from '../lib/email-templates';
 import { alreadySent, deliverEmail, suppressEmail, type EmailCategory } from './email';
-import { deleteConfirmed } from './recordings';
+import { erasureContext } from './recordings';
 import { buildAccessExport } from './export-package';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 
@@ -197,12 +197,8 @@ export function createRequestActivities(deps: RequestDeps) {
       const r = await requireRequest(input.requestId);
       await deps.sql.begin(async (tx) => {
         const subject = await subjectOf(tx, r);
-        await eraseSubject(tx, subject, eraseContext(r, 'erasure'), ['email_outbox', 'customer_emails', 'login_failures']);
-        if (r.customerId) {
-          await tx`update customers set email = null, name = null, password_hash = null, provided_by = '[erased]', status = 'erased', erased_at = coalesce(erased_at, now())
-                   where id = ${r.customerId}`;
-          await tx`update access_tokens set revoked_at = now() where subject_id = ${r.customerId} and revoked_at is null`;
-        }
+        await eraseSubject(tx, subject, eraseContext(r, 'erasure'), ['email_outbox', 'customer_emails', 'login_failures', 'access_tokens']);
+        if (r.customerId) await forgetAccount(tx, r.customerId);
         await tx`update data_requests set requester = case when requester is null then null else '{"erased": true}'::jsonb end, details = '{}', details_erased_at = coalesce(details_erased_at, now())
                  where id = ${r.id}`;
       });
@@ -235,7 +231,7 @@ export function createRequestActivities(deps: RequestDeps) {
           `TopCall ApS har ${what.da} oplysninger om en person, som vi har videregivet til jer (${person}):\n${list}\n\n` +
           `Ret eller slet venligst jeres kopi tilsvarende (GDPR art. 19).\n\n` +
           `TopCall ApS has ${what.en} data about a person that we disclosed to you (${person}), see the disclosures above. Please rectify or erase your copy accordingly (GDPR Art. 19).\n\n` +
-          `Reference: ${r.id}\n--\nTopCall ApS · Axeltorv 8 · 4700 Næstved · Danmark · kundeservice@topcall.dk`,
+          `Reference: ${r.id}\n--\n${CONTACT_BLOCK.da}\n`,
       });
     }
     return byRecipient.size;
@@ -268,13 +264,7 @@ export function createRequestActivities(deps: RequestDeps) {
   }
 
   function eraseContext(r: RequestRow, reason: 'erasure' | 'objection'): EraseContext {
-    return {
-      requestId: r.id,
-      reason,
-      store: deps.store,
-      dataDir: deps.config.DATA_DIR,
-      deleteRecordings: (tx, rows) => deleteConfirmed(tx, deps.store, rows, { reason, workflowId: `request:${r.id}`, runId: r.id, disputeId: null }),
-    };
+    return erasureContext({ store: deps.store, dataDir: deps.config.DATA_DIR }, { requestId: r.id, reason, workflowId: `request:${r.id}`, runId: r.id });
   }
 
   async function execute(r: RequestRow): Promise<Record<string, unknown>> {

@@ -9,10 +9,10 @@ import type { Mailer } from '../lib/mailer';
 import type { RecordingStore } from '../lib/recording-store';
 import { hashToken } from '../db/access-tokens';
 import { insertRecipient, recordDisclosure } from '../db/disclosures';
-import { eraseSubject, exportSubject, resolveSubject } from '../db/personal-data';
-import { CONTACT_BLOCK } from '../lib/email-templates';
+import { eraseSubject, exportSubject, forgetAccount, resolveSubject } from '../db/personal-data';
+import { complaintLines, CONTACT_BLOCK } from '../lib/email-templates';
 import { alreadySent, deliverEmail } from './email';
-import { deleteConfirmed } from './recordings';
+import { erasureContext } from './recordings';
 
 export interface TransferDeps {
   sql: Sql;
@@ -31,7 +31,6 @@ interface TransferRow {
   handoverAt: Date;
   createdBy: string;
   manifestSha256: string | null;
-  recipientId: string | null;
 }
 
 const LEGAL_BASIS_WORDS = {
@@ -46,7 +45,7 @@ export function createTransferActivities(deps: TransferDeps) {
   async function requireTransfer(id: string): Promise<TransferRow> {
     const [row] = await deps.sql<TransferRow[]>`
       select id, acquirer_name as "acquirerName", acquirer_email as "acquirerEmail", acquirer_public_key as "acquirerPublicKey", scope,
-             legal_basis as "legalBasis", handover_at as "handoverAt", created_by as "createdBy", manifest_sha256 as "manifestSha256", recipient_id as "recipientId"
+             legal_basis as "legalBasis", handover_at as "handoverAt", created_by as "createdBy", manifest_sha256 as "manifestSha256"
       from transfers where id = ${id}`;
     if (!row) throw ApplicationFailure.nonRetryable('no such transfer', 'TransferNotFound');
     return row;
@@ -93,17 +92,16 @@ export function createTransferActivities(deps: TransferDeps) {
           }
           const [restricted] = await tx<{ n: number }[]>`select count(*)::int as n from customers where client_id = ${c.id} and status = 'active' and processing_restricted`;
           if (restricted!.n) excluded.push({ clientId: c.id, reason: 'processing_restricted: persons who restricted processing (GDPR Art. 18)', persons: restricted!.n });
-          const persons = await tx<{ id: string }[]>`
+          await tx`
             insert into transfer_persons (transfer_id, customer_id)
             select ${t.id}, id from customers where client_id = ${c.id} and status = 'active' and not processing_restricted
-            on conflict do nothing returning customer_id as id`;
+            on conflict do nothing`;
           const [counts] = await tx<{ persons: number; recordings: number; callMessages: number; requests: number }[]>`
             select (select count(*)::int from transfer_persons p join customers cu on cu.id = p.customer_id where p.transfer_id = ${t.id} and cu.client_id = ${c.id}) as persons,
                    (select count(*)::int from recordings r join transfer_persons p on p.customer_id = r.customer_id where p.transfer_id = ${t.id} and r.client_id = ${c.id} and r.status = 'retained') as recordings,
                    (select count(*)::int from call_messages m join transfer_persons p on p.customer_id = m.customer_id where p.transfer_id = ${t.id} and m.client_id = ${c.id}) as "callMessages",
                    (select count(*)::int from data_requests d join transfer_persons p on p.customer_id = d.customer_id where p.transfer_id = ${t.id}
                       and d.customer_id in (select id from customers where client_id = ${c.id})) as requests`;
-          void persons;
           inventory.push({ clientId: c.id, ...counts! });
         }
         await tx`update transfers set inventory = ${tx.json(inventory)}, excluded = ${tx.json(excluded)} where id = ${t.id}`;
@@ -124,9 +122,9 @@ export function createTransferActivities(deps: TransferDeps) {
         const text =
           p.locale === 'da'
             ? `TopCall ApS ${words.da} ${t.acquirerName}. Den ${when} overdrages de oplysninger, vi har om dig, til ${t.acquirerName}, som fortsat bruger dem efter vores privatlivspolitik.\n\n` +
-              `Vil du ikke have dine oplysninger overdraget, kan du inden da bede os slette dem (svar på denne e-mail eller brug din konto). Du kan klage til Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby.\n\n--\n${CONTACT_BLOCK.da}\n`
+              `Vil du ikke have dine oplysninger overdraget, kan du inden da bede os slette dem (svar på denne e-mail eller brug din konto).\n\n${complaintLines('da').join('\n')}\n\n--\n${CONTACT_BLOCK.da}\n`
             : `TopCall ApS ${words.en} ${t.acquirerName}. On ${when} the data we hold about you will be handed over to ${t.acquirerName}, which will go on using it under our privacy policy.\n\n` +
-              `If you do not want your data handed over, ask us before then to erase it (reply to this email or use your account). You may complain to Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby, Denmark.\n\n--\n${CONTACT_BLOCK.en}\n`;
+              `If you do not want your data handed over, ask us before then to erase it (reply to this email or use your account).\n\n${complaintLines('en').join('\n')}\n\n--\n${CONTACT_BLOCK.en}\n`;
         await deliverEmail(emailDeps, {
           key: `transfer:${t.id}:notice:${p.id}`,
           to: p.email,
@@ -198,24 +196,24 @@ export function createTransferActivities(deps: TransferDeps) {
         const body = Buffer.from(JSON.stringify(envelope));
         await writeFile(file, body, { mode: 0o600 });
         files = Object.keys(entries).length + 1;
+        // The package's record and its disclosure commit together: a crash in between must not
+        // leave a package that the register does not know was handed over.
         await deps.sql.begin(async (tx) => {
           const recipient = await insertRecipient(tx, { type: 'acquirer', name: t.acquirerName, email: t.acquirerEmail, address: null, legalBasis: `business transfer: ${t.legalBasis} (D8)` });
           await tx`update transfers set manifest_sha256 = ${manifestSha256}, package_file_key = ${fileKey}, package_bytes = ${body.byteLength}, package_files = ${files}, recipient_id = ${recipient.id}
                    where id = ${t.id}`;
-          t.recipientId = recipient.id;
+          if (persons.length) {
+            await recordDisclosure(tx, {
+              recipient,
+              category: 'all data in the transfer package (D8)',
+              legalBasis: `business transfer: ${t.legalBasis}`,
+              customerIds: persons.map((p) => p.id),
+              callerNumbers: [],
+              disclosedAt: new Date(),
+              recordedBy: null,
+            });
+          }
         });
-        if (persons.length) {
-          const [recipient] = await deps.sql`select id, type, name, email, address, legal_basis as "legalBasis", created_at as "createdAt" from recipients where id = ${t.recipientId}`;
-          await recordDisclosure(deps.sql, {
-            recipient: recipient as never,
-            category: 'all data in the transfer package (D8)',
-            legalBasis: `business transfer: ${t.legalBasis}`,
-            customerIds: persons.map((p) => p.id),
-            callerNumbers: [],
-            disclosedAt: new Date(),
-            recordedBy: null,
-          });
-        }
       }
       const key = `transfer:${t.id}:package`;
       if (!(await alreadySent(deps.sql, key))) {
@@ -248,14 +246,9 @@ export function createTransferActivities(deps: TransferDeps) {
       for (const p of persons) {
         await deps.sql.begin(async (tx) => {
           const subject = await resolveSubject(tx, { customerId: p.id });
-          await eraseSubject(tx, subject, {
-            requestId: null,
-            reason: 'erasure',
-            store: deps.store,
-            dataDir: deps.config.DATA_DIR,
-            deleteRecordings: (db, rows) => deleteConfirmed(db, deps.store, rows, { reason: 'erasure', workflowId: `transfer:${t.id}`, runId: t.id, disputeId: null }),
-          });
-          await tx`update customers set email = null, name = null, password_hash = null, provided_by = '[erased]', status = 'erased', erased_at = coalesce(erased_at, now()) where id = ${p.id}`;
+          const ctx = erasureContext({ store: deps.store, dataDir: deps.config.DATA_DIR }, { requestId: null, reason: 'erasure', workflowId: `transfer:${t.id}`, runId: t.id });
+          await eraseSubject(tx, subject, ctx);
+          await forgetAccount(tx, p.id);
         });
         erased++;
         Context.current().heartbeat(erased);

@@ -1,4 +1,4 @@
-import type { Db, Sql } from './index';
+import type { Db, Tx } from './index';
 
 export const RECIPIENT_TYPES = ['affiliate', 'processor', 'referral_partner', 'acquirer', 'authority', 'network_advertiser'] as const;
 export type RecipientType = (typeof RECIPIENT_TYPES)[number];
@@ -31,23 +31,25 @@ export async function findRecipient(db: Db, id: string): Promise<RecipientRow | 
   return row;
 }
 
-/** Records one disclosure: the recipient, what and why, and whose data (account ids, caller numbers as keyed hashes). */
+/**
+ * Records one disclosure: the recipient, what and why, and whose data (account ids, caller
+ * numbers as keyed hashes). Runs in the caller's transaction, so a disclosure is recorded
+ * together with whatever made it (a transfer's package, a staff entry).
+ */
 export async function recordDisclosure(
-  sql: Sql,
+  tx: Tx,
   d: { recipient: RecipientRow; category: string; legalBasis: string; customerIds: string[]; callerNumbers: string[]; disclosedAt: Date; recordedBy: string | null },
 ): Promise<string> {
-  return sql.begin(async (tx) => {
-    const [row] = await tx<{ id: string }[]>`
-      insert into disclosures (recipient, recipient_id, category, legal_basis, disclosed_at, recorded_by)
-      values (${d.recipient.name}, ${d.recipient.id}, ${d.category}, ${d.legalBasis}, ${d.disclosedAt}, ${d.recordedBy}) returning id`;
-    if (d.customerIds.length) {
-      await tx`insert into disclosure_subjects (disclosure_id, customer_id) select ${row!.id}, c from unnest(${d.customerIds}::uuid[]) c on conflict do nothing`;
-    }
-    if (d.callerNumbers.length) {
-      await tx`insert into disclosure_callers (disclosure_id, phone_hash) select ${row!.id}, phone_hash(p) from unnest(${d.callerNumbers}::text[]) p on conflict do nothing`;
-    }
-    return row!.id;
-  });
+  const [row] = await tx<{ id: string }[]>`
+    insert into disclosures (recipient, recipient_id, category, legal_basis, disclosed_at, recorded_by)
+    values (${d.recipient.name}, ${d.recipient.id}, ${d.category}, ${d.legalBasis}, ${d.disclosedAt}, ${d.recordedBy}) returning id`;
+  if (d.customerIds.length) {
+    await tx`insert into disclosure_subjects (disclosure_id, customer_id) select ${row!.id}, c from unnest(${d.customerIds}::uuid[]) c on conflict do nothing`;
+  }
+  if (d.callerNumbers.length) {
+    await tx`insert into disclosure_callers (disclosure_id, phone_hash) select ${row!.id}, phone_hash(p) from unnest(${d.callerNumbers}::text[]) p on conflict do nothing`;
+  }
+  return row!.id;
 }
 
 export interface PersonRecipient {

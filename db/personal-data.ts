@@ -88,6 +88,10 @@ const byPhone = (db: Db, s: Subject, column = 'caller_number') => (s.phones.leng
 const loginKeysOf = (s: Subject) => s.emails.map((e) => loginKey('email', e).toString('hex'));
 const subjectIds = (s: Subject) => [...(s.customerId ? [s.customerId] : []), ...s.requestIds];
 
+/** Email to the person not yet scrubbed: found by business key (their account or requests) and by every address they had. */
+const outboxOf = (db: Db, s: Subject) =>
+  db`(subject_id = any(${subjectIds(s)}::uuid[]) or lower(recipient) = any(${s.emails}::text[])) and recipient <> '[erased]'`;
+
 /** A person's requests: by account, by id, or by the caller's address or number. */
 const requestsOf = (db: Db, s: Subject) => db`(
   ${byCustomer(db, s)} or id = any(${s.requestIds}::uuid[])
@@ -293,7 +297,7 @@ export const PLACES: Place[] = [
       rows: async (db, s) =>
         rowsOf(
           await db`select created_at, sent_at, category, subject, status from email_outbox
-                   where (subject_id = any(${subjectIds(s)}::uuid[]) or lower(recipient) = any(${s.emails}::text[])) and recipient <> '[erased]'
+                   where ${outboxOf(db, s)}
                    order by created_at`,
         ),
     },
@@ -301,7 +305,7 @@ export const PLACES: Place[] = [
       erased: (
         await tx`update email_outbox set recipient = '[erased]', subject = '[erased]', text_body = '[erased]', last_error = null,
                    status = case when status = 'pending' then 'suppressed' else status end
-                 where (subject_id = any(${subjectIds(s)}::uuid[]) or lower(recipient) = any(${s.emails}::text[])) and recipient <> '[erased]'`
+                 where ${outboxOf(tx, s)}`
       ).count,
     }),
     sweep: async (tx, cutoff) =>
@@ -693,6 +697,15 @@ export interface ErasureReport {
   erased: Record<string, number>;
   /** What was kept, where, and why. */
   kept: Record<string, NonNullable<PlaceResult['kept']>>;
+}
+
+/**
+ * The last step of erasing an account, once nothing more needs to reach the person (their
+ * answer has gone out): address and name go, and the row stays an erased tombstone.
+ */
+export async function forgetAccount(tx: Tx, customerId: string): Promise<void> {
+  await tx`update customers set email = null, name = null, password_hash = null, provided_by = '[erased]', status = 'erased', erased_at = coalesce(erased_at, now())
+           where id = ${customerId}`;
 }
 
 /** Runs every place's erasure in the caller's transaction, so a retry after a crash counts the same. */

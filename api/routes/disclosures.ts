@@ -116,7 +116,7 @@ export function disclosureRoutes() {
         if (restricted!.n > 0) errors.push({ field: 'callerNumbers', in: 'body', message: 'includes a caller who restricted processing (Art. 18): only an authority may receive their data' });
       }
       if (errors.length || !recipient) throw new AppError('validation-failed', 422, `${errors.length} problem(s); nothing was recorded.`, { errors });
-      const id = await recordDisclosure(sql, {
+      const id = await sql.begin((tx) => recordDisclosure(tx, {
         recipient,
         category: body.category,
         legalBasis: body.legalBasis,
@@ -124,7 +124,7 @@ export function disclosureRoutes() {
         callerNumbers: [...new Set(body.callerNumbers)],
         disclosedAt: new Date(body.disclosedAt),
         recordedBy: (c.var.principal as { tokenId: string }).tokenId,
-      });
+      }));
       return c.json({ id }, 201);
     },
   );
