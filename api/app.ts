@@ -50,13 +50,14 @@ export function createApp(deps: ApiDeps) {
     baseUri: ["'none'"],
     objectSrc: ["'none'"],
   };
-  app.use('/docs/*', secureHeaders({ contentSecurityPolicy: pageCsp, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' }));
-  app.use('/docs', secureHeaders({ contentSecurityPolicy: pageCsp, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' }));
-  app.use('/account/*', secureHeaders({ contentSecurityPolicy: pageCsp, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' }));
-  app.use('*', async (c, next) => {
-    if (c.req.path === '/docs' || c.req.path.startsWith('/docs/') || c.req.path.startsWith('/account/')) return next();
-    return secureHeaders({ contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"] }, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' })(c, next);
+  const pageHeaders = secureHeaders({ contentSecurityPolicy: pageCsp, referrerPolicy: 'no-referrer', xFrameOptions: 'DENY' });
+  const apiHeaders = secureHeaders({
+    contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"] },
+    referrerPolicy: 'no-referrer',
+    xFrameOptions: 'DENY',
   });
+  const isPage = (p: string) => p === '/docs' || p.startsWith('/docs/') || p.startsWith('/account/');
+  app.use('*', (c, next) => (isPage(c.req.path) ? pageHeaders : apiHeaders)(c, next));
   app.use('*', async (c, next) => {
     await next();
     if (c.req.path.startsWith('/v1/') || c.req.path.startsWith('/account/')) c.header('Cache-Control', 'no-store');

@@ -157,11 +157,11 @@ export function restrictionLiftNoticeEmail(p: { locale: Locale; requestId: strin
     ? withContact(
         'da',
         `Begrænsningen af behandlingen ophæves (sag ${p.requestId})`,
-        `Du bad os begrænse behandlingen af dine data (sag ${p.requestId}). Vi skriver for at fortælle dig, før det sker, at begrænsningen nu ophæves: dine data bruges igen som beskrevet i vores privatlivspolitik.\n\nEr du uenig, kan du svare på denne e-mail eller klage til Datatilsynet, Carl Jacobsens Vej 35, 2500 Valby, dt@datatilsynet.dk.`,
+        `Du bad os begrænse behandlingen af dine data (sag ${p.requestId}). Vi skriver for at fortælle dig, før det sker, at begrænsningen nu ophæves: dine data bruges igen som beskrevet i vores privatlivspolitik. Du kan svare på denne e-mail.\n\n${complaintLines('da').join('\n')}`,
       )
     : withContact(
         'en',
         `The restriction of processing is being lifted (case ${p.requestId})`,
-        `You asked us to restrict the processing of your data (case ${p.requestId}). We are telling you before it happens that the restriction is now being lifted: your data will again be used as our privacy policy describes.\n\nIf you disagree, reply to this email or complain to Datatilsynet (the Danish Data Protection Agency), Carl Jacobsens Vej 35, 2500 Valby, Denmark, dt@datatilsynet.dk.`,
+        `You asked us to restrict the processing of your data (case ${p.requestId}). We are telling you before it happens that the restriction is now being lifted: your data will again be used as our privacy policy describes. You can reply to this email.\n\n${complaintLines('en').join('\n')}`,
       );
 }

@@ -103,6 +103,10 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     await setStatus('answered');
   };
 
+  /** Why a refusal is not lawful as given (D10), or undefined: the same rules as the API's. */
+  const refusalOf = (d: Decision, repetitive: boolean) =>
+    refusalProblem({ type: input.type, reasonCode: d.reasonCode, hasReason: !!d.hasReason, repetitive, hasEvidence: !!d.hasEvidence });
+
   setHandler(
     decideUpdate,
     async (d) => {
@@ -111,7 +115,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
       await condition(() => state.status === 'awaiting_decision');
       if (d.decision === 'refuse') {
         // Decided before the assessment was in: the repetitive flag is known only now.
-        const problem = refusalProblem({ type: input.type, reasonCode: d.reasonCode, hasReason: !!d.hasReason, repetitive: state.flags.includes('repetitive'), hasEvidence: !!d.hasEvidence });
+        const problem = refusalOf(d, state.flags.includes('repetitive'));
         if (problem) {
           decision = undefined;
           throw ApplicationFailure.nonRetryable(`${problem.field}: ${problem.message}`, 'InvalidDecision');
@@ -136,7 +140,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
           // The same lawful grounds as the API: roles and rules hold below the API too.
           // Until the assessment is in, the repetitive flag is unknown: the handler checks again then.
           const repetitive = state.flags.includes('repetitive') || state.status === 'received';
-          const problem = refusalProblem({ type: input.type, reasonCode: d.reasonCode, hasReason: !!d.hasReason, repetitive, hasEvidence: !!d.hasEvidence });
+          const problem = refusalOf(d, repetitive);
           if (problem) throw ApplicationFailure.nonRetryable(`${problem.field}: ${problem.message}`, 'InvalidDecision');
         }
       },

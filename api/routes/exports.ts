@@ -25,14 +25,14 @@ export function exportRoutes() {
     }),
     async (c) => {
       const { sql, config } = c.var.deps;
-      const [pkg] = await sql<{ id: string; fileKey: string; bytes: number; sha256: string; expired: boolean; usedUp: boolean }[]>`
-        select id, file_key as "fileKey", bytes::int as bytes, sha256, expires_at <= now() as expired, downloads >= ${config.EXPORT_LINK_MAX_DOWNLOADS} as "usedUp"
+      const [pkg] = await sql<{ id: string; fileKey: string; bytes: number; sha256: string; expired: boolean }[]>`
+        select id, file_key as "fileKey", bytes::int as bytes, sha256, expires_at <= now() as expired
         from export_packages where token_hash = ${hashToken(c.req.valid('param').token)}`;
       if (!pkg) throw new AppError('not-found', 404, 'This download link is unknown.');
       if (pkg.expired) throw new AppError('gone', 410, 'This download link has expired. File a new access request to get a fresh export.');
       // A link is a bearer secret: it works a few times (a retried download), not for anyone it reaches later.
       const counted = await sql`update export_packages set downloads = downloads + 1 where id = ${pkg.id} and downloads < ${config.EXPORT_LINK_MAX_DOWNLOADS} returning 1`;
-      if (pkg.usedUp || !counted.length) throw new AppError('gone', 410, `This download link has been used ${config.EXPORT_LINK_MAX_DOWNLOADS} times and no longer works. File a new access request to get a fresh export.`);
+      if (!counted.length) throw new AppError('gone', 410, `This download link has been used ${config.EXPORT_LINK_MAX_DOWNLOADS} times and no longer works. File a new access request to get a fresh export.`);
       const stream = createReadStream(path.join(config.DATA_DIR, pkg.fileKey));
       return new Response(Readable.toWeb(stream) as ReadableStream, {
         status: 200,
