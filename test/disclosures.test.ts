@@ -8,7 +8,7 @@ import { openStack, startWorker, type RunningWorker, type TestStack } from './su
 import { newClient } from './support/recordings';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { messagesTo, waitForMessage } from './support/mailbox';
-import { waitFor } from './support/wait';
+import { fileAndApprove } from './support/requests';
 
 /** D7: the recipient register, disclosures, the access answer's recipients, and Art. 19 notices. */
 let s: TestStack;
@@ -41,14 +41,7 @@ async function recipient(type: string, name = `Modtager ${randomUUID().slice(0, 
 const disclose = (body: Record<string, unknown>) =>
   app.request('/v1/disclosures', json({ category: 'kontaktoplysninger', legalBasis: 'retskendelse', disclosedAt: new Date().toISOString(), ...body }, officer));
 
-async function decideApprove(auth: { authorization: string }, body: Record<string, unknown>) {
-  const res = await app.request('/v1/requests', json(body, auth));
-  expect(res.status).toBe(202);
-  const { id } = (await res.json()) as { id: string };
-  await waitFor(async () => ((await (await app.request(`/v1/requests/${id}`, { headers: officer })).json()) as { status: string }).status === 'awaiting_decision', { what: 'the assessment' });
-  expect((await app.request(`/v1/requests/${id}/decision`, json({ decision: 'approve' }, officer))).status).toBe(200);
-  return id;
-}
+const decideApprove = async (auth: { authorization: string }, body: Record<string, unknown>) => (await fileAndApprove(app, auth, officer, body)).id;
 
 describe('the recipient register', () => {
   it('is kept by privacy officers and read by staff', async () => {

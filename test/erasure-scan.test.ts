@@ -9,7 +9,8 @@ import { loginKey } from '../db/customers';
 import type { RecordingStore } from '../lib/recording-store';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { fakeAudio, newClient, uploadForm } from './support/recordings';
+import { newClient, uploadRecording } from './support/recordings';
+import { awaitDecision, fileAndApprove, fileRequest } from './support/requests';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { waitForMessage } from './support/mailbox';
 import { waitFor } from './support/wait';
@@ -52,23 +53,12 @@ afterAll(async () => {
   await s.close();
 });
 
+/** Files a request as `auth` and, unless told otherwise, has the officer approve it. */
 async function fileAndAnswer(auth: { authorization: string }, body: Record<string, unknown>, decide = true) {
-  const res = await app.request('/v1/requests', json(body, auth));
-  expect(res.status, await res.clone().text()).toBe(202);
-  const { id } = (await res.json()) as { id: string };
-  if (decide) {
-    await waitFor(async () => ((await (await app.request(`/v1/requests/${id}`, { headers: officer })).json()) as { status: string }).status === 'awaiting_decision', { what: `request ${id} to await a decision` });
-    const decided = await app.request(`/v1/requests/${id}/decision`, json({ decision: 'approve' }, officer));
-    expect(decided.status).toBe(200);
-  }
-  return id;
+  return decide ? (await fileAndApprove(app, auth, officer, body)).id : fileRequest(app, auth, body);
 }
 
-const upload = async (fields: Record<string, string>, seed: string) => {
-  const res = await app.request('/v1/recordings', { method: 'POST', headers: support, body: uploadForm({ clientId, recordedAt: new Date().toISOString(), durationSeconds: '20', ...fields }, { data: fakeAudio(seed) }) });
-  expect(res.status, await res.clone().text()).toBe(201);
-  return ((await res.json()) as { id: string }).id;
-};
+const upload = async (fields: Record<string, string>, seed: string) => (await uploadRecording(app, support, clientId, fields, seed)).id;
 
 /** Every row of every table as text, with the table's name. */
 async function everyRow(): Promise<{ table: string; row: Record<string, unknown>; text: string }[]> {
@@ -145,10 +135,8 @@ describe('erasure leaves no trace outside what the map keeps with a reason', () 
     expect((await app.request(`/v1/recordings/${byAccount}/audio?overrideReason=${encodeURIComponent('Klagesag: kvalitetskontrol af samtalen')}`, { headers: officer })).status).toBe(200);
 
     // An objection to the recording, refused on compelling grounds: every request type is in the data.
-    const objection = await app.request('/v1/requests', json({ type: 'objection', details: { note: `${name} vil ikke optages` } }, auth));
-    expect(objection.status).toBe(202);
-    const objectionId = ((await objection.json()) as { id: string }).id;
-    await waitFor(async () => ((await (await app.request(`/v1/requests/${objectionId}`, { headers: officer })).json()) as { status: string }).status === 'awaiting_decision', { what: 'the objection to await a decision' });
+    const objectionId = await fileRequest(app, auth, { type: 'objection', details: { note: `${name} vil ikke optages` } });
+    await awaitDecision(app, officer, objectionId);
     expect((await app.request(`/v1/requests/${objectionId}/decision`, json({ decision: 'refuse', reasonCode: 'compelling_grounds', reason: 'Optagelsen indgår i en verserende sag.' }, officer))).status).toBe(200);
     expect((await waitForMessage((m) => m.to.includes(secondEmail) && m.text.includes(objectionId) && /afvist/.test(m.subject), 'the objection refusal')).text).toContain('GDPR art. 21, stk. 1');
 
@@ -208,9 +196,8 @@ describe('a retried erasure reports the same counts', () => {
   it('an attempt that dies half-way changes nothing; the retry does and says everything', async () => {
     const who = await registerCustomer(app, support, { clientId, email: uniqueEmail('retry'), name: 'Retry Person', providedBy: 'Klienten' });
     const recordings = [await upload({ customerId: who.id }, 'r1'), await upload({ customerId: who.id }, 'r2'), await upload({ customerId: who.id }, 'r3')];
-    const res = await app.request('/v1/requests', json({ type: 'erasure', customerId: who.id }, support));
-    const { id } = (await res.json()) as { id: string };
-    await waitFor(async () => ((await (await app.request(`/v1/requests/${id}`, { headers: officer })).json()) as { status: string }).status === 'awaiting_decision', { what: 'the request to await a decision' });
+    const id = await fileRequest(app, support, { type: 'erasure', customerId: who.id });
+    await awaitDecision(app, officer, id);
 
     // The first attempt's store fails on the second audio file (a fake only to inject the fault).
     let calls = 0;

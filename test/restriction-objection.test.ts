@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { fakeAudio, newClient, uploadForm } from './support/recordings';
+import { fakeAudio, newClient, uploadRecording } from './support/recordings';
+import { fileAndApprove as approve } from './support/requests';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { waitForMessage } from './support/mailbox';
 import { waitFor } from './support/wait';
@@ -36,21 +37,8 @@ afterAll(async () => {
   await s.close();
 });
 
-const upload = async (fields: Record<string, string>, seed: string) => {
-  const res = await app.request('/v1/recordings', { method: 'POST', headers: support, body: uploadForm({ clientId, recordedAt: new Date().toISOString(), durationSeconds: '20', ...fields }, { data: fakeAudio(seed) }) });
-  expect(res.status, await res.clone().text()).toBe(201);
-  return (await res.json()) as { id: string; deleteAfter: string };
-};
-
-async function fileAndApprove(auth: { authorization: string }, body: Record<string, unknown>) {
-  const res = await app.request('/v1/requests', json(body, auth));
-  expect(res.status, await res.clone().text()).toBe(202);
-  const { id } = (await res.json()) as { id: string };
-  await waitFor(async () => ((await (await app.request(`/v1/requests/${id}`, { headers: officer })).json()) as { status: string }).status === 'awaiting_decision', { what: 'a decision to be awaited' });
-  const decided = await app.request(`/v1/requests/${id}/decision`, json({ decision: 'approve' }, officer));
-  expect(decided.status).toBe(200);
-  return (await decided.json()) as { id: string; outcome: Record<string, unknown> };
-}
+const upload = (fields: Record<string, string>, seed: string) => uploadRecording(app, support, clientId, fields, seed);
+const fileAndApprove = (auth: { authorization: string }, body: Record<string, unknown>) => approve(app, auth, officer, body);
 
 const audio = (id: string, who: { authorization: string }, reason?: string) =>
   app.request(`/v1/recordings/${id}/audio${reason ? `?overrideReason=${encodeURIComponent(reason)}` : ''}`, { headers: who });

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { insertClient } from '../../db/clients';
@@ -17,6 +18,23 @@ export function uploadForm(fields: Record<string, string>, audio?: { data: Buffe
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   if (audio) form.append(audio.name ?? 'audio', new Blob([new Uint8Array(audio.data)], { type: audio.type ?? 'audio/wav' }), 'call.wav');
   return form;
+}
+
+/** Uploads a recording of `clientId` recorded now through the API (201) with `fields` added. */
+export async function uploadRecording(
+  app: { request: (path: string, init?: RequestInit) => Response | Promise<Response> },
+  staff: { authorization: string },
+  clientId: string,
+  fields: Record<string, string>,
+  seed: string,
+): Promise<{ id: string; deleteAfter: string }> {
+  const res = await app.request('/v1/recordings', {
+    method: 'POST',
+    headers: staff,
+    body: uploadForm({ clientId, recordedAt: new Date().toISOString(), durationSeconds: '20', ...fields }, { data: fakeAudio(seed) }),
+  });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return (await res.json()) as { id: string; deleteAfter: string };
 }
 
 /**
