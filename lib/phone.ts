@@ -1,6 +1,5 @@
 import { z } from '@hono/zod-openapi';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { createHash } from 'node:crypto';
 
 /**
  * Phone numbers are stored in E.164 (`+4548221000`) everywhere, so one person is found by one
@@ -13,13 +12,6 @@ export function normalizePhone(input: string): string | undefined {
   const parsed = parsePhoneNumberFromString(text, 'DK');
   return parsed?.isPossible() ? parsed.number : undefined;
 }
-
-/**
- * A number kept only to recognise it again (the do-not-keep list of upheld objections, D10):
- * a keyed hash, never the number. The key is the deployment's (config), so the list is useless
- * to anyone who copies only the table.
- */
-export const phoneHash = (e164: string, key: string) => createHash('sha256').update(`${key}\0${e164}`).digest();
 
 /** A phone number field: any common way of writing it in, E.164 out; a clear message otherwise. */
 export const phoneNumberSchema = () =>
