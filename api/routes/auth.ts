@@ -1,6 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { hash, verify } from '@node-rs/argon2';
-import pLimit from 'p-limit';
+import { hashPassword, verifyPassword } from '../passwords';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createRouter } from '../router';
 import { access, staffSecurity } from '../auth';
@@ -9,19 +8,11 @@ import { newToken, hashToken } from '../../db/access-tokens';
 import { consumePasswordToken, findCustomerByEmail, forgetLoginAttempt, loginKey, passwordTokenUsable, reserveLoginAttempt } from '../../db/customers';
 import { fixedDurationMs } from '../../lib/durations';
 
-/** Argon2id, memory-hard (OWASP's minimum: 19 MiB, 2 passes). */
-const ARGON2 = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
-/** Verified against when the email is unknown, so a miss takes as long as a wrong password. */
-const DUMMY_HASH = await hash('not-a-real-password', ARGON2);
-
 const LOGIN_WINDOW_MS = 15 * 60_000;
 /** Failures before the progressive delay starts (1 s, 2 s, 4 s, … up to MAX_LOGIN_DELAY_MS after the last failure). */
 const FREE_FAILURES_PER_ACCOUNT = 5;
 const FREE_FAILURES_PER_ADDRESS = 30;
 const MAX_LOGIN_DELAY_MS = 5 * 60_000;
-
-/** Argon2 is memory- and CPU-hard on purpose: at most two hashes at once per process, so a flood of logins or set-password calls queues here instead of starving every other route. */
-const hashing = pLimit(2);
 
 const Password = z.string().min(10, 'must be at least 10 characters').max(200);
 
@@ -42,7 +33,7 @@ export function authRoutes() {
       const { token, password } = c.req.valid('json');
       // The token is looked up before any hashing: an unknown link costs one indexed read, not argon2.
       if (!(await passwordTokenUsable(c.var.deps.sql, token))) throw new AppError('invalid-link', 400, 'This link is unknown, already used or expired. Ask TopCall for a new one.');
-      const customerId = await consumePasswordToken(c.var.deps.sql, token, await hashing(() => hash(password, ARGON2)));
+      const customerId = await consumePasswordToken(c.var.deps.sql, token, await hashPassword(password));
       if (!customerId) throw new AppError('invalid-link', 400, 'This link is unknown, already used or expired. Ask TopCall for a new one.');
       return c.body(null, 204);
     },
@@ -86,7 +77,7 @@ export function authRoutes() {
         throw new AppError('too-many-attempts', 429, `Too many failed logins. Try again in ${seconds} second(s).`);
       }
       const customer = await findCustomerByEmail(sql, email);
-      const ok = await hashing(() => verify(customer?.passwordHash ?? DUMMY_HASH, password));
+      const ok = await verifyPassword(customer?.passwordHash, password);
       if (!customer?.passwordHash || !ok || customer.status !== 'active') {
         throw new AppError('unauthorized', 401, 'Wrong email or password.');
       }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
-import { verify } from '@node-rs/argon2';
+import { verifyPassword } from '../passwords';
 import { personName } from '../schemas';
 import { createRouter } from '../router';
 import { access, staffSecurity } from '../auth';
@@ -216,7 +216,7 @@ export function customerRoutes() {
       const customer = await findCustomer(c.var.deps.sql, principal.customerId);
       if (!customer || customer.status !== 'active') throw new AppError('not-found', 404, 'The account no longer exists.');
       const [stored] = await c.var.deps.sql<{ hash: string | null }[]>`select password_hash as hash from customers where id = ${customer.id}`;
-      if (!stored?.hash || !(await verify(stored.hash, c.req.valid('json').password))) {
+      if (!(await verifyPassword(stored?.hash, c.req.valid('json').password))) {
         throw new AppError('forbidden', 403, 'The password is not right; the account stays open.');
       }
       const filed = await fileRequest(c.var.deps, {
