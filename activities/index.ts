@@ -8,6 +8,7 @@ import { createRecordingActivities } from './recordings';
 import { createRequestActivities } from './requests';
 import { createPolicyActivities } from './policies';
 import { createTransferActivities } from './transfers';
+import { createAccountActivities } from './account';
 import type { RecordingStore } from '../lib/recording-store';
 import { sweepRetention, type RetentionPeriods } from '../db/personal-data';
 import { subtractCalendarDuration } from '../lib/durations';
@@ -27,6 +28,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRequestActivities(deps),
     ...createPolicyActivities(deps),
     ...createTransferActivities(deps),
+    ...createAccountActivities(deps),
 
     /** Records that a system check reached the worker and Postgres; returns the database's time. */
     async recordSystemCheck(input: { checkId: string }): Promise<{ databaseTime: string }> {

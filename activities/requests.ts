@@ -418,7 +418,8 @@ const art19Line = (n: number, locale: Locale) =>
   locale === 'da' ? `Vi har givet besked til ${n} modtager(e) af dine oplysninger (GDPR art. 19).` : `We have told ${n} recipient(s) of your data (GDPR Art. 19).`;
 
 /** What the completion email says was done, in the person's language: built from the outcome only. */
-function outcomeLines(r: RequestRow, locale: Locale): string[] {
+/** What the answer says was done (the answer email's lines; the account pages show them too). */
+export function outcomeLines(r: RequestRow, locale: Locale): string[] {
   const o = (r.outcome ?? {}) as Record<string, unknown>;
   const da = locale === 'da';
   switch (r.type) {

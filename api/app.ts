@@ -26,6 +26,7 @@ import { authRoutes } from './routes/auth';
 import { requestRoutes } from './routes/requests';
 import { exportRoutes } from './routes/exports';
 import { accountRoutes } from './routes/account';
+import { siteRoutes } from './routes/site';
 import { policyRoutes } from './routes/policies';
 
 /** JSON bodies are small; uploads (recordings) set their own limit on their route. */
@@ -56,11 +57,11 @@ export function createApp(deps: ApiDeps) {
     referrerPolicy: 'no-referrer',
     xFrameOptions: 'DENY',
   });
-  const isPage = (p: string) => p === '/docs' || p.startsWith('/docs/') || p.startsWith('/account/');
+  const isPage = (p: string) => p === '/docs' || p.startsWith('/docs/') || p === '/account' || p.startsWith('/account/') || p === '/privacy' || p === '/cookies';
   app.use('*', (c, next) => (isPage(c.req.path) ? pageHeaders : apiHeaders)(c, next));
   app.use('*', async (c, next) => {
     await next();
-    if (c.req.path.startsWith('/v1/') || c.req.path.startsWith('/account/')) c.header('Cache-Control', 'no-store');
+    if (c.req.path.startsWith('/v1/') || c.req.path === '/account' || c.req.path.startsWith('/account/')) c.header('Cache-Control', 'no-store');
   });
   app.use('*', async (c, next) => {
     c.set('deps', deps);
@@ -132,6 +133,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1', exportRoutes());
   app.route('/v1', policyRoutes());
   app.route('/', accountRoutes());
+  app.route('/', siteRoutes());
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -1,3 +1,5 @@
+import type { WebSession } from './web/session';
+import type { CustomerRow } from '../db/customers';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import type { Logger } from '../lib/log';
@@ -19,5 +21,8 @@ export type AppEnv = {
     deps: ApiDeps;
     requestId: string;
     principal?: Principal;
+    /** The account pages' browser session and its person (api/routes/account.ts). */
+    session?: WebSession;
+    me?: CustomerRow;
   };
 };

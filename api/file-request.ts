@@ -21,6 +21,8 @@ export async function fileRequest(
     filedBy: 'customer' | 'staff';
     /** Account closure: an erasure the person asked for in their account, with no staff step. */
     autoApprove?: boolean;
+    /** Who decided an auto-approved request (the workflow's `autoApproveReason`). */
+    autoApproveReason?: 'account-closure' | 'self-service';
     /** When the email or call reached TopCall (staff filing on someone's behalf); now otherwise. */
     receivedAt?: Date;
   },
@@ -54,6 +56,7 @@ export async function fileRequest(
           escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
           repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
           autoApprove: r.autoApprove ?? false,
+          ...(r.autoApproveReason ? { autoApproveReason: r.autoApproveReason } : {}),
           filedAt: filedAt.toISOString(),
         },
       ],

@@ -90,7 +90,11 @@ export async function consumePasswordToken(sql: Sql, token: string, passwordHash
     const updated = await tx`
       update customers set password_hash = ${passwordHash}, password_set_at = now()
       where id = ${row.customerId} and status = 'active' returning id`;
-    return updated.length ? row.customerId : undefined;
+    if (!updated.length) return undefined;
+    // A new password ends every session and login the old one opened (a reset after a takeover).
+    await tx`update web_sessions set revoked_at = now() where customer_id = ${row.customerId} and revoked_at is null`;
+    await tx`update access_tokens set revoked_at = now() where kind = 'customer' and subject_id = ${row.customerId} and revoked_at is null`;
+    return row.customerId;
   });
 }
 
@@ -99,7 +103,7 @@ export async function setMarketingEmails(sql: Db, id: string, on: boolean): Prom
 }
 
 /** Counts recent failed logins for an email or an address, keyed by a hash (no addresses stored). */
-export const loginKey = (kind: 'email' | 'ip', value: string) => createHash('sha256').update(`${kind}:${value.toLowerCase()}`).digest();
+export const loginKey = (kind: 'email' | 'ip' | 'reset-email' | 'reset-ip', value: string) => createHash('sha256').update(`${kind}:${value.toLowerCase()}`).digest();
 
 /**
  * Issue 11: a login attempt is counted before its password is checked, one attempt at a time

@@ -85,7 +85,7 @@ const none = (db: Db) => db`false`;
 const byCustomer = (db: Db, s: Subject, column = 'customer_id') => (s.customerId ? db`${db(column)} = ${s.customerId}` : none(db));
 const byPhone = (db: Db, s: Subject, column = 'caller_number') => (s.phones.length ? db`${db(column)} = any(${s.phones}::text[])` : none(db));
 /** Failed-login keys of every address, hex (postgres.js sends no bytea arrays). */
-const loginKeysOf = (s: Subject) => s.emails.map((e) => loginKey('email', e).toString('hex'));
+const loginKeysOf = (s: Subject) => s.emails.flatMap((e) => [loginKey('email', e), loginKey('reset-email', e)].map((k) => k.toString('hex')));
 const subjectIds = (s: Subject) => [...(s.customerId ? [s.customerId] : []), ...s.requestIds];
 
 /** Email to the person not yet scrubbed: found by business key (their account or requests) and by every address they had. */
@@ -393,7 +393,7 @@ export const PLACES: Place[] = [
     id: 'login_failures',
     kind: 'table',
     where: 'login_failures',
-    personal: { key_hash: 'SHA-256 of the email address or source address of a failed login' },
+    personal: { key_hash: 'SHA-256 of the email address or source address of a failed login or a password-reset ask' },
     access: 'failed_logins category (when)',
     rectification: 'not applicable',
     erasure: 'deleted for every address the person had',
@@ -438,6 +438,41 @@ export const PLACES: Place[] = [
     erase: async (tx, s) => ({
       erased: s.customerId ? (await tx`update access_tokens set revoked_at = now() where subject_id = ${s.customerId} and revoked_at is null`).count : 0,
     }),
+  },
+  {
+    id: 'web_sessions',
+    kind: 'table',
+    where: 'web_sessions',
+    personal: {},
+    other: { token_hash: 'hash of a browser session cookie (the account pages)' },
+    access: 'not exported: hashes',
+    rectification: 'not applicable',
+    erasure: 'every browser session of the person revoked',
+    restriction: 'not applicable',
+    retention: { period: 'until expiry (CUSTOMER_SESSION_TTL) or logout' },
+    erase: async (tx, s) => ({
+      erased: s.customerId ? (await tx`update web_sessions set revoked_at = now() where customer_id = ${s.customerId} and revoked_at is null`).count : 0,
+    }),
+  },
+  {
+    id: 'email_changes',
+    kind: 'table',
+    where: 'email_changes',
+    personal: { new_email: 'an address the person asked to change to, before and after confirming it' },
+    other: { token_hash: 'hash of the one-time confirmation link' },
+    access: 'email_address_changes category',
+    rectification: 'a confirmed change becomes a rectification request; the row records it',
+    erasure: 'deleted',
+    restriction: 'used only to confirm the address',
+    retention: { period: 'PASSWORD_LINK_TTL unconfirmed; once confirmed, while the account exists (customer_emails keeps the address)' },
+    export: {
+      category: 'email_address_changes',
+      columns: ['new_email', 'requested_at', 'confirmed_at'],
+      rows: async (db, s) =>
+        s.customerId ? rowsOf(await db`select new_email, requested_at, confirmed_at from email_changes where customer_id = ${s.customerId} order by requested_at`) : [],
+    },
+    erase: async (tx, s) => ({ erased: s.customerId ? (await tx`delete from email_changes where customer_id = ${s.customerId}`).count : 0 }),
+    sweep: async (tx) => (await tx`delete from email_changes where confirmed_at is null and expires_at < now()`).count,
   },
   {
     id: 'audit_log',

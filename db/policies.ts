@@ -43,6 +43,11 @@ export async function currentPolicy(sql: Db): Promise<PolicyRow | undefined> {
   return row;
 }
 
+/** Announced versions not yet in force, soonest first (D12: shown on the website before they apply). */
+export async function upcomingPolicies(sql: Db): Promise<PolicyRow[]> {
+  return sql<PolicyRow[]>`select ${columns(sql)} from policy_versions where status = 'scheduled' order by effective_at`;
+}
+
 export const noticeCampaign = (version: string) => `policy:${version}`;
 
 /** A campaign's outbox rows by status, as columns of a select over `email_outbox`. */

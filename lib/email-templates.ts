@@ -165,3 +165,63 @@ export function restrictionLiftNoticeEmail(p: { locale: Locale; requestId: strin
         `You asked us to restrict the processing of your data (case ${p.requestId}). We are telling you before it happens that the restriction is now being lifted: your data will again be used as our privacy policy describes. You can reply to this email.\n\n${complaintLines('en').join('\n')}`,
       );
 }
+
+/** A set-password link the person asked for on the login page (or staff asked for them). */
+export function passwordResetEmail(p: { locale: Locale; name: string; link: string; expiresAt: string }): RenderedEmail {
+  if (p.locale === 'en') {
+    return withContact(
+      'en',
+      'Choose a new password for your TopCall account',
+      `Hello ${p.name},\n\nSomeone, probably you, asked for a new password for your TopCall account.\n\n` +
+        `Choose it here (the link works once and expires ${formatDate(p.expiresAt, 'en')}):\n${p.link}\n\n` +
+        `If you did not ask, ignore this email: your password stays as it is.`,
+    );
+  }
+  return withContact(
+    'da',
+    'Vælg en ny adgangskode til din TopCall-konto',
+    `Hej ${p.name}\n\nNogen, sikkert dig, har bedt om en ny adgangskode til din TopCall-konto.\n\n` +
+      `Vælg den her (linket virker én gang og udløber ${formatDate(p.expiresAt, 'da')}):\n${p.link}\n\n` +
+      `Har du ikke bedt om det, så se bort fra denne e-mail: din adgangskode er uændret.`,
+  );
+}
+
+/** Sent to a new address: it becomes the account's only when the person follows the link. */
+export function emailChangeConfirmEmail(p: { locale: Locale; name: string; link: string; expiresAt: string }): RenderedEmail {
+  if (p.locale === 'en') {
+    return withContact(
+      'en',
+      'Confirm your new email address at TopCall',
+      `Hello ${p.name},\n\nYou asked to use this address for your TopCall account.\n\n` +
+        `Confirm it here (the link works once and expires ${formatDate(p.expiresAt, 'en')}):\n${p.link}\n\n` +
+        `If you did not ask, ignore this email: nothing changes.`,
+    );
+  }
+  return withContact(
+    'da',
+    'Bekræft din nye e-mailadresse hos TopCall',
+    `Hej ${p.name}\n\nDu har bedt om at bruge denne adresse til din TopCall-konto.\n\n` +
+      `Bekræft den her (linket virker én gang og udløber ${formatDate(p.expiresAt, 'da')}):\n${p.link}\n\n` +
+      `Har du ikke bedt om det, så se bort fra denne e-mail: intet ændres.`,
+  );
+}
+
+/** Sent to the current address when someone asks to change it: never names the new one. */
+export function emailChangeNoticeEmail(p: { locale: Locale; name: string }): RenderedEmail {
+  if (p.locale === 'en') {
+    return withContact(
+      'en',
+      'A new email address was asked for on your TopCall account',
+      `Hello ${p.name},\n\nSomeone logged in to your TopCall account asked to change its email address. ` +
+        `The change happens only when the link we sent to the new address is followed.\n\n` +
+        `If this was not you, change your password and contact us at once.`,
+    );
+  }
+  return withContact(
+    'da',
+    'Der er bedt om en ny e-mailadresse på din TopCall-konto',
+    `Hej ${p.name}\n\nNogen, der er logget ind på din TopCall-konto, har bedt om at skifte kontoens e-mailadresse. ` +
+      `Skiftet sker først, når linket, vi har sendt til den nye adresse, bliver fulgt.\n\n` +
+      `Var det ikke dig, så skift din adgangskode og kontakt os straks.`,
+  );
+}

@@ -37,6 +37,12 @@ export interface AccessRequestInput {
   /** Account closure: the person's own erasure from their account settings, with no staff step. */
   autoApprove?: boolean;
   /**
+   * Who decided an auto-approved request: `account-closure` (the default, and the only value
+   * runs before issue 14 had), or `self-service` (a person correcting their own name, language
+   * or confirmed address on the account pages). Input only: no new commands, replay-safe.
+   */
+  autoApproveReason?: 'account-closure' | 'self-service';
+  /**
    * When staff filed it (receivedAt may be earlier: when the email or call reached TopCall).
    * Reminders that fell due before filing are not sent; a late escalation and a breach are at once.
    */
@@ -153,9 +159,10 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
 
   if (input.type === 'marketing_opt_out' || input.autoApprove) {
     // D11: opting out needs no staff step; nor does closing one's own account.
-    decision = { decision: 'approve', decidedBy: input.autoApprove ? 'account-closure' : 'opt-out' };
+    const decidedBy = input.autoApprove ? (input.autoApproveReason ?? 'account-closure') : 'opt-out';
+    decision = { decision: 'approve', decidedBy };
     state.decision = 'approve';
-    if (input.autoApprove) await activities.recordDecision({ requestId: input.requestId, decision: 'approve', reasonCode: null, decidedBy: 'account-closure' });
+    if (input.autoApprove) await activities.recordDecision({ requestId: input.requestId, decision: 'approve', reasonCode: null, decidedBy });
     await carryOut();
     return state;
   }

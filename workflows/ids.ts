@@ -8,3 +8,4 @@ export const systemCheckWorkflowId = (checkId: string) => `system-check:${checkI
 export const RETENTION_SCHEDULE_ID = 'recording-retention';
 export const DATA_RETENTION_SCHEDULE_ID = 'data-retention';
 export const restrictionLiftWorkflowId = (requestId: string) => `restriction-lift:${requestId}`;
+export const accountEmailWorkflowId = (ref: string) => `account-email:${ref}`;

@@ -8,3 +8,4 @@ export { policyChange } from './policy-change';
 export { dataRetentionSweep } from './data-retention';
 export { liftRestrictionWorkflow } from './lift-restriction';
 export { businessTransfer } from './business-transfer';
+export { accountEmail } from './account-email';

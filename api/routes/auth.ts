@@ -1,18 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { hashPassword, verifyPassword } from '../passwords';
-import { getConnInfo } from '@hono/node-server/conninfo';
+import { hashPassword } from '../passwords';
 import { createRouter } from '../router';
 import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { newToken, hashToken } from '../../db/access-tokens';
-import { consumePasswordToken, findCustomerByEmail, forgetLoginAttempt, loginKey, passwordTokenUsable, reserveLoginAttempt } from '../../db/customers';
+import { consumePasswordToken, passwordTokenUsable } from '../../db/customers';
+import { checkLogin } from '../login';
+import { requestPasswordReset } from '../account-emails';
 import { fixedDurationMs } from '../../lib/durations';
-
-const LOGIN_WINDOW_MS = 15 * 60_000;
-/** Failures before the progressive delay starts (1 s, 2 s, 4 s, … up to MAX_LOGIN_DELAY_MS after the last failure). */
-const FREE_FAILURES_PER_ACCOUNT = 5;
-const FREE_FAILURES_PER_ADDRESS = 30;
-const MAX_LOGIN_DELAY_MS = 5 * 60_000;
 
 const Password = z.string().min(10, 'must be at least 10 characters').max(200);
 
@@ -57,37 +52,30 @@ export function authRoutes() {
     async (c) => {
       const { sql, config } = c.var.deps;
       const { email, password } = c.req.valid('json');
-      let address = 'unknown';
-      try {
-        address = getConnInfo(c).remote.address ?? 'unknown';
-      } catch {
-        // no socket (in-process requests): the per-account limit still applies
-      }
-      const attempt = await reserveLoginAttempt(
-        sql,
-        [
-          { key: loginKey('email', email), free: FREE_FAILURES_PER_ACCOUNT },
-          { key: loginKey('ip', address), free: FREE_FAILURES_PER_ADDRESS },
-        ],
-        { windowMs: LOGIN_WINDOW_MS, maxDelayMs: MAX_LOGIN_DELAY_MS },
-      );
-      if (!attempt.ok) {
-        const seconds = Math.max(1, Math.ceil(attempt.retryAfterMs / 1000));
-        c.header('Retry-After', String(seconds));
-        throw new AppError('too-many-attempts', 429, `Too many failed logins. Try again in ${seconds} second(s).`);
-      }
-      const customer = await findCustomerByEmail(sql, email);
-      const ok = await verifyPassword(customer?.passwordHash, password);
-      if (!customer?.passwordHash || !ok || customer.status !== 'active') {
-        throw new AppError('unauthorized', 401, 'Wrong email or password.');
-      }
-      await forgetLoginAttempt(sql, attempt.ids);
+      const customerId = await checkLogin(c, email, password);
       const token = newToken('cust');
       const expiresAt = new Date(Date.now() + fixedDurationMs(config.CUSTOMER_SESSION_TTL));
       await sql`
         insert into access_tokens (token_hash, kind, subject_id, label, expires_at)
-        values (${hashToken(token)}, 'customer', ${customer.id}, 'login', ${expiresAt})`;
+        values (${hashToken(token)}, 'customer', ${customerId}, 'login', ${expiresAt})`;
       return c.json({ token, expiresAt: expiresAt.toISOString() }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/auth/password-reset',
+      ...access.public(),
+      tags: ['auth'],
+      summary: 'Ask for a one-time set-password link (answers 202 whether or not the address has an account)',
+      description: 'A known, active account gets a link by email that works once (earlier unused links stop working). Asks are rate-limited per address and per source; the answer never says whether the address exists or whether the limit was hit.',
+      request: { body: { required: true, content: { 'application/json': { schema: z.strictObject({ email: z.email().max(254) }).openapi('PasswordReset') } } } },
+      responses: { 202: { description: 'accepted (always)' }, 422: problemResponse('invalid body') },
+    }),
+    async (c) => {
+      await requestPasswordReset(c, c.req.valid('json').email);
+      return c.body(null, 202);
     },
   );
 

@@ -1,0 +1,71 @@
+import { createHmac } from 'node:crypto';
+import type { Sql } from '../db/index';
+import type { Mailer } from '../lib/mailer';
+import { hashToken } from '../db/access-tokens';
+import { findCustomer } from '../db/customers';
+import { fixedDurationMs } from '../lib/durations';
+import { emailChangeConfirmEmail, emailChangeNoticeEmail, passwordResetEmail } from '../lib/email-templates';
+import { deliverEmail } from './email';
+
+export interface AccountEmailDeps {
+  sql: Sql;
+  mailer: Mailer;
+  config: { MAIL_FROM: string; PUBLIC_URL: string; PASSWORD_LINK_TTL: string };
+}
+
+/** What `accountEmail` sends; ids only (names and addresses are read here, never carried in history). */
+export interface AccountEmailInput {
+  kind: 'password_reset' | 'email_change';
+  customerId: string;
+  /** password_reset: a fresh id per ask; email_change: the email_changes row. */
+  ref: string;
+}
+
+/**
+ * A one-time link derived from a server key and the email's business key: a retried send
+ * carries the same link as the first one under the same Message-ID (issue 13), and only the
+ * link's hash is stored.
+ */
+async function linkTokenFor(sql: Sql, key: string): Promise<string> {
+  const [row] = await sql<{ value: Buffer }[]>`select value from app_secrets where name = 'link_key'`;
+  if (!row) throw new Error('app_secrets.link_key is missing: run the migrations');
+  return createHmac('sha256', row.value).update(key).digest('base64url');
+}
+
+export function createAccountActivities(deps: AccountEmailDeps) {
+  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM };
+  const ttlMs = () => fixedDurationMs(deps.config.PASSWORD_LINK_TTL);
+
+  return {
+    /** The emails of the account pages: a set-password link, or a new address's confirmation and the old one's notice. */
+    async sendAccountEmail(input: AccountEmailInput): Promise<{ sent: boolean }> {
+      const c = await findCustomer(deps.sql, input.customerId);
+      if (!c?.email || !c.name || c.status !== 'active') return { sent: false }; // erased or closed meanwhile
+      if (input.kind === 'password_reset') {
+        const key = `customer:${c.id}:password-reset:${input.ref}`;
+        const token = await linkTokenFor(deps.sql, key);
+        const expiresAt = new Date(Date.now() + ttlMs());
+        await deps.sql.begin(async (tx) => {
+          const minted = await tx`insert into password_tokens (token_hash, customer_id, expires_at) values (${hashToken(token)}, ${c.id}, ${expiresAt})
+                                  on conflict (token_hash) do nothing returning 1`;
+          // The newest link is the only one that works (a first attempt only: a retry keeps its link).
+          if (minted.length) await tx`update password_tokens set used_at = now() where customer_id = ${c.id} and used_at is null and token_hash <> ${hashToken(token)}`;
+        });
+        const [tokenRow] = await deps.sql<{ expiresAt: Date }[]>`select expires_at as "expiresAt" from password_tokens where token_hash = ${hashToken(token)}`;
+        const email = passwordResetEmail({ locale: c.locale, name: c.name, link: '{{link}}', expiresAt: tokenRow!.expiresAt.toISOString() });
+        await deliverEmail(emailDeps, { key, to: c.email, category: 'service', ...email }, { link: `${deps.config.PUBLIC_URL}/account/set-password?token=${token}` });
+        return { sent: true };
+      }
+      const [change] = await deps.sql<{ newEmail: string; expiresAt: Date; confirmedAt: Date | null }[]>`
+        select new_email as "newEmail", expires_at as "expiresAt", confirmed_at as "confirmedAt" from email_changes where id = ${input.ref} and customer_id = ${c.id}`;
+      if (!change || change.confirmedAt) return { sent: false };
+      const key = `customer:${c.id}:email-change:${input.ref}`;
+      const token = await linkTokenFor(deps.sql, key);
+      await deps.sql`update email_changes set token_hash = ${hashToken(token)} where id = ${input.ref}`;
+      const confirm = emailChangeConfirmEmail({ locale: c.locale, name: c.name, link: '{{link}}', expiresAt: change.expiresAt.toISOString() });
+      await deliverEmail(emailDeps, { key: `${key}:confirm`, to: change.newEmail, category: 'service', ...confirm }, { link: `${deps.config.PUBLIC_URL}/account/confirm-email?token=${token}` });
+      await deliverEmail(emailDeps, { key: `${key}:notice`, to: c.email, category: 'service', ...emailChangeNoticeEmail({ locale: c.locale, name: c.name }) });
+      return { sent: true };
+    },
+  };
+}
