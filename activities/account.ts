@@ -4,7 +4,7 @@ import type { Mailer } from '../lib/mailer';
 import { hashToken } from '../db/access-tokens';
 import { findCustomer } from '../db/customers';
 import { fixedDurationMs } from '../lib/durations';
-import { emailChangeConfirmEmail, emailChangeNoticeEmail, passwordResetEmail } from '../lib/email-templates';
+import { emailChangeConfirmEmail, emailChangeNoticeEmail, invitationEmail, passwordResetEmail } from '../lib/email-templates';
 import { deliverEmail } from './email';
 
 export interface AccountEmailDeps {
@@ -15,9 +15,9 @@ export interface AccountEmailDeps {
 
 /** What `accountEmail` sends; ids only (names and addresses are read here, never carried in history). */
 export interface AccountEmailInput {
-  kind: 'password_reset' | 'email_change';
+  kind: 'password_reset' | 'email_change' | 'invitation';
   customerId: string;
-  /** password_reset: a fresh id per ask; email_change: the email_changes row. */
+  /** password_reset and invitation: a fresh id per ask; email_change: the email_changes row. */
   ref: string;
 }
 
@@ -37,12 +37,12 @@ export function createAccountActivities(deps: AccountEmailDeps) {
   const ttlMs = () => fixedDurationMs(deps.config.PASSWORD_LINK_TTL);
 
   return {
-    /** The emails of the account pages: a set-password link, or a new address's confirmation and the old one's notice. */
+    /** The emails of the account pages: a set-password link (a reset, or staff's fresh invitation), or a new address's confirmation and the old one's notice. */
     async sendAccountEmail(input: AccountEmailInput): Promise<{ sent: boolean }> {
       const c = await findCustomer(deps.sql, input.customerId);
       if (!c?.email || !c.name || c.status !== 'active') return { sent: false }; // erased or closed meanwhile
-      if (input.kind === 'password_reset') {
-        const key = `customer:${c.id}:password-reset:${input.ref}`;
+      if (input.kind === 'password_reset' || input.kind === 'invitation') {
+        const key = `customer:${c.id}:${input.kind === 'invitation' ? 'invitation' : 'password-reset'}:${input.ref}`;
         const token = await linkTokenFor(deps.sql, key);
         const expiresAt = new Date(Date.now() + ttlMs());
         await deps.sql.begin(async (tx) => {
@@ -52,7 +52,11 @@ export function createAccountActivities(deps: AccountEmailDeps) {
           if (minted.length) await tx`update password_tokens set used_at = now() where customer_id = ${c.id} and used_at is null and token_hash <> ${hashToken(token)}`;
         });
         const [tokenRow] = await deps.sql<{ expiresAt: Date }[]>`select expires_at as "expiresAt" from password_tokens where token_hash = ${hashToken(token)}`;
-        const email = passwordResetEmail({ locale: c.locale, name: c.name, link: '{{link}}', expiresAt: tokenRow!.expiresAt.toISOString() });
+        const expires = tokenRow!.expiresAt.toISOString();
+        const email =
+          input.kind === 'invitation'
+            ? invitationEmail({ locale: c.locale, name: c.name, link: '{{link}}', providedBy: c.providedBy, providedByKind: c.providedByKind, providedVia: c.providedVia, providedAt: c.providedAt.toISOString(), expiresAt: expires })
+            : passwordResetEmail({ locale: c.locale, name: c.name, link: '{{link}}', expiresAt: expires });
         await deliverEmail(emailDeps, { key, to: c.email, category: 'service', ...email }, { link: `${deps.config.PUBLIC_URL}/account/set-password?token=${token}` });
         return { sent: true };
       }

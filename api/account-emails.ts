@@ -8,7 +8,7 @@ import { accountEmailWorkflowId } from '../workflows/ids';
 import type { accountEmail } from '../workflows/account-email';
 import type { AccountEmailInput } from '../activities/account';
 
-async function startAccountEmail(c: Context<AppEnv>, input: AccountEmailInput): Promise<void> {
+export async function startAccountEmail(c: Context<AppEnv>, input: AccountEmailInput): Promise<void> {
   const { temporal, config } = c.var.deps;
   await temporal.workflow.start<typeof accountEmail>('accountEmail', {
     workflowId: accountEmailWorkflowId(input.ref),

@@ -255,6 +255,20 @@ describe('customer pages in a real browser', () => {
     await context.close();
   });
 
+  it('staff replace a lost invitation: the fresh link works, the old one no longer does', { timeout: 60_000 }, async () => {
+    const person = await registerCustomer(app, staff, { clientId, name: 'Jonas Lund' });
+    const oldToken = /set-password\?token=([\w-]+)/.exec(person.invitation.text)?.[1];
+    const supportStaff = await staffAuth(s.sql, 'support');
+    expect((await app.request(`/v1/customers/${person.id}/invitation`, { method: 'POST', headers: supportStaff })).status).toBe(202);
+    const fresh = await waitForMessage((m) => m.to.includes(person.email) && m.id !== person.invitation.id && /konto/i.test(m.subject), 'the fresh invitation');
+    expect(fresh.text, 'it says again who gave us the data (D2)').toContain('Hansen VVS ApS');
+    const newToken = /set-password\?token=([\w-]+)/.exec(fresh.text)?.[1];
+    expect(newToken).not.toBe(oldToken);
+    expect((await app.request('/v1/auth/password', json({ token: oldToken, password: PASSWORD }))).status).toBe(400);
+    expect((await app.request('/v1/auth/password', json({ token: newToken, password: PASSWORD }))).status).toBe(204);
+    expect((await app.request(`/v1/customers/${person.id}/invitation`, { method: 'POST' })).status, 'staff only').toBe(401);
+  });
+
   it('a form posted from another origin is refused, and changes nothing', { timeout: 60_000 }, async () => {
     const person = await registerCustomer(app, staff, { clientId, name: 'Karen Berg' });
     await activate(app, person, PASSWORD);

@@ -10,6 +10,7 @@ import { emailTaken, findCustomer, insertCustomer, type CustomerRow } from '../.
 import { customerWorkflowId } from '../../workflows/ids';
 import { setPreferencesUpdate, type customerLifecycle } from '../../workflows/customer-lifecycle';
 import { fileRequest } from '../file-request';
+import { startAccountEmail } from '../account-emails';
 
 const ProvidedBy = z.union([
   z.strictObject({ source: z.literal('self'), via: z.enum(['phone', 'email', 'in_person', 'web']) }),
@@ -148,6 +149,32 @@ export function customerRoutes() {
         throw err;
       }
       return c.json({ id }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/customers/{id}/invitation',
+      tags: ['customers'],
+      summary: 'Send a fresh invitation with a new one-time link (earlier unused links stop working)',
+      description: 'For a person whose link was lost or expired. The email says again who gave us the data (D2).',
+      security: staffSecurity,
+      ...access.staff(),
+      request: { params: z.object({ id: z.uuid() }) },
+      responses: {
+        202: { description: 'the invitation is on its way', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
+        404: problemResponse('no such active person'),
+        401: problemResponse('no or unknown token'),
+        403: problemResponse('not staff'),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const customer = await findCustomer(c.var.deps.sql, id);
+      if (!customer || customer.status !== 'active') throw new AppError('not-found', 404, 'No such person.');
+      await startAccountEmail(c, { kind: 'invitation', customerId: id, ref: randomUUID() });
+      return c.json({ id }, 202);
     },
   );
 
