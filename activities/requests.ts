@@ -45,6 +45,12 @@ export function createRequestActivities(deps: RequestDeps) {
     return r.requester ? { email: r.requester.email, locale: r.locale, marketingAllowed: false } : undefined;
   }
 
+  /** Whether the person can log in to the account pages (an active account with a password). */
+  async function canLogIn(customerId: string | null): Promise<boolean> {
+    if (!customerId) return false;
+    return (await deps.sql`select 1 from customers where id = ${customerId} and status = 'active' and password_hash is not null`).length > 0;
+  }
+
   async function requireRequest(requestId: string): Promise<RequestRow> {
     const r = await findRequest(deps.sql, requestId);
     if (!r) throw ApplicationFailure.nonRetryable('no such request', 'RequestNotFound');
@@ -155,12 +161,20 @@ export function createRequestActivities(deps: RequestDeps) {
         } else {
           const secrets: Record<string, string> = {};
           if (r.type === 'access') {
-            // The link is minted at send time and only its hash kept; a retry mints a fresh one.
-            const token = randomBytes(32).toString('base64url');
             const expiresAt = new Date(Date.now() + fixedDurationMs(deps.config.EXPORT_LINK_TTL));
-            await deps.sql`update export_packages set token_hash = ${hashToken(token)}, expires_at = ${expiresAt} where request_id = ${r.id}`;
-            secrets.link = `${deps.config.PUBLIC_URL}/v1/exports/${token}`;
-            r.outcome = { ...r.outcome, linkExpiresAt: expiresAt.toISOString() };
+            if (await canLogIn(r.customerId)) {
+              // Issue 11, 14: a person with an account downloads it only from their logged-in
+              // account page; the email carries no bearer link that works for whoever holds it.
+              await deps.sql`update export_packages set expires_at = ${expiresAt} where request_id = ${r.id}`;
+              secrets.link = `${deps.config.PUBLIC_URL}/account/requests/${r.id}`;
+              r.outcome = { ...r.outcome, linkExpiresAt: expiresAt.toISOString(), inAccount: true };
+            } else {
+              // A caller without an account: the link is minted at send time and only its hash kept.
+              const token = randomBytes(32).toString('base64url');
+              await deps.sql`update export_packages set token_hash = ${hashToken(token)}, expires_at = ${expiresAt} where request_id = ${r.id}`;
+              secrets.link = `${deps.config.PUBLIC_URL}/v1/exports/${token}`;
+              r.outcome = { ...r.outcome, linkExpiresAt: expiresAt.toISOString() };
+            }
           }
           const recipients = r.type === 'access' ? await recipientsOfPerson(deps.sql, await subjectOf(deps.sql, r)) : [];
           const lines = [...outcomeLines(r, to.locale), ...recipientLines(recipients, to.locale), ...(told ? [art19Line(told, to.locale)] : [])];
@@ -425,6 +439,11 @@ export function outcomeLines(r: RequestRow, locale: Locale): string[] {
   switch (r.type) {
     case 'access': {
       const until = new Date(String(o.linkExpiresAt)).toISOString().slice(0, 16).replace('T', ' ');
+      if (o.inAccount) {
+        return da
+          ? [`Log ind på din konto og hent dine data her (maskinlæsbart: JSON og CSV pr. kategori). Kopien kan hentes indtil ${until} UTC:`, '{{link}}']
+          : [`Log in to your account and download your data here (machine-readable: JSON and CSV per category). The copy is available until ${until} UTC:`, '{{link}}'];
+      }
       return da
         ? [`Hent dine data her (maskinlæsbart: JSON og CSV pr. kategori). Linket er kun til dig og udløber ${until} UTC:`, '{{link}}']
         : [`Download your data here (machine-readable: JSON and CSV per category). The link is for you only and expires ${until} UTC:`, '{{link}}'];

@@ -322,6 +322,14 @@ describe('customer pages in a real browser', () => {
       expect(overflow, `no sideways scrolling on ${where} at 360 px`).toBeLessThanOrEqual(0);
       await accessible(page);
     }
+    // Logging out revokes the session itself, not only the cookie: a copy of it opens nothing.
+    const copied = (await context.cookies()).find((c) => c.name === 'tc_session')!;
+    await page.getByRole('button', { name: 'Log ud' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Du er logget ud');
+    expect((await s.sql`select 1 from web_sessions where customer_id = ${lead.id} and revoked_at is null`).length).toBe(0);
+    const replay = await fetch(`${base}/account`, { headers: { cookie: `tc_session=${copied.value}` }, redirect: 'manual' });
+    expect(replay.status).toBe(303);
+    expect(replay.headers.get('location')).toBe('/account/login');
     await context.close();
   });
 

@@ -6,7 +6,7 @@ import { createActivities } from '../activities';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
 import { newClient } from './support/recordings';
-import { activate, registerCustomer, uniqueEmail } from './support/customers';
+import { activate, registerCustomer, uniqueEmail, downloadInAccount } from './support/customers';
 import { messagesTo, waitForMessage } from './support/mailbox';
 import { fileAndApprove } from './support/requests';
 
@@ -86,8 +86,7 @@ describe('a person sees their recipients, and recipients hear of rectification a
     expect(answer.text).toContain('kontakte dem direkte');
     expect(answer.text).toContain(`Lønbureauet ApS (processor): ${processor.email}`);
     expect(answer.text).toContain(police.email);
-    const link = /\/v1\/exports\/([\w-]+)/.exec(answer.text)![1];
-    const files = unzipSync(new Uint8Array(await (await app.request(`/v1/exports/${link}`)).arrayBuffer()));
+    const files = unzipSync(new Uint8Array(await (await downloadInAccount(app, who, access)).arrayBuffer()));
     const data = JSON.parse(strFromU8(files['data.json']!)) as { recipients: { recipient: string; email: string; address: string }[] };
     expect(data.recipients.map((r) => r.email).sort()).toEqual([processor.email, police.email].sort());
     expect(strFromU8(files['recipients.csv']!)).toContain('Vestergade 1');

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
 import { fakeAudio, newClient, uploadForm } from './support/recordings';
-import { activate, registerCustomer } from './support/customers';
+import { activate, downloadInAccount, registerCustomer } from './support/customers';
 import { allMessages, waitForMessage } from './support/mailbox';
 import { waitFor } from './support/wait';
 import { requestWorkflowId } from '../workflows/ids';
@@ -152,15 +152,16 @@ describe('access: a machine-readable export behind an expiring link', () => {
     expect((await decide(r.id, { decision: 'approve' })).status).toBe(200);
     const answer = await mailTo(p.email, 'Din anmodning', 'the access answer');
     expect(answer.attachments).toBe(0); // a link, never an attachment
-    const link = /\/v1\/exports\/([\w-]+)/.exec(answer.text)?.[1];
-    expect(link).toBeTruthy();
-    expect(JSON.stringify(await s.sql`select * from export_packages`)).not.toContain(link!);
+    // A person with an account gets the export only on their logged-in page (issue 11, 14).
+    expect(answer.text).toContain(`/account/requests/${r.id}`);
+    expect(answer.text).not.toMatch(/\/v1\/exports\//);
+    expect((await app.request(`/account/requests/${r.id}/export`)).status, 'no session, no export').toBe(303);
 
-    const download = await app.request(`/v1/exports/${link}`);
+    const download = await downloadInAccount(app, p, r.id);
     expect(download.status).toBe(200);
     const files = unzipSync(new Uint8Array(await download.arrayBuffer()));
     // The categories are the personal-data map's (db/personal-data.ts), one CSV each.
-    const categories = ['profile', 'email_addresses', 'provenance', 'call_statistics', 'messages', 'recordings', 'requests', 'emails', 'failed_logins', 'restrictions', 'recipients'];
+    const categories = ['profile', 'email_addresses', 'email_address_changes', 'provenance', 'call_statistics', 'messages', 'recordings', 'requests', 'emails', 'failed_logins', 'restrictions', 'recipients'];
     expect(Object.keys(files).sort()).toEqual(['data.json', ...categories.map((c) => `${c}.csv`)].sort());
     const data = JSON.parse(strFromU8(files['data.json']!)) as Record<string, Record<string, unknown>[]>;
     expect(data.profile![0]).toMatchObject({ id: p.id, email: p.email });
@@ -175,7 +176,16 @@ describe('access: a machine-readable export behind an expiring link', () => {
     expect(data.recipients![0]).toMatchObject({ recipient: 'Regnskabsbureau A/S', legal_basis: 'processor agreement' });
     expect(strFromU8(files['recipients.csv']!)).toContain('Regnskabsbureau A/S');
 
-    // A few uses (EXPORT_LINK_MAX_DOWNLOADS = 3), then the link is spent; later it also expires.
+    // A caller without an account gets a bearer link instead: a few uses
+    // (EXPORT_LINK_MAX_DOWNLOADS = 3), then the link is spent; later it also expires.
+    const callerEmail = `ringer-${randomUUID().slice(0, 8)}@kunde.test`;
+    const callerRequest = await file(support, { type: 'access', caller: { name: 'Ole Ringer', email: callerEmail, identityCheck: 'Called back on the number in the recording' } });
+    expect((await decide(callerRequest.id, { decision: 'approve' })).status).toBe(200);
+    const callerAnswer = await mailTo(callerEmail, 'Din anmodning', 'the caller’s access answer');
+    const link = /\/v1\/exports\/([\w-]+)/.exec(callerAnswer.text)?.[1];
+    expect(link).toBeTruthy();
+    expect(JSON.stringify(await s.sql`select * from export_packages`)).not.toContain(link!);
+    expect((await app.request(`/v1/exports/${link}`)).status).toBe(200);
     expect((await app.request(`/v1/exports/${link}`)).status).toBe(200);
     expect((await app.request(`/v1/exports/${link}`)).status).toBe(200);
     const spent = await app.request(`/v1/exports/${link}`);

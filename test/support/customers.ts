@@ -25,8 +25,10 @@ export async function registerCustomer(
 
 export const linkTokenIn = (text: string) => /set-password\?token=([\w-]+)/.exec(text)?.[1];
 
+export const DEFAULT_PASSWORD = 'correct horse battery staple';
+
 /** Follows the invitation link to set a password, then logs in; returns the customer's bearer header. */
-export async function activate(app: App, who: { email: string; invitation: SinkMessage }, password = 'correct horse battery staple') {
+export async function activate(app: App, who: { email: string; invitation: SinkMessage }, password = DEFAULT_PASSWORD) {
   const token = linkTokenIn(who.invitation.text);
   expect(token).toBeTruthy();
   expect((await app.request('/v1/auth/password', json({ token, password }))).status).toBe(204);
@@ -57,4 +59,20 @@ export async function seedCustomers(
     )}`;
   }
   return people;
+}
+
+/**
+ * Logs in on the account pages as a browser would (a form post from our own origin) and
+ * downloads an answered access request's export there: for a person with an account it is
+ * the only way to it (the answer email links to the page, never to a bearer link).
+ */
+export async function downloadInAccount(app: App, who: { email: string }, requestId: string, password = DEFAULT_PASSWORD): Promise<Response> {
+  const login = await app.request('/account/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' },
+    body: new URLSearchParams({ email: who.email, password }).toString(),
+  });
+  expect(login.status, 'logged in on the account pages').toBe(303);
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+  return app.request(`/account/requests/${requestId}/export`, { headers: { cookie } });
 }
