@@ -12,6 +12,7 @@ import { createAccountActivities } from './account';
 import type { RecordingStore } from '../lib/recording-store';
 import { sweepRetention, type RetentionPeriods } from '../db/personal-data';
 import { subtractCalendarDuration } from '../lib/durations';
+import { startPendingWorkflows } from '../lib/workflow-starts';
 
 /** Everything activities touch, built once by worker/main.ts (or by a test with real parts). */
 export interface ActivityDeps {
@@ -52,6 +53,11 @@ export function createActivities(deps: ActivityDeps) {
           from jsonb_object_keys(data_retention_runs.counts || excluded.counts) k)
         returning counts`;
       return row!.counts;
+    },
+
+    /** Issue 13: starts workflows recorded beside their rows but never started (a crash between commit and start). */
+    async startPendingWorkflows(input: { olderThanMs: number }): Promise<{ started: number; existed: number }> {
+      return startPendingWorkflows(Context.current().client, deps.sql, input.olderThanMs);
     },
 
     /** A service email to the staff mailbox (STAFF_EMAIL); the address never enters workflow history. */

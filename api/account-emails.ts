@@ -5,16 +5,20 @@ import { resetAllowed } from './login';
 import { emailTaken, findCustomerByEmail } from '../db/customers';
 import { fixedDurationMs } from '../lib/durations';
 import { accountEmailWorkflowId } from '../workflows/ids';
+import { commitAndStart } from './start';
 import type { accountEmail } from '../workflows/account-email';
 import type { AccountEmailInput } from '../activities/account';
 
+const accountEmailStart = (c: Context<AppEnv>, input: AccountEmailInput) => ({
+  workflowId: accountEmailWorkflowId(input.ref),
+  workflowType: 'accountEmail',
+  taskQueue: c.var.deps.config.TEMPORAL_TASK_QUEUE,
+  args: [input] satisfies Parameters<typeof accountEmail>,
+});
+
+/** Sends an account email durably: recorded first, so a crash or an unreachable Temporal delays it, never loses it. */
 export async function startAccountEmail(c: Context<AppEnv>, input: AccountEmailInput): Promise<void> {
-  const { temporal, config } = c.var.deps;
-  await temporal.workflow.start<typeof accountEmail>('accountEmail', {
-    workflowId: accountEmailWorkflowId(input.ref),
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    args: [input],
-  });
+  await commitAndStart(c.var.deps, async () => undefined, accountEmailStart(c, input));
 }
 
 /**
@@ -37,8 +41,11 @@ export async function requestEmailChange(c: Context<AppEnv>, customerId: string,
   const { sql, config } = c.var.deps;
   if (await emailTaken(sql, newEmail)) return;
   const ttlSeconds = Math.round(fixedDurationMs(config.PASSWORD_LINK_TTL) / 1000);
-  const [row] = await sql<{ id: string }[]>`
-    insert into email_changes (customer_id, new_email, expires_at) values (${customerId}, ${newEmail}, now() + ${ttlSeconds} * interval '1 second') returning id`;
-  // The row is inert until the workflow mints its link: a failed start leaves nothing usable.
-  await startAccountEmail(c, { kind: 'email_change', customerId, ref: row!.id });
+  const id = randomUUID();
+  // The row and its email's start commit together; the row is inert until the workflow mints its link.
+  await commitAndStart(
+    c.var.deps,
+    (tx) => tx`insert into email_changes (id, customer_id, new_email, expires_at) values (${id}, ${customerId}, ${newEmail}, now() + ${ttlSeconds} * interval '1 second')`,
+    accountEmailStart(c, { kind: 'email_change', customerId, ref: id }),
+  );
 }

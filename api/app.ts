@@ -7,6 +7,7 @@ import { updateFailureToAppError } from './temporal-errors';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps, AppEnv } from './context';
 import { authenticate } from './auth';
+import { idempotency } from './idempotency';
 import { AppError, problem } from './problem';
 import { findRefusedString, hasRefusedCharacter } from './schemas';
 import { createRouter } from './router';
@@ -109,6 +110,7 @@ export function createApp(deps: ApiDeps) {
     return next();
   });
   app.use('/v1/*', authenticate);
+  app.use('/v1/*', idempotency);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',

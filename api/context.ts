@@ -24,5 +24,7 @@ export type AppEnv = {
     /** The account pages' browser session and its person (api/routes/account.ts). */
     session?: WebSession;
     me?: CustomerRow;
+    /** Set by the idempotency middleware when the request carries an Idempotency-Key (hex, scoped to caller and path). */
+    idempotencyScope?: string;
   };
 };

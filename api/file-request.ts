@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiDeps } from './context';
-import { insertRequest, type Requester, type RequestType } from '../db/requests';
+import { findRequest, insertRequest, type Requester, type RequestType } from '../db/requests';
+import { commitAndStart } from './start';
 import type { Locale } from '../db/customers';
 import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
 import { requestWorkflowId } from '../workflows/ids';
-import { accessRequest } from '../workflows/access-request';
+import type { AccessRequestInput } from '../workflows/access-request';
 
 /**
  * Records a data-subject request and starts its workflow with every period of the policy
@@ -25,23 +26,35 @@ export async function fileRequest(
     autoApproveReason?: 'account-closure' | 'self-service';
     /** When the email or call reached TopCall (staff filing on someone's behalf); now otherwise. */
     receivedAt?: Date;
+    /** Derived from an Idempotency-Key; random otherwise. */
+    id?: string;
   },
 ): Promise<{ id: string; receivedAt: Date; dueAt: Date }> {
-  const { sql, temporal, config } = deps;
-  const id = randomUUID();
+  const { config } = deps;
+  const id = r.id ?? randomUUID();
   const filedAt = new Date();
   // D10: the clock runs from receipt, which staff state when the request reached TopCall earlier.
-  const receivedAt = r.receivedAt ?? filedAt;
-  const dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
+  let receivedAt = r.receivedAt ?? filedAt;
+  let dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
   let requester: Requester | null = null;
   if (r.caller) {
     const { locale: _locale, ...rest } = r.caller;
     requester = rest;
   }
-  await insertRequest(sql, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy });
-  try {
-    await temporal.workflow.start(accessRequest, {
+  await commitAndStart(
+    deps,
+    async (tx) => {
+      const inserted = await insertRequest(tx, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy });
+      if (!inserted) {
+        // A retry (same Idempotency-Key) after an answer that never arrived: the first one stands.
+        const first = await findRequest(tx, id);
+        receivedAt = first!.receivedAt;
+        dueAt = first!.dueAt;
+      }
+    },
+    () => ({
       workflowId: requestWorkflowId(id),
+      workflowType: 'accessRequest',
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       // Context for whoever opens the run in the UI (no personal data: that stays in Postgres).
       memo: { type: r.type, dueAt: dueAt.toISOString() },
@@ -58,12 +71,9 @@ export async function fileRequest(
           autoApprove: r.autoApprove ?? false,
           ...(r.autoApproveReason ? { autoApproveReason: r.autoApproveReason } : {}),
           filedAt: filedAt.toISOString(),
-        },
+        } satisfies AccessRequestInput,
       ],
-    });
-  } catch (err) {
-    await sql`delete from data_requests where id = ${id}`;
-    throw err;
-  }
+    }),
+  );
   return { id, receivedAt, dueAt };
 }

@@ -43,11 +43,13 @@ const columns = (sql: Db) => sql`
 export async function insertRequest(
   sql: Db,
   r: { id: string; customerId: string | null; type: RequestType; receivedAt: Date; dueAt: Date; details: Record<string, unknown>; requester: Requester | null; locale: Locale; filedBy: 'customer' | 'staff' },
-): Promise<void> {
-  await sql`
+): Promise<boolean> {
+  const rows = await sql`
     insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by)
     values (${r.id}, ${r.customerId}, ${r.type}, ${r.receivedAt}, ${r.dueAt}, ${sql.json(r.details as never)},
-            ${r.requester ? sql.json(r.requester as never) : null}, ${r.locale}, ${r.filedBy})`;
+            ${r.requester ? sql.json(r.requester as never) : null}, ${r.locale}, ${r.filedBy})
+    on conflict (id) do nothing returning 1`;
+  return rows.length > 0;
 }
 
 export async function findRequest(sql: Db, id: string): Promise<RequestRow | undefined> {

@@ -104,6 +104,8 @@ const schema = z
     REQUEST_DETAILS_RETENTION: isoDuration('P1Y').default('P1Y'),
     CALL_MESSAGE_RETENTION: isoDuration('P3M').default('P3M'),
     DATA_RETENTION_SWEEP_INTERVAL: fixedIsoDuration('PT1H').default('PT1H'),
+    // Issue 13: how often the Schedule `workflow-starts` starts workflows a crash left recorded but unstarted.
+    WORKFLOW_START_RECONCILE_INTERVAL: fixedIsoDuration('PT1M').default('PT1M'),
     MAIL_CONCURRENCY: wholeNumber(1, 64).default(5),
     RECORDING_MAX_BYTES: z.coerce
       .number({ message: 'must be a whole number of bytes' })

@@ -26,4 +26,4 @@ describe('recorded workflow histories replay against the current code', async ()
 });
 
 /** Types added since the last recording; the recording script empties this. */
-const UNRECORDED_YET = new Set<string>(['accountEmail']);
+const UNRECORDED_YET = new Set<string>(['accountEmail', 'reconcileWorkflowStarts']);

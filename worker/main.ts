@@ -8,7 +8,7 @@ import { ensureSearchAttributes } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { createActivities } from '../activities';
 import { createWorker } from './create-worker';
-import { ensureDataRetentionSchedule, ensureRetentionSchedule } from './schedules';
+import { ensureDataRetentionSchedule, ensureRetentionSchedule, ensureWorkflowStartsSchedule } from './schedules';
 import { recordingStoreFor } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
 
@@ -54,6 +54,11 @@ const dataSchedule = await ensureDataRetentionSchedule(new Client({ connection: 
   intervalMs: fixedDurationMs(config.DATA_RETENTION_SWEEP_INTERVAL),
 });
 log.info({ schedule: dataSchedule, interval: config.DATA_RETENTION_SWEEP_INTERVAL }, 'data-retention schedule in place');
+const startsSchedule = await ensureWorkflowStartsSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE }), {
+  taskQueue: config.TEMPORAL_TASK_QUEUE,
+  intervalMs: fixedDurationMs(config.WORKFLOW_START_RECONCILE_INTERVAL),
+});
+log.info({ schedule: startsSchedule, interval: config.WORKFLOW_START_RECONCILE_INTERVAL }, 'workflow-starts schedule in place');
 await admin.close();
 
 const worker = await createWorker({

@@ -1,5 +1,5 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import { DATA_RETENTION_SCHEDULE_ID, RETENTION_SCHEDULE_ID } from '../workflows/ids';
+import { DATA_RETENTION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, WORKFLOW_STARTS_SCHEDULE_ID } from '../workflows/ids';
 import type { retentionSweep } from '../workflows/retention-sweep';
 
 export interface RetentionScheduleOptions {
@@ -52,5 +52,19 @@ export function ensureDataRetentionSchedule(client: Client, options: { taskQueue
     intervalMs: options.intervalMs,
     args: [],
     purpose: 'D15: remove personal data past its retention period (exports, emails, failed logins, request details, call messages)',
+  });
+}
+
+/** The Schedule `workflow-starts` (issue 13): starts any workflow whose start was recorded but never made. */
+export function ensureWorkflowStartsSchedule(client: Client, options: { taskQueue: string; intervalMs: number }): Promise<'created' | 'updated'> {
+  return ensureIntervalSchedule(client, {
+    scheduleId: WORKFLOW_STARTS_SCHEDULE_ID,
+    workflowType: 'reconcileWorkflowStarts',
+    workflowId: 'workflow-starts-reconcile',
+    taskQueue: options.taskQueue,
+    intervalMs: options.intervalMs,
+    // A start younger than one interval is still the API's to make.
+    args: [{ olderThanMs: options.intervalMs }],
+    purpose: 'Issue 13: start workflows whose rows were committed but whose start a crash or an outage prevented',
   });
 }

@@ -9,3 +9,4 @@ export const RETENTION_SCHEDULE_ID = 'recording-retention';
 export const DATA_RETENTION_SCHEDULE_ID = 'data-retention';
 export const restrictionLiftWorkflowId = (requestId: string) => `restriction-lift:${requestId}`;
 export const accountEmailWorkflowId = (ref: string) => `account-email:${ref}`;
+export const WORKFLOW_STARTS_SCHEDULE_ID = 'workflow-starts';

@@ -9,3 +9,4 @@ export { dataRetentionSweep } from './data-retention';
 export { liftRestrictionWorkflow } from './lift-restriction';
 export { businessTransfer } from './business-transfer';
 export { accountEmail } from './account-email';
+export { reconcileWorkflowStarts } from './reconcile-starts';

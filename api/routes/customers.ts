@@ -8,9 +8,10 @@ import { AppError, problemResponse } from '../problem';
 import { findClient } from '../../db/clients';
 import { emailTaken, findCustomer, insertCustomer, type CustomerRow } from '../../db/customers';
 import { customerWorkflowId } from '../../workflows/ids';
-import { setPreferencesUpdate, type customerLifecycle } from '../../workflows/customer-lifecycle';
+import { setPreferencesUpdate, type CustomerLifecycleInput } from '../../workflows/customer-lifecycle';
 import { fileRequest } from '../file-request';
 import { startAccountEmail } from '../account-emails';
+import { commitAndStart, idFor } from '../start';
 
 const ProvidedBy = z.union([
   z.strictObject({ source: z.literal('self'), via: z.enum(['phone', 'email', 'in_person', 'web']) }),
@@ -91,7 +92,7 @@ export function customerRoutes() {
       },
     }),
     async (c) => {
-      const { sql, temporal, config } = c.var.deps;
+      const { sql, config } = c.var.deps;
       const body = c.req.valid('json');
       const principal = c.var.principal!;
       let provenance: { providedBy: string; kind: 'self' | 'client' | 'team_lead' | 'third_party'; via: string | null };
@@ -123,31 +124,33 @@ export function customerRoutes() {
                 ? { providedBy: `${client.name} (klient / client)`, kind: 'client', via: null }
                 : { providedBy: given.name, kind: 'third_party', via: null };
       }
+      const id = idFor(c, 'customer', randomUUID);
+      // A retry of a registration whose answer was lost (same Idempotency-Key): the first stands.
+      if (c.var.idempotencyScope && (await findCustomer(sql, id))) return c.json({ id }, 201);
       if (await emailTaken(sql, body.email)) throw new AppError('conflict', 409, 'That email address is already registered.');
-      const id = randomUUID();
-      await insertCustomer(sql, {
-        id,
-        clientId: body.clientId,
-        email: body.email,
-        name: body.name,
-        locale: body.locale,
-        providedBy: provenance.providedBy,
-        providedByKind: provenance.kind,
-        providedVia: provenance.via,
-        registeredByToken: principal.tokenId,
-        teamLead: body.teamLead,
-      });
-      try {
-        await temporal.workflow.start<typeof customerLifecycle>('customerLifecycle', {
+      await commitAndStart(
+        c.var.deps,
+        (tx) =>
+          insertCustomer(tx, {
+            id,
+            clientId: body.clientId,
+            email: body.email,
+            name: body.name,
+            locale: body.locale,
+            providedBy: provenance.providedBy,
+            providedByKind: provenance.kind,
+            providedVia: provenance.via,
+            registeredByToken: principal.tokenId,
+            teamLead: body.teamLead,
+          }),
+        {
           workflowId: customerWorkflowId(id),
+          workflowType: 'customerLifecycle',
           taskQueue: config.TEMPORAL_TASK_QUEUE,
           memo: { clientId: body.clientId },
-          args: [{ customerId: id, clientId: body.clientId }],
-        });
-      } catch (err) {
-        await sql`delete from customers where id = ${id}`;
-        throw err;
-      }
+          args: [{ customerId: id, clientId: body.clientId } satisfies CustomerLifecycleInput],
+        },
+      );
       return c.json({ id }, 201);
     },
   );

@@ -1,12 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp } from '../schemas';
 import { createRouter } from '../router';
+import { commitAndStart } from '../start';
 import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { currentPolicy, failedNotices, findPolicy, insertPolicy, noticeProgress, type PolicyRow } from '../../db/policies';
 import { addCalendarDuration, fixedDurationMs } from '../../lib/durations';
 import { policyWorkflowId } from '../../workflows/ids';
-import { policyChange } from '../../workflows/policy-change';
+import type { policyChange } from '../../workflows/policy-change';
 
 const Version = z.string().regex(/^[\w.-]{1,40}$/, 'letters, digits, dots, dashes and underscores (at most 40)');
 
@@ -59,28 +60,29 @@ export function policyRoutes() {
           errors: [{ field: 'effectiveAt', in: 'body', message: `too short notice; earliest ${earliest.toISOString()}` }],
         });
       }
-      if (!(await insertPolicy(sql, { version: body.version, effectiveAt, material: body.material, summary: body.summary, body: body.text }))) {
-        throw new AppError('conflict', 409, `Version ${body.version} exists already.`);
-      }
-      try {
-        await temporal.workflow.start(policyChange, {
-          workflowId: policyWorkflowId(body.version),
-          taskQueue: config.TEMPORAL_TASK_QUEUE,
-          memo: { material: body.material, effectiveAt: effectiveAt.toISOString() },
-          args: [
-            {
-              version: body.version,
-              effectiveAt: effectiveAt.toISOString(),
-              material: body.material,
-              concurrency: config.MAIL_CONCURRENCY,
-              catchUpIntervalMs: fixedDurationMs(config.POLICY_CATCHUP_INTERVAL),
-            },
-          ],
-        });
-      } catch (err) {
-        await sql`delete from policy_versions where version = ${body.version}`;
-        throw err;
-      }
+      const inserted = await commitAndStart(
+        c.var.deps,
+        (tx) => insertPolicy(tx, { version: body.version, effectiveAt, material: body.material, summary: body.summary, body: body.text }),
+        (fresh) =>
+          fresh
+            ? {
+                workflowId: policyWorkflowId(body.version),
+                workflowType: 'policyChange',
+                taskQueue: config.TEMPORAL_TASK_QUEUE,
+                memo: { material: body.material, effectiveAt: effectiveAt.toISOString() },
+                args: [
+                  {
+                    version: body.version,
+                    effectiveAt: effectiveAt.toISOString(),
+                    material: body.material,
+                    concurrency: config.MAIL_CONCURRENCY,
+                    catchUpIntervalMs: fixedDurationMs(config.POLICY_CATCHUP_INTERVAL),
+                  } satisfies Parameters<typeof policyChange>[0],
+                ],
+              }
+            : undefined,
+      );
+      if (!inserted) throw new AppError('conflict', 409, `Version ${body.version} exists already.`);
       return c.json({ version: body.version, status: 'scheduled' as const, effectiveAt: effectiveAt.toISOString() }, 202);
     },
   );

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp, personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
@@ -6,6 +7,7 @@ import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { updateFailureToAppError } from '../temporal-errors';
 import { findCustomer } from '../../db/customers';
+import { idFor } from '../start';
 import { fileRequest } from '../file-request';
 import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
 import { requestWorkflowId } from '../../workflows/ids';
@@ -155,6 +157,7 @@ export function requestRoutes() {
         if (problem) throw new AppError('validation-failed', 422, `receivedAt ${problem}.`, { errors: [{ field: 'receivedAt', in: 'body', message: problem }] });
       }
       const filed = await fileRequest(c.var.deps, {
+        id: idFor(c, 'request', randomUUID),
         receivedAt,
         type: body.type,
         customerId,

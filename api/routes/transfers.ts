@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { createRouter } from '../router';
+import { commitAndStart, idFor } from '../start';
 import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse, type FieldError } from '../problem';
 import { boundedTimestamp, personName } from '../schemas';
@@ -101,16 +102,19 @@ export function transferRoutes() {
       }
       if (errors.length) throw new AppError('validation-failed', 422, `${errors.length} problem(s); nothing was started.`, { errors });
 
-      const id = randomUUID();
+      const id = idFor(c, 'transfer', randomUUID);
       const createdBy = (c.var.principal as { tokenId: string }).tokenId;
-      await sql`
-        insert into transfers (id, acquirer_name, acquirer_email, acquirer_public_key, scope, legal_basis, handover_at, after_handover, created_by)
-        values (${id}, ${body.acquirer.name}, ${body.acquirer.email}, ${body.acquirer.publicKey}, ${sql.json(body.scope as never)}, ${body.legalBasis},
-                ${handoverAt}, ${body.afterHandover}, ${createdBy})`;
       const timeoutMs = fixedDurationMs(config.TRANSFER_APPROVAL_TIMEOUT);
-      try {
-        await temporal.workflow.start<typeof businessTransfer>('businessTransfer', {
+      await commitAndStart(
+        c.var.deps,
+        (tx) => tx`
+          insert into transfers (id, acquirer_name, acquirer_email, acquirer_public_key, scope, legal_basis, handover_at, after_handover, created_by)
+          values (${id}, ${body.acquirer.name}, ${body.acquirer.email}, ${body.acquirer.publicKey}, ${tx.json(body.scope as never)}, ${body.legalBasis},
+                  ${handoverAt}, ${body.afterHandover}, ${createdBy})
+          on conflict (id) do nothing`,
+        {
           workflowId: transferWorkflowId(id),
+          workflowType: 'businessTransfer',
           taskQueue: config.TEMPORAL_TASK_QUEUE,
           memo: { legalBasis: body.legalBasis, handoverAt: handoverAt.toISOString(), afterHandover: body.afterHandover },
           args: [
@@ -121,13 +125,10 @@ export function transferRoutes() {
               approvalReminderAt: new Date(Date.now() + timeoutMs / 2).toISOString(),
               approvalDeadline: new Date(Date.now() + timeoutMs).toISOString(),
               afterHandover: body.afterHandover,
-            },
+            } satisfies Parameters<typeof businessTransfer>[0],
           ],
-        });
-      } catch (err) {
-        await sql`delete from transfers where id = ${id}`;
-        throw err;
-      }
+        },
+      );
       return c.json({ id, status: 'awaiting_approval' as const }, 202);
     },
   );

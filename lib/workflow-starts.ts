@@ -1,0 +1,66 @@
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Db, Sql } from '../db/index';
+
+/** A workflow start written beside the row it belongs to, in the same transaction. */
+export interface RecordedStart {
+  workflowId: string;
+  workflowType: string;
+  taskQueue: string;
+  args: unknown[];
+  memo?: Record<string, unknown>;
+}
+
+/**
+ * Issue 13: never "write, then start, then delete if the start threw". The row and its start
+ * commit together; `startRecorded` then starts it (a retry lands on the same run), and the
+ * Schedule `workflow-starts` (`startPendingWorkflows`) starts whatever a crash left behind.
+ * Nothing is ever deleted on an ambiguous start error.
+ */
+export async function recordStart(tx: Db, s: RecordedStart): Promise<void> {
+  await tx`
+    insert into workflow_starts (workflow_id, workflow_type, task_queue, args, memo)
+    values (${s.workflowId}, ${s.workflowType}, ${s.taskQueue}, ${tx.json(s.args as never)}, ${s.memo ? tx.json(s.memo as never) : null})
+    on conflict (workflow_id) do nothing`;
+}
+
+/**
+ * Starts a recorded workflow once: a run already going (or finished) under the id counts as
+ * started — `USE_EXISTING` for a running one, `REJECT_DUPLICATE` so a closed one is never run
+ * a second time. Answers whether this call started it.
+ */
+export async function startRecorded(client: Client, sql: Sql, workflowId: string): Promise<'started' | 'existed' | 'unknown'> {
+  const [row] = await sql<{ workflowType: string; taskQueue: string; args: unknown[]; memo: Record<string, unknown> | null; startedAt: Date | null }[]>`
+    select workflow_type as "workflowType", task_queue as "taskQueue", args, memo, started_at as "startedAt" from workflow_starts where workflow_id = ${workflowId}`;
+  if (!row) return 'unknown';
+  if (row.startedAt) return 'existed';
+  let outcome: 'started' | 'existed' = 'started';
+  try {
+    await client.workflow.start(row.workflowType, {
+      workflowId,
+      taskQueue: row.taskQueue,
+      args: row.args,
+      ...(row.memo ? { memo: row.memo } : {}),
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    outcome = 'existed';
+  }
+  await sql`update workflow_starts set started_at = now() where workflow_id = ${workflowId} and started_at is null`;
+  return outcome;
+}
+
+/** Starts recorded workflows still waiting after `olderThanMs` (a crash between commit and start). */
+export async function startPendingWorkflows(client: Client, sql: Sql, olderThanMs: number, limit = 500): Promise<{ started: number; existed: number }> {
+  const pending = await sql<{ workflowId: string }[]>`
+    select workflow_id as "workflowId" from workflow_starts
+    where started_at is null and recorded_at < now() - ${olderThanMs / 1000} * interval '1 second'
+    order by recorded_at limit ${limit}`;
+  const counts = { started: 0, existed: 0 };
+  for (const { workflowId } of pending) {
+    const outcome = await startRecorded(client, sql, workflowId);
+    if (outcome !== 'unknown') counts[outcome] += 1;
+  }
+  return counts;
+}

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../api/app';
+import { appFor, json, staffAuth } from './support/api';
+import { openStack, silentLog, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { activate, registerCustomer, uniqueEmail } from './support/customers';
+import { newClient } from './support/recordings';
+import { waitFor } from './support/wait';
+import { ensureWorkflowStartsSchedule } from '../worker/schedules';
+import { requestWorkflowId, WORKFLOW_STARTS_SCHEDULE_ID } from '../workflows/ids';
+
+/**
+ * Issue 13: a POST that starts a workflow is safe to retry (Idempotency-Key), and a row is never
+ * left without its workflow — nor deleted under a running one — when the start fails.
+ */
+let s: TestStack;
+let worker: RunningWorker;
+let app: ReturnType<typeof appFor>;
+let staff: { authorization: string };
+let clientId: string;
+
+beforeAll(async () => {
+  s = await openStack({}, { ownDatabase: true });
+  worker = await startWorker(s);
+  app = appFor(s);
+  staff = await staffAuth(s.sql, 'support');
+  clientId = await newClient(s);
+});
+afterAll(async () => {
+  await s.client.schedule.getHandle(WORKFLOW_STARTS_SCHEDULE_ID).delete().catch(() => undefined);
+  await worker.stop();
+  await s.close();
+});
+
+const runsOf = async (workflowId: string) => {
+  let n = 0;
+  for await (const _ of s.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) n += 1;
+  return n;
+};
+
+describe('Idempotency-Key', () => {
+  it('the same POST /v1/requests twice: one request, one run, the same answer; another body with the key is 422', async () => {
+    const person = await registerCustomer(app, staff, { clientId });
+    const auth = await activate(app, person);
+    const send = (body: Record<string, unknown>, key = 'retry-me-1') => app.request('/v1/requests', json(body, { ...auth, 'idempotency-key': key }));
+
+    const first = await send({ type: 'access' });
+    expect(first.status).toBe(202);
+    const firstBody = (await first.json()) as { id: string; dueAt: string };
+    const second = await send({ type: 'access' });
+    expect(second.status).toBe(202);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(await second.json()).toEqual(firstBody);
+
+    expect((await s.sql`select id from data_requests where customer_id = ${person.id}`).map((r) => r.id)).toEqual([firstBody.id]);
+    await waitFor(async () => (await runsOf(requestWorkflowId(firstBody.id))) === 1, { what: 'the run to be listed' });
+    expect(await runsOf(requestWorkflowId(firstBody.id))).toBe(1);
+
+    const other = await send({ type: 'erasure' });
+    expect(other.status).toBe(422);
+    expect((await s.sql`select 1 from data_requests where customer_id = ${person.id}`).length, 'nothing new').toBe(1);
+
+    // Keys are the caller's own: another person using the same key files their own request.
+    const someoneElse = await activate(app, await registerCustomer(app, staff, { clientId }));
+    const theirs = await app.request('/v1/requests', json({ type: 'access' }, { ...someoneElse, 'idempotency-key': 'retry-me-1' }));
+    expect(theirs.status).toBe(202);
+    expect(((await theirs.json()) as { id: string }).id).not.toBe(firstBody.id);
+  });
+
+  it('a retried registration answers the first 201 and sends one invitation', async () => {
+    const email = uniqueEmail('once');
+    const body = { clientId, email, name: 'Ena Gang', providedBy: { source: 'client' } };
+    const a = await app.request('/v1/customers', json(body, { ...staff, 'idempotency-key': `reg-${email}` }));
+    const b = await app.request('/v1/customers', json(body, { ...staff, 'idempotency-key': `reg-${email}` }));
+    expect(a.status).toBe(201);
+    expect(b.status).toBe(201);
+    expect(await b.json()).toEqual(await a.json());
+    expect((await s.sql`select 1 from customers where email = ${email}`).length).toBe(1);
+    expect((await app.request('/v1/requests', json({ type: 'access' }, { ...staff, 'idempotency-key': 'x y' }))).status, 'a key with a space').toBe(400);
+  });
+});
+
+describe('a start that fails after the row is committed', () => {
+  it('keeps the row, answers, and the Schedule workflow-starts starts the run within its interval', async () => {
+    const person = await registerCustomer(app, staff, { clientId });
+    const auth = await activate(app, person);
+    // Temporal refuses the start (a crash or an outage between commit and start).
+    const failing = new Proxy(s.client, {
+      get(target, prop) {
+        if (prop !== 'workflow') return Reflect.get(target, prop);
+        return new Proxy(target.workflow, {
+          get(wf, p) {
+            if (p === 'start') return async () => { throw new Error('connection reset (injected)'); };
+            return Reflect.get(wf, p);
+          },
+        });
+      },
+    });
+    const broken = createApp({ config: s.config, sql: s.sql, temporal: failing, store: s.store, log: silentLog });
+    const res = await broken.request('/v1/requests', json({ type: 'access' }, auth));
+    expect(res.status, 'the request is received: its row and its start are committed').toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    expect((await s.sql`select started_at as "startedAt" from workflow_starts where workflow_id = ${requestWorkflowId(id)}`)[0]!.startedAt).toBeNull();
+    expect(await runsOf(requestWorkflowId(id))).toBe(0);
+
+    await ensureWorkflowStartsSchedule(s.client, { taskQueue: s.config.TEMPORAL_TASK_QUEUE, intervalMs: 2_000 });
+    await waitFor(async () => (await s.sql`select status from data_requests where id = ${id}`)[0]?.status === 'awaiting_decision', {
+      what: 'the reconciled run to assess the request',
+      timeoutMs: 30_000,
+    });
+    expect(await runsOf(requestWorkflowId(id))).toBe(1);
+    expect((await s.sql`select started_at as "startedAt" from workflow_starts where workflow_id = ${requestWorkflowId(id)}`)[0]!.startedAt).not.toBeNull();
+  });
+});
