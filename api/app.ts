@@ -29,12 +29,16 @@ import { exportRoutes } from './routes/exports';
 import { accountRoutes } from './routes/account';
 import { siteRoutes } from './routes/site';
 import { policyRoutes } from './routes/policies';
+import { metricsRoutes, statsRoutes } from './routes/metrics';
+import { createMetrics } from './metrics';
+import { routePath } from 'hono/route';
 
 /** JSON bodies are small; uploads (recordings) set their own limit on their route. */
 export const JSON_BODY_LIMIT = 256 * 1024;
 
 export function createApp(deps: ApiDeps) {
   const app = createRouter();
+  const metrics = createMetrics({ sql: deps.sql, log: deps.log, retentionSweepInterval: deps.config.RETENTION_SWEEP_INTERVAL });
 
   // An incoming X-Request-Id is kept only in a safe shape (word characters, '-', '=', ≤ 64);
   // anything else gets a fresh id, so a caller cannot write into our logs.
@@ -68,11 +72,12 @@ export function createApp(deps: ApiDeps) {
     c.set('deps', deps);
     const started = performance.now();
     await next();
-    // Route patterns, never raw URLs: query strings can carry one-time tokens.
-    deps.log.info(
-      { requestId: c.var.requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(performance.now() - started) },
-      'request',
-    );
+    // Route patterns, never raw URLs: query strings can carry one-time tokens, paths carry ids.
+    // A request no route matched has the pattern of the last middleware it passed ('*', '/v1/*').
+    const route = routePath(c);
+    const ms = performance.now() - started;
+    deps.log.info({ requestId: c.var.requestId, method: c.req.method, route, status: c.res.status, ms: Math.round(ms) }, 'request');
+    metrics.observeHttp({ method: c.req.method, route, status: c.res.status }, ms / 1000);
   });
   app.use('/v1/*', async (c, next) => {
     if (c.req.header('content-type')?.toLowerCase().startsWith('multipart/form-data')) return next();
@@ -119,6 +124,7 @@ export function createApp(deps: ApiDeps) {
   });
 
   app.route('/', healthRoutes());
+  app.route('/', metricsRoutes(metrics));
   app.route('/', docsRoutes());
   app.route('/v1', staffTokenRoutes());
   app.route('/v1', systemCheckRoutes());
@@ -134,6 +140,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1', requestRoutes());
   app.route('/v1', exportRoutes());
   app.route('/v1', policyRoutes());
+  app.route('/v1', statsRoutes());
   app.route('/', accountRoutes());
   app.route('/', siteRoutes());
 

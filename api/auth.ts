@@ -76,15 +76,46 @@ export const requireStaffOrClientUser =
     await next();
   };
 
+/** The peer's address as the socket saw it; null for a call that came over no socket (in-process, tests). */
+function peerAddress(env: unknown): string | null | undefined {
+  const incoming = (env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  if (!incoming) return null;
+  return incoming.socket?.remoteAddress;
+}
+
+/** 127.0.0.0/8, ::1, and IPv4 loopback as an IPv6-mapped address. */
+export function isLoopback(address: string): boolean {
+  const v4 = address.toLowerCase().replace(/^::ffff:/, '');
+  return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/**
+ * Issue 15: scrapers of /metrics. Only callers on this machine (a loopback peer, not relayed by
+ * a proxy on it) unless METRICS_ALLOW_REMOTE is true, e.g. for a Prometheus in the compose
+ * network. A call that came over no socket at all (in-process) is local.
+ */
+export const requireLocalScraper: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!c.var.deps.config.METRICS_ALLOW_REMOTE) {
+    const peer = peerAddress(c.env);
+    const relayed = c.req.header('x-forwarded-for') !== undefined || c.req.header('forwarded') !== undefined;
+    if (peer !== null && (!peer || !isLoopback(peer) || relayed)) {
+      throw new AppError('forbidden', 403, 'Metrics are served to callers on this machine only; set METRICS_ALLOW_REMOTE=true to let a Prometheus elsewhere scrape them.');
+    }
+  }
+  await next();
+};
+
 /**
  * Who may call a route, declared where the route is defined: `...access.staff('privacy_officer')`
  * puts the guard in the route's middleware and the declaration in /openapi.json (`x-access`),
  * where `test/authorization-matrix.test.ts` reads it and tries every kind of caller. A route
  * without a declaration fails that test.
  */
-export type Access = 'public' | 'signed-in' | 'customer' | 'staff' | `staff:${string}` | 'staff-or-client-user' | 'link-token';
+export type Access = 'public' | 'signed-in' | 'customer' | 'staff' | `staff:${string}` | 'staff-or-client-user' | 'link-token' | 'scraper';
 export const access = {
   public: () => ({ 'x-access': 'public' as Access }),
+  /** No token; callers on this machine only unless METRICS_ALLOW_REMOTE (`requireLocalScraper`). */
+  scraper: () => ({ middleware: [requireLocalScraper] as MiddlewareHandler<AppEnv>[], 'x-access': 'scraper' as Access }),
   /** A one-time secret in the link (an export, the acquirer's package): no bearer token. */
   linkToken: () => ({ 'x-access': 'link-token' as Access }),
   signedIn: () => ({ middleware: [requireSignedIn] as MiddlewareHandler<AppEnv>[], 'x-access': 'signed-in' as Access }),

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { isFixedLength, parseIsoDuration, addCalendarDuration } from './durations';
@@ -36,6 +37,33 @@ const optionalString = z
   .trim()
   .optional()
   .transform((v) => (v ? v : undefined));
+
+/** true/false (also 1/0, yes/no), for switches. */
+const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), { message: 'must be true or false' })
+  .transform((v) => ['true', '1', 'yes'].includes(v));
+
+/**
+ * An IP address and port to listen on (`127.0.0.1:9464`, `0.0.0.0:9464`, `[::1]:9464`): the
+ * Temporal SDK binds it natively and takes no host names. Empty ('') means off.
+ */
+const listenAddress = z
+  .string()
+  .trim()
+  .refine(
+    (v) => {
+      if (v === '') return true;
+      const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(v);
+      if (!m) return false;
+      const host = m[1] ?? m[2]!;
+      const port = Number(m[3]);
+      return isIP(host) === (m[1] ? 6 : 4) && port >= 1 && port <= 65535;
+    },
+    { message: 'must be an IP address and port such as 127.0.0.1:9464 or 0.0.0.0:9464, or empty to turn it off' },
+  );
 
 const urlWithProtocols = (protocols: string[], example: string) =>
   z
@@ -116,6 +144,11 @@ const schema = z
     TEMPORAL_UI_PORT: port.default(8233),
     MAIL_SINK_SMTP_PORT: port.default(1025),
     MAIL_SINK_WEB_PORT: port.default(1080),
+    // Issue 15: /metrics answers only callers on this machine unless this is true (compose: a
+    // Prometheus in the container network).
+    METRICS_ALLOW_REMOTE: flag.default(false),
+    // The worker's Temporal SDK metrics (Prometheus text at http://{address}/metrics); empty: off.
+    WORKER_METRICS_ADDRESS: listenAddress.default('127.0.0.1:9464'),
   })
   .superRefine((c, ctx) => {
     // Reminders and the escalation only make sense before the answer is due.

@@ -55,6 +55,9 @@ function expected(accessDecl: string, caller: Caller, path: string): 'allow' | '
   const underV1 = path.startsWith('/v1/');
   if ((caller === 'bad-token' || caller === 'expired-token') && underV1) return 401; // an unknown token is never ignored
   if (accessDecl === 'public') return 'allow';
+  // No token either; these in-process calls come over no socket, so they are the machine's own
+  // (the non-loopback refusal is tried in test/metrics.test.ts).
+  if (accessDecl === 'scraper') return 'allow';
   // The link's own secret is the credential: without it 401 or 404, never a role's 403.
   if (accessDecl === 'link-token') return 'link';
   if (caller === 'anonymous' || caller === 'bad-token' || caller === 'expired-token') return 401;

@@ -5,6 +5,10 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import YAML from 'yaml';
+import { loadConfig } from '../lib/config';
+import { createMetrics, PROMISE_GAUGES } from '../api/metrics';
+import { createLogger } from '../lib/log';
+import { dashboardExpressions, dashboardMetricNames, PROMISES_DASHBOARD } from './support/prometheus';
 
 const composeUrl = new URL('../docker-compose.yml', import.meta.url);
 const dockerfileUrl = new URL('../Dockerfile', import.meta.url);
@@ -60,7 +64,7 @@ const SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: string }> = [
   { name: 'TransferStatus', type: 'Keyword' },
 ];
 
-const SERVICES = ['postgres', 'temporal', 'temporal-setup', 'temporal-ui', 'mailpit', 'api', 'worker'] as const;
+const SERVICES = ['postgres', 'temporal', 'temporal-setup', 'temporal-ui', 'mailpit', 'api', 'worker', 'prometheus', 'grafana'] as const;
 const APP_SERVICES = ['api', 'worker'] as const;
 
 /** Published ports: host port → the service and container port behind it. */
@@ -70,6 +74,8 @@ const PUBLISHED: ReadonlyArray<{ host: number; service: string; container: numbe
   { host: 8233, service: 'temporal-ui', container: 8080, what: 'Temporal Web UI' },
   { host: 1025, service: 'mailpit', container: 1025, what: 'SMTP' },
   { host: 1080, service: 'mailpit', container: 8025, what: 'sent-mail web view' },
+  { host: 9090, service: 'prometheus', container: 9090, what: 'Prometheus' },
+  { host: 3001, service: 'grafana', container: 3000, what: 'Grafana' },
 ];
 
 /** Source directories the image must contain (package.json scripts run them with tsx). */
@@ -324,6 +330,92 @@ describe('api and worker share one image and one recording store', () => {
     const [api, worker] = APP_SERVICES.map((n) => mounts(n).find((m) => m.target === env(n).DATA_DIR)?.source);
     expect(api).toBeDefined();
     expect(worker).toBe(api);
+  });
+});
+
+describe('monitoring: Prometheus scrapes the api and the worker, Grafana shows the promises (issue 15)', () => {
+  const read = (relative: string) => readFileSync(new URL(`../${relative}`, import.meta.url), 'utf8');
+  /** The repository file a service mounts at `target`, checked to exist. */
+  const mountedFile = (name: string, target: string) => {
+    const source = mounts(name).find((m) => m.target === target)?.source;
+    expect(source, `${name} mounts nothing at ${target}`).toMatch(/^\.\//);
+    expect(existsSync(new URL(`../${source}`, import.meta.url)), `${source} is missing`).toBe(true);
+    return source!.replace(/^\.\//, '');
+  };
+  type ScrapeConfig = { job_name: string; metrics_path?: string; static_configs?: { targets: string[] }[] };
+  const prometheusConfig = YAML.parse(read(mountedFile('prometheus', '/etc/prometheus/prometheus.yml'))) as { scrape_configs: ScrapeConfig[] };
+  const job = (name: string) => {
+    const found = prometheusConfig.scrape_configs.find((j) => j.job_name === name);
+    if (!found) throw new Error(`prometheus.yml has no job ${name}`);
+    return { path: found.metrics_path ?? '/metrics', targets: (found.static_configs ?? []).flatMap((c) => c.targets) };
+  };
+  const appConfig = (name: 'api' | 'worker') => loadConfig(Object.fromEntries(Object.entries(env(name)).filter(([, v]) => !v.includes('${'))));
+
+  it('publishes Prometheus and Grafana on the host loopback only', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      const raw = service(name).ports ?? [];
+      expect(raw.length).toBeGreaterThan(0);
+      for (const p of raw) expect(String(typeof p === 'object' ? '' : p), `${name} port ${JSON.stringify(p)}`).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
+  it('keeps samples and Grafana state in named volumes', () => {
+    expect(isNamedVolume(mounts('prometheus').find((m) => m.target === '/prometheus')?.source)).toBe(true);
+    expect(isNamedVolume(mounts('grafana').find((m) => m.target === '/var/lib/grafana')?.source)).toBe(true);
+  });
+
+  it('Prometheus is given the configuration file the compose file mounts', () => {
+    expect(commandText(service('prometheus'))).toContain('--config.file=/etc/prometheus/prometheus.yml');
+  });
+
+  it("scrapes the api's /metrics on its PORT, and the api lets this scraper in from the network", () => {
+    const api = job('api');
+    expect(api.path).toBe('/metrics');
+    expect(api.targets).toEqual([`api:${env('api').PORT}`]);
+    // /metrics refuses non-loopback callers unless told otherwise; Prometheus is another container.
+    expect(appConfig('api').METRICS_ALLOW_REMOTE).toBe(true);
+  });
+
+  it("scrapes the worker's Temporal SDK exporter where WORKER_METRICS_ADDRESS binds it, without publishing it", () => {
+    const address = appConfig('worker').WORKER_METRICS_ADDRESS;
+    const [host, port] = [address.slice(0, address.lastIndexOf(':')), address.slice(address.lastIndexOf(':') + 1)];
+    expect(host, 'reachable from the compose network').toBe('0.0.0.0');
+    const worker = job('worker');
+    expect(worker.path).toBe('/metrics');
+    expect(worker.targets).toEqual([`worker:${port}`]);
+    expect(ports('worker')).toEqual([]);
+  });
+
+  it('Grafana is provisioned with that Prometheus as its data source', () => {
+    const provisioning = mountedFile('grafana', '/etc/grafana/provisioning');
+    const datasources = YAML.parse(read(`${provisioning}/datasources/prometheus.yml`)) as { datasources: { type: string; uid: string; url: string }[] };
+    expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', uid: 'prometheus', url: 'http://prometheus:9090' })]);
+    expect(dependsOn('grafana')).toHaveProperty('prometheus');
+  });
+
+  it('Grafana loads the dashboards folder the compose file mounts', () => {
+    const provisioning = mountedFile('grafana', '/etc/grafana/provisioning');
+    const dashboards = YAML.parse(read(`${provisioning}/dashboards/promises.yml`)) as { providers: { type: string; options: { path: string } }[] };
+    const folder = mountedFile('grafana', dashboards.providers[0]!.options.path);
+    expect(new URL(`../${folder}/promises.json`, import.meta.url).href).toBe(PROMISES_DASHBOARD.href);
+    expect(env('grafana').GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe(`${dashboards.providers[0]!.options.path}/promises.json`);
+  });
+
+  it('the dashboard reads only metrics the app exports, and shows every promise gauge', () => {
+    const dashboard = JSON.parse(readFileSync(PROMISES_DASHBOARD, 'utf8')) as { uid: string; panels: { datasource?: { uid: string }; targets?: unknown[] }[] };
+    expect(dashboardExpressions(dashboard).length).toBeGreaterThan(10);
+    for (const panel of dashboard.panels.filter((p) => p.targets)) expect(panel.datasource).toEqual({ type: 'prometheus', uid: 'prometheus' });
+
+    const metrics = createMetrics({ sql: undefined as never, log: createLogger('compose-test', 'silent'), retentionSweepInterval: 'PT1H' });
+    const exported = new Set(metrics.names());
+    const histogramSeries = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
+    const used = dashboardMetricNames();
+    // `up` is Prometheus's own; `temporal_*` come from the worker's SDK exporter, whose names
+    // test/metrics.test.ts checks against a real worker.
+    const unknown = used.filter((n) => n !== 'up' && !n.startsWith('temporal_') && !exported.has(n) && !exported.has(histogramSeries(n)));
+    expect(unknown, 'metric names the dashboard reads but /metrics does not serve').toEqual([]);
+    for (const g of PROMISE_GAUGES) expect(used, `${g.name} on the dashboard`).toContain(g.name);
+    expect(used).toContain('privacy_recording_deletions_total');
   });
 });
 

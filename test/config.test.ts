@@ -68,6 +68,23 @@ describe('configuration', () => {
     expect(problems.join('\n')).toMatch(/SMTP_URL: must be a URL such as smtp:/);
   });
 
+  it('serves metrics to this machine only, and runs the worker exporter on 127.0.0.1:9464, by default (issue 15)', () => {
+    const config = loadConfig({});
+    expect(config.METRICS_ALLOW_REMOTE).toBe(false);
+    expect(config.WORKER_METRICS_ADDRESS).toBe('127.0.0.1:9464');
+    expect(loadConfig({ METRICS_ALLOW_REMOTE: 'true', WORKER_METRICS_ADDRESS: '0.0.0.0:9464' })).toMatchObject({ METRICS_ALLOW_REMOTE: true, WORKER_METRICS_ADDRESS: '0.0.0.0:9464' });
+    expect(loadConfig({ METRICS_ALLOW_REMOTE: '0', WORKER_METRICS_ADDRESS: '[::1]:9464' })).toMatchObject({ METRICS_ALLOW_REMOTE: false, WORKER_METRICS_ADDRESS: '[::1]:9464' });
+    expect(loadConfig({ WORKER_METRICS_ADDRESS: '' }).WORKER_METRICS_ADDRESS, 'empty turns the exporter off').toBe('');
+  });
+
+  it('refuses a metrics switch that is not true/false, and an exporter address that is no IP and port', () => {
+    expect(problemsOf({ METRICS_ALLOW_REMOTE: 'sometimes' })).toEqual(['METRICS_ALLOW_REMOTE: must be true or false (got "sometimes")']);
+    // The SDK binds natively and takes no host names.
+    for (const bad of ['localhost:9464', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:99999', '::1:9464', 'http://127.0.0.1:9464']) {
+      expect(problemsOf({ WORKER_METRICS_ADDRESS: bad })[0], bad).toMatch(/^WORKER_METRICS_ADDRESS: must be an IP address and port/);
+    }
+  });
+
   it('treats empty TEMPORAL_ADDRESS and SMTP_URL as unset (embedded services)', () => {
     const config = loadConfig({ TEMPORAL_ADDRESS: '', SMTP_URL: '' });
     expect(config.TEMPORAL_ADDRESS).toBeUndefined();

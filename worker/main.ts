@@ -17,12 +17,28 @@ const log = createLogger('worker', config.LOG_LEVEL);
 
 // The SDK's own log lines go through the same structured logger (and the same level).
 const sdkLevels: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
-Runtime.install({
-  logger: new DefaultLogger(sdkLevels[config.LOG_LEVEL] ?? 'INFO', ({ level, message, meta }) => {
-    const method = level === 'TRACE' ? 'trace' : level === 'DEBUG' ? 'debug' : level === 'WARN' ? 'warn' : level === 'ERROR' ? 'error' : 'info';
-    log[method]({ sdk: meta }, message);
-  }),
+const logger = new DefaultLogger(sdkLevels[config.LOG_LEVEL] ?? 'INFO', ({ level, message, meta }) => {
+  const method = level === 'TRACE' ? 'trace' : level === 'DEBUG' ? 'debug' : level === 'WARN' ? 'warn' : level === 'ERROR' ? 'error' : 'info';
+  log[method]({ sdk: meta }, message);
 });
+// Issue 15: the SDK's own metrics (task slots, pollers, workflow and activity latencies and
+// failures) for Prometheus at http://WORKER_METRICS_ADDRESS/metrics, named the Prometheus way
+// (seconds, `_total` counters). A taken port costs the metrics, not the worker: the promises
+// keep being kept, and Prometheus shows the target down.
+const metricsAddress = config.WORKER_METRICS_ADDRESS;
+try {
+  Runtime.install({
+    logger,
+    ...(metricsAddress
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } } } }
+      : {}),
+  });
+  if (metricsAddress) log.info({ metrics: `http://${metricsAddress}/metrics` }, 'worker metrics exporter listening');
+} catch (err) {
+  if (!metricsAddress) throw err;
+  log.error({ address: metricsAddress, err: { message: (err as Error).message } }, 'could not start the worker metrics exporter; running without it');
+  Runtime.install({ logger });
+}
 
 async function connectWhenUp(address: string): Promise<NativeConnection> {
   for (let attempt = 1; ; attempt++) {
