@@ -351,8 +351,10 @@ describe('monitoring: Prometheus scrapes the api and the worker, Grafana shows t
   };
   const appConfig = (name: 'api' | 'worker') => loadConfig(Object.fromEntries(Object.entries(env(name)).filter(([, v]) => !v.includes('${'))));
 
-  it('publishes Prometheus and Grafana on the host loopback only', () => {
-    for (const name of ['prometheus', 'grafana']) {
+  it('publishes every port on the host loopback only (issue 12: no Temporal, UI or mail catcher open to the network)', () => {
+    const published = Object.keys(compose.services).filter((name) => (service(name).ports ?? []).length > 0);
+    expect(published).toEqual(expect.arrayContaining(['temporal', 'api', 'prometheus', 'grafana']));
+    for (const name of published) {
       const raw = service(name).ports ?? [];
       expect(raw.length).toBeGreaterThan(0);
       for (const p of raw) expect(String(typeof p === 'object' ? '' : p), `${name} port ${JSON.stringify(p)}`).toMatch(/^127\.0\.0\.1:/);
