@@ -132,7 +132,16 @@ export function createRequestActivities(deps: RequestDeps) {
     },
 
     async recordDecision(input: { requestId: string; decision: 'approve' | 'refuse'; reasonCode: string | null; decidedBy: string }): Promise<void> {
-      await updateRequest(deps.sql, input.requestId, { decision: input.decision, reasonCode: input.reasonCode, decidedBy: input.decidedBy, status: input.decision === 'refuse' ? 'refused' : 'executing' });
+      await deps.sql.begin(async (tx) => {
+        await updateRequest(tx, input.requestId, { decision: input.decision, reasonCode: input.reasonCode, decidedBy: input.decidedBy, status: input.decision === 'refuse' ? 'refused' : 'executing' });
+        // The winner's reason and evidence, from the draft its officer left (issue 13); the others' go.
+        if (input.decision === 'refuse') {
+          await tx`update data_requests r set reason = d.reason,
+                     details = case when d.evidence is null then r.details else r.details || jsonb_build_object('refusalEvidence', d.evidence) end
+                   from decision_drafts d where r.id = ${input.requestId} and d.request_id = r.id and d.token_id = ${input.decidedBy}`;
+        }
+        await tx`delete from decision_drafts where request_id = ${input.requestId}`;
+      });
     },
 
     /**

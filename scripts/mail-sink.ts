@@ -224,6 +224,7 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     if (url.pathname === '/api/faults' && req.method === 'POST') {
       if (url.searchParams.has('refuse')) refuseNext = Number(url.searchParams.get('refuse'));
       for (const address of url.searchParams.getAll('reject')) rejected.add(address.toLowerCase());
+      for (const address of url.searchParams.getAll('release')) rejected.delete(address.toLowerCase());
       return json(200, { refuseNext, rejected: [...rejected] });
     }
     const match = /^\/messages\/(\d+)$/.exec(url.pathname);

@@ -131,7 +131,7 @@ describe('customer pages in a real browser', () => {
     expect(requestId).toBeTruthy();
     await accessible(page);
     await awaitDecision(app, officer, requestId!);
-    expect((await app.request(`/v1/requests/${requestId}/decision`, json({ decision: 'approve' }, officer))).status).toBe(200);
+    expect((await app.request(`/v1/requests/${requestId}/decision`, json({ decision: 'approve' }, { ...officer, prefer: 'wait=30' }))).status).toBe(200);
     await waitFor(async () => (await s.sql`select 1 from data_requests where id = ${requestId!} and status = 'answered'`).length > 0, { what: 'the access request to be answered' });
     await page.reload();
     const downloadLink = page.getByRole('link', { name: 'Hent din kopi' });

@@ -136,7 +136,7 @@ describe('erasure leaves no trace outside what the map keeps with a reason', () 
     // An objection to the recording, refused on compelling grounds: every request type is in the data.
     const objectionId = await fileRequest(app, auth, { type: 'objection', details: { note: `${name} vil ikke optages` } });
     await awaitDecision(app, officer, objectionId);
-    expect((await app.request(`/v1/requests/${objectionId}/decision`, json({ decision: 'refuse', reasonCode: 'compelling_grounds', reason: 'Optagelsen indgår i en verserende sag.' }, officer))).status).toBe(200);
+    expect((await app.request(`/v1/requests/${objectionId}/decision`, json({ decision: 'refuse', reasonCode: 'compelling_grounds', reason: 'Optagelsen indgår i en verserende sag.' }, { ...officer, prefer: 'wait=30' }))).status).toBe(200);
     expect((await waitForMessage((m) => m.to.includes(secondEmail) && m.text.includes(objectionId) && /afvist/.test(m.subject), 'the objection refusal')).text).toContain('GDPR art. 21, stk. 1');
 
     // A caller request by phone (staff), then the erasure, filed by staff with the number.

@@ -5,6 +5,8 @@ import { openStack, silentLog, startWorker, type RunningWorker, type TestStack }
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { newClient } from './support/recordings';
 import { waitFor } from './support/wait';
+import { awaitDecision } from './support/requests';
+import { rejectRecipients, releaseRecipients, waitForMessage } from './support/mailbox';
 import { ensureWorkflowStartsSchedule } from '../worker/schedules';
 import { requestWorkflowId, WORKFLOW_STARTS_SCHEDULE_ID } from '../workflows/ids';
 
@@ -109,5 +111,44 @@ describe('a start that fails after the row is committed', () => {
     });
     expect(await runsOf(requestWorkflowId(id))).toBe(1);
     expect((await s.sql`select started_at as "startedAt" from workflow_starts where workflow_id = ${requestWorkflowId(id)}`)[0]!.startedAt).not.toBeNull();
+  });
+});
+
+describe('decisions answer once recorded (issue 13)', () => {
+  it('answers 202 while the answer email cannot go out, and the request completes once it can', async () => {
+    const officer = await staffAuth(s.sql, 'privacy_officer');
+    const person = await registerCustomer(app, staff, { clientId });
+    const auth = await activate(app, person);
+    const filed = (await (await app.request('/v1/requests', json({ type: 'access' }, auth))).json()) as { id: string };
+    await awaitDecision(app, officer, filed.id);
+    await rejectRecipients([person.email]);
+    try {
+      const res = await app.request(`/v1/requests/${filed.id}/decision`, json({ decision: 'approve' }, officer));
+      expect(res.status, 'recorded, not yet carried out').toBe(202);
+      expect(((await res.json()) as { status: string }).status).not.toBe('answered');
+      // The officer was not held: the answer is still undelivered.
+      expect((await s.sql`select 1 from email_outbox where key = ${`request:${filed.id}:answer`} and status = 'sent'`).length).toBe(0);
+    } finally {
+      await releaseRecipients([person.email]);
+    }
+    await waitFor(async () => (await s.sql`select status from data_requests where id = ${filed.id}`)[0]?.status === 'answered', { what: 'the answer once SMTP accepts', timeoutMs: 60_000 });
+  });
+
+  it('two officers refusing at once: one wins, the other gets 409, and the stored reason is the winner’s', async () => {
+    const [a, b] = [await staffAuth(s.sql, 'privacy_officer'), await staffAuth(s.sql, 'privacy_officer')];
+    const person = await registerCustomer(app, staff, { clientId });
+    const auth = await activate(app, person);
+    const filed = (await (await app.request('/v1/requests', json({ type: 'access' }, auth))).json()) as { id: string };
+    await awaitDecision(app, a, filed.id);
+    const refuse = (who: { authorization: string }, reason: string) =>
+      app.request(`/v1/requests/${filed.id}/decision`, json({ decision: 'refuse', reasonCode: 'manifestly_unfounded', reason }, who));
+    const [ra, rb] = await Promise.all([refuse(a, 'Begrundelse A.'), refuse(b, 'Begrundelse B.')]);
+    expect([ra.status, rb.status].sort()).toEqual([202, 409]);
+    const winner = ra.status === 202 ? 'Begrundelse A.' : 'Begrundelse B.';
+    const [row] = await s.sql<{ reason: string }[]>`select reason from data_requests where id = ${filed.id}`;
+    expect(row!.reason).toBe(winner);
+    const answer = await waitForMessage((m) => m.to.includes(person.email) && m.text.includes(filed.id) && m.text.includes('Begrundelse'), 'the refusal');
+    expect(answer.text).toContain(winner);
+    expect(answer.text).not.toContain(winner === 'Begrundelse A.' ? 'Begrundelse B.' : 'Begrundelse A.');
   });
 });

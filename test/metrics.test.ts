@@ -146,7 +146,7 @@ describe('a breached request and a held overdue recording, in /metrics and /v1/s
 
   it('moves the request to answered late, and counts the held recording deleted once its dispute is resolved', async () => {
     await awaitDecision(app, officer, requestId);
-    const decided = await app.request(`/v1/requests/${requestId}/decision`, json({ decision: 'approve' }, officer));
+    const decided = await app.request(`/v1/requests/${requestId}/decision`, json({ decision: 'approve' }, { ...officer, prefer: 'wait=30' }));
     expect(decided.status, await decided.clone().text()).toBe(200);
 
     const resolved = await app.request(`/v1/disputes/${disputeId}/resolve`, json({ resolution: 'Settled with the client' }, officer));

@@ -1,6 +1,8 @@
-import { Worker } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { describe, expect, inject, it } from 'vitest';
 import { loadHistories } from './support/histories';
+import { workflowsPath } from '../worker/create-worker';
 
 /**
  * Every recorded history (test/histories, from real test runs: happy paths, crash drills,
@@ -22,6 +24,25 @@ describe('recorded workflow histories replay against the current code', async ()
   it.each(histories.map((h) => [h.file, h] as const))('%s', async (_file, h) => {
     const results = Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: h.file }, [{ workflowId: h.workflowId, history: h.history }]);
     for await (const result of results) expect(result.error, `${h.file} no longer replays`).toBeUndefined();
+  });
+});
+
+describe('a workflow change shipped without patched() is caught', () => {
+  it('the decision change of issue 13, with its patch removed, no longer replays runs decided before it', { timeout: 120_000 }, async () => {
+    // Runs decided under the old code (test/histories/kept/) executed the decision inside the update.
+    const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/') && h.workflowType === 'accessRequest');
+    expect(before.length, 'kept histories of requests decided before the change').toBeGreaterThan(0);
+    // The same workflow code, bundled with every patch taken as applied and no marker written.
+    const shim = fileURLToPath(new URL('./support/unpatched-workflow.ts', import.meta.url));
+    const { code } = await bundleWorkflowCode({
+      workflowsPath,
+      webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as object), '@temporalio/workflow$': shim } } }),
+      logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never,
+    });
+    const results = Worker.runReplayHistories({ workflowBundle: { code }, replayName: 'unpatched' }, before.map((h) => ({ workflowId: h.workflowId, history: h.history })));
+    let failed = 0;
+    for await (const result of results) if (result.error) failed += 1;
+    expect(failed, 'every old decided run fails to replay without the patch').toBe(before.length);
   });
 });
 

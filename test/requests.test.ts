@@ -55,7 +55,8 @@ async function file(auth: { authorization: string }, body: Record<string, unknow
   return (await res.json()) as { id: string; status: string; receivedAt: string; dueAt: string };
 }
 
-const decide = (id: string, body: Record<string, unknown>, who = officer) => app.request(`/v1/requests/${id}/decision`, json(body, who));
+/** A decision that waits for the answer to go out (`Prefer: wait`), as an officer's client may ask. */
+const decide = (id: string, body: Record<string, unknown>, who = officer) => app.request(`/v1/requests/${id}/decision`, json(body, { ...who, prefer: 'wait=30' }));
 const get = async (id: string, who = officer) => (await (await app.request(`/v1/requests/${id}`, { headers: who })).json()) as Record<string, unknown>;
 const mailTo = (address: string, subject: RegExp | string, what: string) =>
   waitForMessage((m) => m.to.includes(address) && (typeof subject === 'string' ? m.subject.startsWith(subject) : subject.test(m.subject)), what);

@@ -1,4 +1,5 @@
 import {
+  patched,
   allHandlersFinished,
   ApplicationFailure,
   condition,
@@ -14,6 +15,13 @@ import { customerWorkflowId } from './ids';
 import { refusalProblem, type RequestType as RequestTypeName } from './request-types';
 import { CustomerId, RequestStatus, RequestType, SlaBreached, SlaDueAt } from './search-attributes';
 import { erasedSignal, marketingOptedOutSignal, requestFiledSignal } from './customer-lifecycle';
+
+/**
+ * Patch (docs/workflow-changes.md): a decision's update returns once the decision is recorded,
+ * and the main flow carries it out. Runs that took a decision before this change (their
+ * histories in test/histories/) keep executing inside the update, as they did.
+ */
+export const DECISION_RETURNS_EARLY = 'decision-returns-before-execution';
 
 const activities = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -81,6 +89,8 @@ export const requestStateQuery = defineQuery<AccessRequestState>('requestState')
 export async function accessRequest(input: AccessRequestInput): Promise<AccessRequestState> {
   const state: AccessRequestState = { status: 'received', slaBreached: false, flags: [], earlierRequestIds: [], reminders: 0, escalated: false };
   let decision: Decision | undefined;
+  /** The accepted decision, once recorded (the main flow carries it out: DECISION_RETURNS_EARLY). */
+  let recorded: Decision | undefined;
 
   const setStatus = async (status: AccessRequestState['status']) => {
     state.status = status;
@@ -129,6 +139,12 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
       }
       state.decision = d.decision;
       await activities.recordDecision({ requestId: input.requestId, decision: d.decision, reasonCode: d.reasonCode ?? null, decidedBy: d.decidedBy });
+      if (patched(DECISION_RETURNS_EARLY)) {
+        // Issue 13: the officer's call returns once the decision is recorded; the main flow
+        // carries it out, so an SMTP outage delays the answer, not the officer.
+        recorded = d;
+        return state;
+      }
       if (d.decision === 'refuse') {
         await activities.sendRequestAnswer({ requestId: input.requestId });
         await setStatus('refused');
@@ -213,6 +229,15 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     }
   }
 
+  if (patched(DECISION_RETURNS_EARLY)) {
+    await condition(() => recorded !== undefined);
+    if (recorded!.decision === 'refuse') {
+      await activities.sendRequestAnswer({ requestId: input.requestId });
+      await setStatus('refused');
+    } else {
+      await carryOut();
+    }
+  }
   await condition(() => state.status === 'answered' || state.status === 'refused');
   await condition(allHandlersFinished);
   return state;

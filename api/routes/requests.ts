@@ -222,7 +222,7 @@ export function requestRoutes() {
       method: 'post',
       path: '/requests/{id}/decision',
       tags: ['requests'],
-      summary: 'Approve, or refuse with one of the policy’s reasons and an explanation; answers once carried out and emailed',
+      summary: 'Approve, or refuse with one of the policy’s reasons and an explanation: 202 once recorded, or 200 when carried out within `Prefer: wait=N`',
       security: staffSecurity,
       ...access.staff('privacy_officer'),
       request: {
@@ -258,7 +258,8 @@ export function requestRoutes() {
         },
       },
       responses: {
-        200: { description: 'decided, carried out and answered', content: { 'application/json': { schema: RequestSchema } } },
+        200: { description: 'decided, carried out and answered (within the `Prefer: wait=N` the caller allowed)', content: { 'application/json': { schema: RequestSchema } } },
+        202: { description: 'decided; being carried out (the request shows its status; send `Prefer: wait=N` to wait for the answer)', content: { 'application/json': { schema: RequestSchema } } },
         404: problemResponse('no such request'),
         409: problemResponse('already decided'),
         422: problemResponse('invalid decision'),
@@ -277,8 +278,9 @@ export function requestRoutes() {
       if (body.decision === 'refuse') {
         const problem = refusalProblem({ type: r.type, reasonCode: body.reasonCode, hasReason: !!body.reason, repetitive: r.flags.includes('repetitive'), hasEvidence: !!body.evidence });
         if (problem) throw new AppError('validation-failed', 422, `This refusal is not lawful as given: ${problem.message}.`, { errors: [{ ...problem, in: 'body' }] });
-        await updateRequest(sql, id, { reason: body.reason! });
-        if (body.evidence) await sql`update data_requests set details = details || ${sql.json({ refusalEvidence: body.evidence })} where id = ${id}`;
+        // A draft under this officer's token: only the decision the workflow accepts has its reason copied.
+        await sql`insert into decision_drafts (request_id, token_id, reason, evidence) values (${id}, ${c.var.principal!.tokenId}, ${body.reason!}, ${body.evidence ?? null})
+                  on conflict (request_id, token_id) do update set reason = excluded.reason, evidence = excluded.evidence, created_at = now()`;
       }
       try {
         await temporal.workflow.getHandle(requestWorkflowId(id)).executeUpdate(decideUpdate, {
@@ -287,7 +289,16 @@ export function requestRoutes() {
       } catch (err) {
         throw updateFailureToAppError(err);
       }
-      return c.json(toJson((await findRequest(sql, id))!), 200);
+      // The decision is recorded; the workflow carries it out. `Prefer: wait=N` (RFC 7240) waits up
+      // to N seconds (at most 60) for the answer to go out; otherwise the answer is 202 at once.
+      const wait = Math.min(60, Number(/\bwait=(\d+)/.exec(c.req.header('prefer') ?? '')?.[1] ?? 0)) * 1000;
+      const deadline = Date.now() + wait;
+      let row = (await findRequest(sql, id))!;
+      for (let pause = 50; !row.answeredAt && Date.now() < deadline; pause = Math.min(pause * 2, 500)) {
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        row = (await findRequest(sql, id))!;
+      }
+      return c.json(toJson(row), row.answeredAt ? 200 : 202);
     },
   );
 

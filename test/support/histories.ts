@@ -29,8 +29,9 @@ export async function recordHistories(address: string, namespaces: string[], log
   const connection = await Connection.connect({ address });
   let saved = 0;
   try {
-    await rm(HISTORIES_DIR, { recursive: true, force: true });
+    // Refreshes the recorded files; `kept/` holds runs of paths a patch retired (kept until its deprecatePatch step).
     await mkdir(HISTORIES_DIR, { recursive: true });
+    for (const f of await readdir(HISTORIES_DIR)) if (f.endsWith('.json')) await rm(path.join(HISTORIES_DIR, f));
     for (const namespace of namespaces) {
       const client = new Client({ connection, namespace });
       const byKind = new Map<string, { workflowId: string; runId: string; type: string; status: string; length: number }[]>();
@@ -66,8 +67,12 @@ export async function recordHistories(address: string, namespaces: string[], log
   }
 }
 
+/** Histories of code paths a patch has since retired: what proves old runs still replay (docs/workflow-changes.md). */
+export const KEPT_DIR = path.join(HISTORIES_DIR, 'kept');
+
 export async function loadHistories(): Promise<{ file: string; workflowId: string; workflowType: string; history: temporal.api.history.v1.IHistory }[]> {
-  const files = (await readdir(HISTORIES_DIR).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).sort();
+  const list = async (dir: string, prefix: string) => (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).map((f) => `${prefix}${f}`);
+  const files = [...(await list(HISTORIES_DIR, '')), ...(await list(KEPT_DIR, 'kept/'))].sort();
   return Promise.all(
     files.map(async (file) => {
       const recorded = JSON.parse(await readFile(path.join(HISTORIES_DIR, file), 'utf8')) as RecordedHistory;

@@ -35,3 +35,9 @@ export async function rejectRecipients(addresses: string[]): Promise<void> {
   const query = addresses.map((a) => `reject=${encodeURIComponent(a)}`).join('&');
   await fetch(`${stack().mailSinkUrl}/api/faults?${query}`, { method: 'POST' });
 }
+
+/** Lets these recipients through again (undoes `rejectRecipients`). */
+export async function releaseRecipients(addresses: string[]): Promise<void> {
+  const query = addresses.map((a) => `release=${encodeURIComponent(a)}`).join('&');
+  await fetch(`${stack().mailSinkUrl}/api/faults?${query}`, { method: 'POST' });
+}

@@ -23,7 +23,7 @@ export async function awaitDecision(app: App, officer: Auth, id: string): Promis
 export async function fileAndApprove(app: App, who: Auth, officer: Auth, body: Record<string, unknown>): Promise<{ id: string; outcome: Record<string, unknown> }> {
   const id = await fileRequest(app, who, body);
   await awaitDecision(app, officer, id);
-  const decided = await app.request(`/v1/requests/${id}/decision`, json({ decision: 'approve' }, officer));
+  const decided = await app.request(`/v1/requests/${id}/decision`, json({ decision: 'approve' }, { ...officer, prefer: 'wait=30' }));
   expect(decided.status).toBe(200);
   return (await decided.json()) as { id: string; outcome: Record<string, unknown> };
 }
