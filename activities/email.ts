@@ -3,6 +3,7 @@ import type { Sql } from '../db/index';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Mailer } from '../lib/mailer';
 import { safeErrorText } from '../lib/safe-error';
+import { PERMANENT_SMTP_FAILURE } from '../workflows/request-types';
 
 export type EmailCategory = 'service' | 'marketing';
 
@@ -19,6 +20,14 @@ export interface EmailDeps {
   sql: Sql;
   mailer: Mailer;
   mailFrom: string;
+}
+
+export { PERMANENT_SMTP_FAILURE };
+
+/** A 5xx reply is the receiver's final word; anything else (4xx, no connection) is worth a retry. */
+export function isPermanentSmtpFailure(err: unknown): boolean {
+  const code = (err as { responseCode?: number }).responseCode;
+  return typeof code === 'number' && code >= 500 && code < 600;
 }
 
 /** The same business key always gives the same Message-ID, so a receiver can drop a repeat. */
@@ -61,6 +70,11 @@ export async function deliverEmail(
   } catch (err) {
     // Only codes leave: the server's text quotes the address (D9, D15).
     const reason = safeErrorText(err);
+    if (isPermanentSmtpFailure(err)) {
+      // The receiver's final word (issue 13): retrying cannot help; the workflow tells staff.
+      await deps.sql`update email_outbox set status = 'failed', last_error = ${reason} where key = ${email.key}`;
+      throw ApplicationFailure.nonRetryable(`the email ${email.key} was refused for good: ${reason}`, PERMANENT_SMTP_FAILURE);
+    }
     await deps.sql`update email_outbox set last_error = ${reason} where key = ${email.key}`;
     throw ApplicationFailure.retryable(`the email ${email.key} was not accepted: ${reason}`, 'SmtpFailure');
   }

@@ -1,3 +1,4 @@
+import { isPermanentSmtpFailure } from './email';
 import { setTimeout } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -26,11 +27,7 @@ export interface NoticeBatchResult {
   totals?: { sent: number; failed: number };
 }
 
-/** A 5xx reply is the receiver's final word; anything else (4xx, no connection) is worth a retry. */
-const isPermanent = (err: unknown) => {
-  const code = (err as { responseCode?: number }).responseCode;
-  return typeof code === 'number' && code >= 500 && code < 600;
-};
+const isPermanent = isPermanentSmtpFailure;
 
 /** Advisory-lock class for "one sender per campaign" (the key is the campaign's hash). */
 export const CAMPAIGN_LOCK = 7233012;

@@ -193,6 +193,26 @@ export function createRequestActivities(deps: RequestDeps) {
       await updateRequest(deps.sql, r.id, { answeredAt: new Date(), status: r.decision === 'refuse' ? 'refused' : 'answered' });
     },
 
+    /**
+     * Issue 13: an email to the person could not be delivered (refused for good, or not accepted
+     * within the bounded retry). The request says so, and staff are told (ids only: the address
+     * stays in Postgres) so they can reach the person another way.
+     */
+    async markDeliveryFailed(input: { requestId: string; stage: 'acknowledgement' | 'answer' }): Promise<void> {
+      const r = await requireRequest(input.requestId);
+      await deps.sql`update data_requests set flags = array(select distinct unnest(flags || ${[`${input.stage}_undeliverable`]}::text[]))
+                     ${input.stage === 'answer' ? deps.sql`, status = 'delivery_failed'` : deps.sql``} where id = ${r.id}`;
+      await deliverEmail(emailDeps, {
+        key: `request:${r.id}:delivery-failed:${input.stage}`,
+        to: deps.config.STAFF_EMAIL,
+        category: 'service',
+        subject: `UNDELIVERABLE: the ${input.stage} of ${r.type} request ${r.id} could not be emailed`,
+        text: `The ${input.stage} of the ${r.type} request ${r.id} could not be delivered to the person's address (the outbox row says why, as a code). ` +
+          `${input.stage === 'answer' ? 'The request was carried out; its status is delivery_failed. ' : 'The request goes on. '}` +
+          `Check the address and reach the person another way (phone, post), then note it on the request.\n`,
+      });
+    },
+
     /** Art. 18(3): tells the person, before it happens, that their restriction is lifted. */
     async sendRestrictionLiftNotice(input: { requestId: string }): Promise<void> {
       const r = await requireRequest(input.requestId);

@@ -4,7 +4,7 @@ import type { Locale } from './customers';
 import { REQUEST_TYPES, REFUSAL_CODES, type RequestType } from '../workflows/request-types';
 
 export { REQUEST_TYPES, REFUSAL_CODES, type RequestType };
-export const REQUEST_STATUSES = ['received', 'awaiting_decision', 'executing', 'answered', 'refused'] as const;
+export const REQUEST_STATUSES = ['received', 'awaiting_decision', 'executing', 'answered', 'refused', 'delivery_failed'] as const;
 export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 
 export interface Requester {

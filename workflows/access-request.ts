@@ -1,4 +1,6 @@
 import {
+  ActivityFailure,
+  TimeoutFailure,
   patched,
   allHandlersFinished,
   ApplicationFailure,
@@ -12,7 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { customerWorkflowId } from './ids';
-import { refusalProblem, type RequestType as RequestTypeName } from './request-types';
+import { PERMANENT_SMTP_FAILURE, refusalProblem, type RequestType as RequestTypeName } from './request-types';
 import { CustomerId, RequestStatus, RequestType, SlaBreached, SlaDueAt } from './search-attributes';
 import { erasedSignal, marketingOptedOutSignal, requestFiledSignal } from './customer-lifecycle';
 
@@ -26,6 +28,12 @@ export const DECISION_RETURNS_EARLY = 'decision-returns-before-execution';
 const activities = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+/** Emails to the person retry for a bounded time (issue 13), then staff are told like for a refusal for good. */
+const personMail = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  scheduleToCloseTimeout: '2 days',
+  retry: { initialInterval: '1 second', maximumInterval: '10 minutes' },
 });
 
 
@@ -68,7 +76,7 @@ export interface Decision {
 }
 
 export interface AccessRequestState {
-  status: 'received' | 'awaiting_decision' | 'executing' | 'answered' | 'refused';
+  status: 'received' | 'awaiting_decision' | 'executing' | 'answered' | 'refused' | 'delivery_failed';
   slaBreached: boolean;
   flags: string[];
   earlierRequestIds: string[];
@@ -107,16 +115,34 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
   setHandler(requestStateQuery, () => state);
 
   const customer = input.customerId ? getExternalWorkflowHandle(customerWorkflowId(input.customerId)) : undefined;
+  /**
+   * Sends an email to the person; false when it cannot be delivered — refused for good, or not
+   * accepted within the bounded retry — after marking the request and alerting staff (issue 13).
+   */
+  const delivered = async (send: () => Promise<void>, stage: 'acknowledgement' | 'answer'): Promise<boolean> => {
+    try {
+      await send();
+      return true;
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      const undeliverable = (cause instanceof ApplicationFailure && cause.type === PERMANENT_SMTP_FAILURE) || cause instanceof TimeoutFailure;
+      if (!undeliverable) throw err;
+      await activities.markDeliveryFailed({ requestId: input.requestId, stage });
+      return false;
+    }
+  };
+  const answer = () => delivered(() => personMail.sendRequestAnswer({ requestId: input.requestId }), 'answer');
+
   const carryOut = async () => {
     await setStatus('executing');
     state.outcome = await activities.executeRequest({ requestId: input.requestId });
-    await activities.sendRequestAnswer({ requestId: input.requestId });
+    const answered = await answer();
     if (input.type === 'marketing_opt_out' || input.type === 'objection') await customer?.signal(marketingOptedOutSignal).catch(() => undefined);
     if (input.type === 'erasure') {
       await activities.forgetContact({ requestId: input.requestId });
       await customer?.signal(erasedSignal).catch(() => undefined);
     }
-    await setStatus('answered');
+    await setStatus(answered ? 'answered' : 'delivery_failed');
   };
 
   /** Why a refusal is not lawful as given (D10), or undefined: the same rules as the API's. */
@@ -146,8 +172,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
         return state;
       }
       if (d.decision === 'refuse') {
-        await activities.sendRequestAnswer({ requestId: input.requestId });
-        await setStatus('refused');
+        await setStatus((await answer()) ? 'refused' : 'delivery_failed');
       } else {
         await carryOut();
       }
@@ -171,7 +196,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
 
   // The customer's own record of requests; a missing lifecycle (e.g. erased) must not stop the request.
   await customer?.signal(requestFiledSignal, { requestId: input.requestId, type: input.type, receivedAt: input.receivedAt }).catch(() => undefined);
-  await activities.acknowledgeRequest({ requestId: input.requestId });
+  await delivered(() => personMail.acknowledgeRequest({ requestId: input.requestId }), 'acknowledgement');
 
   if (input.type === 'marketing_opt_out' || input.autoApprove) {
     // D11: opting out needs no staff step; nor does closing one's own account.
@@ -232,13 +257,12 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
   if (patched(DECISION_RETURNS_EARLY)) {
     await condition(() => recorded !== undefined);
     if (recorded!.decision === 'refuse') {
-      await activities.sendRequestAnswer({ requestId: input.requestId });
-      await setStatus('refused');
+      await setStatus((await answer()) ? 'refused' : 'delivery_failed');
     } else {
       await carryOut();
     }
   }
-  await condition(() => state.status === 'answered' || state.status === 'refused');
+  await condition(() => state.status === 'answered' || state.status === 'refused' || state.status === 'delivery_failed');
   await condition(allHandlersFinished);
   return state;
 }

@@ -35,3 +35,6 @@ export function refusalProblem(r: { type: string; reasonCode?: string | null; ha
   }
   return undefined;
 }
+
+/** The failure type of an email the receiving server refused for good (a 5xx reply): shared by the outbox and the workflows. */
+export const PERMANENT_SMTP_FAILURE = 'PermanentSmtpFailure';

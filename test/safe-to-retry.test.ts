@@ -152,3 +152,31 @@ describe('decisions answer once recorded (issue 13)', () => {
     expect(answer.text).not.toContain(winner === 'Begrundelse A.' ? 'Begrundelse B.' : 'Begrundelse A.');
   });
 });
+
+describe('failures reach a person (issue 13)', () => {
+  it('a 550 on a caller’s address: the request is carried out, marked delivery_failed, and staff are told', async () => {
+    const officer = await staffAuth(s.sql, 'privacy_officer');
+    const email = uniqueEmail('tastefejl');
+    await rejectRecipients([email]);
+    try {
+      const res = await app.request('/v1/requests', json({ type: 'access', caller: { name: 'Ole Ringer', email, identityCheck: 'Called back on the number in the recording' } }, staff));
+      expect(res.status).toBe(202);
+      const { id } = (await res.json()) as { id: string };
+      // The acknowledgement is refused for good: staff hear of it, and the request goes on.
+      await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.startsWith('UNDELIVERABLE') && m.subject.includes(`acknowledgement of access request ${id}`), 'the alert about the acknowledgement');
+      await awaitDecision(app, officer, id);
+      expect((await app.request(`/v1/requests/${id}/decision`, json({ decision: 'approve' }, officer))).status).toBeLessThan(300);
+      await waitFor(async () => (await s.sql`select status from data_requests where id = ${id}`)[0]?.status === 'delivery_failed', { what: 'delivery_failed', timeoutMs: 30_000 });
+      const alert = await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(`answer of access request ${id}`), 'the alert about the answer');
+      expect(alert.text, 'ids only: the address stays in Postgres').not.toContain(email);
+      const [row] = await s.sql<{ status: string; lastError: string }[]>`select status, last_error as "lastError" from email_outbox where key = ${`request:${id}:answer`}`;
+      expect(row).toMatchObject({ status: 'failed', lastError: expect.stringMatching(/^SMTP 55\d/) });
+      const attempts = (await s.sql<{ attempts: number }[]>`select attempts from email_outbox where key = ${`request:${id}:answer`}`)[0]!.attempts;
+      expect(attempts, 'a refusal for good is not retried').toBe(1);
+      // The run ends instead of retrying for ever.
+      await waitFor(async () => (await s.client.workflow.getHandle(requestWorkflowId(id)).describe()).status.name === 'COMPLETED', { what: 'the run to complete' });
+    } finally {
+      await releaseRecipients([email]);
+    }
+  });
+});
