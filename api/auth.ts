@@ -118,7 +118,7 @@ export const access = {
   scraper: () => ({ middleware: [requireLocalScraper] as MiddlewareHandler<AppEnv>[], 'x-access': 'scraper' as Access }),
   /** A one-time secret in the link (an export, the acquirer's package): no bearer token. */
   linkToken: () => ({ 'x-access': 'link-token' as Access }),
-  signedIn: () => ({ middleware: [requireSignedIn] as MiddlewareHandler<AppEnv>[], 'x-access': 'signed-in' as Access }),
+  signedIn: (...then: MiddlewareHandler<AppEnv>[]) => ({ middleware: [requireSignedIn, ...then] as MiddlewareHandler<AppEnv>[], 'x-access': 'signed-in' as Access }),
   customer: () => ({ middleware: [requireCustomer] as MiddlewareHandler<AppEnv>[], 'x-access': 'customer' as Access }),
   staff: (...roles: StaffRole[]) => ({ middleware: [requireStaff(...roles)] as MiddlewareHandler<AppEnv>[], 'x-access': (roles.length ? `staff:${roles.join(',')}` : 'staff') as Access }),
   staffOrClientUser: (param = 'id') => ({ middleware: [requireStaffOrClientUser(param)] as MiddlewareHandler<AppEnv>[], 'x-access': 'staff-or-client-user' as Access }),

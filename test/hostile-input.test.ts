@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, type TestStack } from './support/stack';
 import { newClient } from './support/recordings';
+import { seedCustomers } from './support/customers';
+import { hashToken, newToken } from '../db/access-tokens';
 
 /** Issue 11: headers on every response, safe request ids, and input Postgres refuses answered 4xx, never 500. */
 let s: TestStack;
@@ -107,5 +109,25 @@ describe('other answers that used to be 500', () => {
     const res = await app.request('/v1/system-checks', { method: 'POST', headers: admin });
     expect(res.status).toBe(504);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
+  });
+});
+
+describe('per-caller quotas (issue 11)', () => {
+  it('a customer’s 11th request within the hour is 429 with Retry-After and creates nothing; a replayed key does not count', async () => {
+    const [person] = await seedCustomers(s.sql, { clientId, count: 1, tag: 'quota' });
+    const token = newToken('cust');
+    await s.sql`insert into access_tokens (token_hash, kind, subject_id, label, expires_at) values (${hashToken(token)}, 'customer', ${person!.id}, 'login', now() + interval '1 hour')`;
+    const auth = { authorization: `Bearer ${token}` };
+    const first = await app.request('/v1/requests', json({ type: 'access' }, { ...auth, 'idempotency-key': 'quota-1' }));
+    expect(first.status).toBe(202);
+    for (let i = 0; i < 3; i++) expect((await app.request('/v1/requests', json({ type: 'access' }, { ...auth, 'idempotency-key': 'quota-1' }))).status, 'a replay').toBe(202);
+    for (let i = 0; i < 9; i++) expect((await app.request('/v1/requests', json({ type: 'access', details: { note: `#${i}` } }, auth))).status).toBe(202);
+    const refused = await app.request('/v1/requests', json({ type: 'erasure' }, auth));
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    expect((await s.sql`select count(*)::int as n from data_requests where customer_id = ${person!.id}`)[0]!.n, 'ten, not eleven').toBe(10);
+    // Staff filing for that person are counted against their own token, not the person's.
+    expect((await app.request('/v1/requests', json({ type: 'erasure', customerId: person!.id }, admin))).status).toBe(202);
   });
 });

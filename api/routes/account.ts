@@ -9,6 +9,7 @@ import { z } from '@hono/zod-openapi';
 import type { AppEnv } from '../context';
 import { AppError } from '../problem';
 import { checkLogin } from '../login';
+import { QUOTAS, takeQuota } from '../quota';
 import { hashPassword, verifyPassword } from '../passwords';
 import { hasRefusedCharacter, personName } from '../schemas';
 import { fileRequest } from '../file-request';
@@ -451,7 +452,7 @@ export function accountRoutes() {
   });
 
   // ---- requests (and the export's download) -------------------------------------------------
-  const requestsPage = (c: PageContext, rows: RequestRow[], o: { error?: string; details?: string } = {}, status: 200 | 400 = 200) => {
+  const requestsPage = (c: PageContext, rows: RequestRow[], o: { error?: string; details?: string } = {}, status: 200 | 400 | 429 = 200) => {
     const tr = t(c);
     const l = lang(c);
     return show(
@@ -479,6 +480,13 @@ export function accountRoutes() {
     if (!type || note === undefined) {
       const rows = await listRequests(c.var.deps.sql, { customerId: c.var.me!.id, limit: 100 });
       return requestsPage(c, rows, { error: t(c).detailsTooLong, details: hasRefusedCharacter(raw) ? '' : raw.slice(0, FORM_TEXT_MAX) }, 400);
+    }
+    // The same hourly quota as the API's POST /v1/requests (issue 11).
+    const taken = await takeQuota(c.var.deps.sql, 'requests', `customer:${c.var.me!.id}`, QUOTAS.requests.customer);
+    if (!taken.ok) {
+      c.header('Retry-After', String(taken.retryAfterSeconds));
+      const rows = await listRequests(c.var.deps.sql, { customerId: c.var.me!.id, limit: 100 });
+      return requestsPage(c, rows, { error: t(c).quotaUsed(Math.ceil(taken.retryAfterSeconds / 60)), details: raw.slice(0, FORM_TEXT_MAX) }, 429);
     }
     const filed = await fileRequest(c.var.deps, { type, customerId: c.var.me!.id, details: note ? { note } : {}, caller: null, locale: c.var.me!.locale, filedBy: 'customer' });
     return redirect(c, `/account/requests/${filed.id}?done=filed`);

@@ -12,6 +12,7 @@ import { setPreferencesUpdate, type CustomerLifecycleInput } from '../../workflo
 import { fileRequest } from '../file-request';
 import { startAccountEmail } from '../account-emails';
 import { commitAndStart, idFor } from '../start';
+import { quota } from '../quota';
 
 const ProvidedBy = z.union([
   z.strictObject({ source: z.literal('self'), via: z.enum(['phone', 'email', 'in_person', 'web']) }),
@@ -81,7 +82,7 @@ export function customerRoutes() {
       summary: 'Register a person: records who provided the data (D2) and sends the invitation with a one-time link',
       description: 'Staff register anyone; a team lead (a customer with teamLead) registers members of their own client, and is recorded as the provider.',
       security: staffSecurity,
-      ...access.signedIn(),
+      ...access.signedIn(quota('registrations')),
       request: { body: { required: true, content: { 'application/json': { schema: NewCustomer } } } },
       responses: {
         201: { description: 'registered; the customerLifecycle workflow sends the invitation', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },

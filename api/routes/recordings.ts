@@ -1,3 +1,4 @@
+import { quota } from '../quota';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
@@ -120,7 +121,7 @@ export function recordingRoutes() {
     },
   });
   app.openAPIRegistry.registerPath(uploadRoute);
-  app.post('/recordings', requireStaff(), async (c) => {
+  app.post('/recordings', requireStaff(), quota('uploads'), async (c) => {
     const { sql, store, config } = c.var.deps;
     const upload = await parseRecordingUpload(c.req.raw, store, config.RECORDING_MAX_BYTES);
     try {

@@ -8,6 +8,7 @@ import { AppError, problemResponse } from '../problem';
 import { updateFailureToAppError } from '../temporal-errors';
 import { findCustomer } from '../../db/customers';
 import { idFor } from '../start';
+import { quota } from '../quota';
 import { fileRequest } from '../file-request';
 import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
 import { requestWorkflowId } from '../../workflows/ids';
@@ -105,7 +106,7 @@ export function requestRoutes() {
       summary: 'File a data-subject request (D10): answered within REQUEST_SLA',
       description: 'A customer files for themselves; staff file for a customer (`customerId`) or for a caller without an account (`caller`, with how identity was checked).',
       security: staffSecurity,
-      ...access.signedIn(),
+      ...access.signedIn(quota('requests')),
       request: { body: { required: true, content: { 'application/json': { schema: NewRequest } } } },
       responses: {
         202: {
