@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { appFor, staffAuth } from './support/api';
+import { seedCustomers } from './support/customers';
+import { hashToken, newToken } from '../db/access-tokens';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
 import { newClient } from './support/recordings';
 
@@ -45,6 +47,14 @@ let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let admin: { authorization: string };
 let clientId: string;
+let customerId: string;
+/** A fresh login of the fuzzed customer (issue 11: hostile input as a customer, not only as admin). */
+const customerAuth = async () => {
+  const token = newToken('cust');
+  await s.sql`insert into access_tokens (token_hash, kind, subject_id, label, expires_at) values (${hashToken(token)}, 'customer', ${customerId}, 'login', now() + interval '1 hour')`;
+  return { authorization: `Bearer ${token}` };
+};
+let customer: { authorization: string };
 let doc: { paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Schema> } };
 
 beforeAll(async () => {
@@ -53,6 +63,9 @@ beforeAll(async () => {
   app = appFor(s);
   admin = await staffAuth(s.sql, 'admin');
   clientId = await newClient(s);
+  customerId = (await seedCustomers(s.sql, { clientId, count: 1, tag: 'fuzz', }))[0]!.id;
+  await s.sql`update customers set team_lead = true where id = ${customerId}`;
+  customer = await customerAuth();
   doc = (await (await app.request('/openapi.json')).json()) as typeof doc;
 }, 60_000);
 afterAll(async () => {
@@ -245,6 +258,7 @@ describe('hostile input, every route in /openapi.json (issue 11)', () => {
         body: jsonSchema ? bodyFor(jsonSchema) : fc.option(hostileValue, { nil: undefined }),
         headers: headerArb,
         anonymous: fc.noBias(fc.integer({ min: 0, max: 9 })).map((n) => n === 0),
+        asCustomer: fc.noBias(fc.integer({ min: 0, max: 2 })).map((n) => n === 0),
       });
     });
 
@@ -263,7 +277,12 @@ describe('hostile input, every route in /openapi.json (issue 11)', () => {
           if (!r.anonymous && !('authorization' in r.headers)) {
             // Routes that revoke the caller's own token get a throwaway admin token, so the run keeps its own.
             const revokes = /logout|staff\/tokens\/|\/me$/.test(r.path) && method !== 'GET';
-            headers.authorization = revokes ? (await staffAuth(s.sql, 'admin')).authorization : admin.authorization;
+            // A third of the calls come from a customer (a team lead of the client), the rest from an admin.
+            headers.authorization = r.asCustomer
+              ? (revokes ? await customerAuth() : customer).authorization
+              : revokes
+                ? (await staffAuth(s.sql, 'admin')).authorization
+                : admin.authorization;
           }
           if (!('content-type' in r.headers) && r.body !== undefined) headers['content-type'] = 'application/json';
           const hasBody = r.body !== undefined && method !== 'GET' && method !== 'DELETE';
