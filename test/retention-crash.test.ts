@@ -33,7 +33,7 @@ afterAll(async () => {
 const receiptCount = async () => (await s.sql`select count(*)::int as n from deletion_receipts`)[0]!.n as number;
 
 describe('retentionSweep when its worker is killed mid-sweep', () => {
-  it('resumes on another worker and deletes every due recording exactly once, keeping the held ones', async () => {
+  it('resumes on another worker and deletes every due recording exactly once, keeping the held ones', { timeout: 180_000 }, async () => {
     const clientId = await newClient(s);
     const longAgo = new Date(Date.now() - 120 * 86_400_000);
     const expired = await seedRecordings(s, { clientId, count: EXPIRED, recordedAt: longAgo, retention: 'P3M' });
