@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
 import { hashToken } from '../db/access-tokens';
@@ -6,6 +5,7 @@ import { findCustomer } from '../db/customers';
 import { fixedDurationMs } from '../lib/durations';
 import { emailChangeConfirmEmail, emailChangeNoticeEmail, invitationEmail, passwordResetEmail } from '../lib/email-templates';
 import { deliverEmail } from './email';
+import { linkTokenFor } from './links';
 
 export interface AccountEmailDeps {
   sql: Sql;
@@ -19,17 +19,6 @@ export interface AccountEmailInput {
   customerId: string;
   /** password_reset and invitation: a fresh id per ask; email_change: the email_changes row. */
   ref: string;
-}
-
-/**
- * A one-time link derived from a server key and the email's business key: a retried send
- * carries the same link as the first one under the same Message-ID (issue 13), and only the
- * link's hash is stored.
- */
-async function linkTokenFor(sql: Sql, key: string): Promise<string> {
-  const [row] = await sql<{ value: Buffer }[]>`select value from app_secrets where name = 'link_key'`;
-  if (!row) throw new Error('app_secrets.link_key is missing: run the migrations');
-  return createHmac('sha256', row.value).update(key).digest('base64url');
 }
 
 export function createAccountActivities(deps: AccountEmailDeps) {

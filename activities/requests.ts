@@ -13,6 +13,7 @@ import { createPasswordToken, findCustomer, setMarketingEmails, type Locale } fr
 import { earlierRequests, findRequest, updateRequest, type RequestRow, type RequestStatus } from '../db/requests';
 import { acknowledgementEmail, complaintLines, completionEmail, CONTACT_BLOCK, invitationEmail, refusalEmail, restrictionLiftNoticeEmail, type RenderedEmail } from '../lib/email-templates';
 import { alreadySent, deliverEmail, suppressEmail, type EmailCategory } from './email';
+import { linkTokenFor } from './links';
 import { erasureContext } from './recordings';
 import { buildAccessExport } from './export-package';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -75,9 +76,15 @@ export function createRequestActivities(deps: RequestDeps) {
       if (await alreadySent(deps.sql, key)) return;
       const c = await findCustomer(deps.sql, input.customerId);
       if (!c?.email || !c.name) return; // erased before the invitation went out
-      // A retry mints a new link: the previous one was never delivered (the outbox says so).
-      await deps.sql`update password_tokens set used_at = now() where customer_id = ${c.id} and used_at is null`;
-      const { token, expiresAt } = await createPasswordToken(deps.sql, c.id, fixedDurationMs(deps.config.PASSWORD_LINK_TTL));
+      // The link derives from the outbox key: a retry sends the same one (issue 13), and it is the only one that works.
+      const token = await linkTokenFor(deps.sql, key);
+      const [minted] = await deps.sql.begin(async (tx) => {
+        await tx`update password_tokens set used_at = now() where customer_id = ${c.id} and used_at is null and token_hash <> ${hashToken(token)}`;
+        return tx<{ expiresAt: Date }[]>`
+          insert into password_tokens (token_hash, customer_id, expires_at) values (${hashToken(token)}, ${c.id}, ${new Date(Date.now() + fixedDurationMs(deps.config.PASSWORD_LINK_TTL))})
+          on conflict (token_hash) do update set token_hash = excluded.token_hash returning expires_at as "expiresAt"`;
+      });
+      const expiresAt = minted!.expiresAt;
       const email = invitationEmail({
         locale: c.locale,
         name: c.name,
@@ -178,8 +185,9 @@ export function createRequestActivities(deps: RequestDeps) {
               secrets.link = `${deps.config.PUBLIC_URL}/account/requests/${r.id}`;
               r.outcome = { ...r.outcome, linkExpiresAt: expiresAt.toISOString(), inAccount: true };
             } else {
-              // A caller without an account: the link is minted at send time and only its hash kept.
-              const token = randomBytes(32).toString('base64url');
+              // A caller without an account: the link derives from the outbox key (a retry sends the same
+              // one, issue 13) and only its hash is kept.
+              const token = await linkTokenFor(deps.sql, key);
               await deps.sql`update export_packages set token_hash = ${hashToken(token)}, expires_at = ${expiresAt} where request_id = ${r.id}`;
               secrets.link = `${deps.config.PUBLIC_URL}/v1/exports/${token}`;
               r.outcome = { ...r.outcome, linkExpiresAt: expiresAt.toISOString() };

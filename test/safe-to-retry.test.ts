@@ -6,7 +6,8 @@ import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { newClient } from './support/recordings';
 import { waitFor } from './support/wait';
 import { awaitDecision } from './support/requests';
-import { rejectRecipients, releaseRecipients, waitForMessage } from './support/mailbox';
+import { allMessages, rejectRecipients, releaseRecipients, waitForMessage } from './support/mailbox';
+import { createActivities } from '../activities';
 import { ensureWorkflowStartsSchedule } from '../worker/schedules';
 import { requestWorkflowId, WORKFLOW_STARTS_SCHEDULE_ID } from '../workflows/ids';
 
@@ -178,5 +179,19 @@ describe('failures reach a person (issue 13)', () => {
     } finally {
       await releaseRecipients([email]);
     }
+  });
+});
+
+describe('links survive retries (issue 13)', () => {
+  it('an invitation sent again after the worker died before marking it carries the same link, and that link works', async () => {
+    const person = await registerCustomer(app, staff, { clientId });
+    const first = /set-password\?token=([\w-]+)/.exec(person.invitation.text)![1]!;
+    // The crash: SMTP accepted the email, the worker died before the outbox said 'sent'; the retry runs.
+    await s.sql`update email_outbox set status = 'pending', sent_at = null where key = ${`customer:${person.id}:invitation`}`;
+    await createActivities({ sql: s.sql, mailer: s.mailer, store: s.store, config: s.config }).sendInvitation({ customerId: person.id });
+    const deliveries = (await allMessages({ raw: true })).filter((m) => m.to.includes(person.email) && m.messageId === person.invitation.messageId);
+    expect(deliveries, 'two SMTP deliveries under one Message-ID').toHaveLength(2);
+    for (const d of deliveries) expect(/set-password\?token=([\w-]+)/.exec(d.text)![1], 'the same link in both').toBe(first);
+    expect((await app.request('/v1/auth/password', json({ token: first, password: 'correct horse battery staple' }))).status).toBe(204);
   });
 });
