@@ -1,7 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import path from 'node:path';
-import { Readable } from 'node:stream';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { csrf } from 'hono/csrf';
 import { html } from 'hono/html';
@@ -13,6 +10,7 @@ import { QUOTAS, takeQuota } from '../quota';
 import { hashPassword, verifyPassword } from '../passwords';
 import { hasRefusedCharacter, personName } from '../schemas';
 import { fileRequest } from '../file-request';
+import { exportDownload } from './exports';
 import { requestEmailChange, requestPasswordReset } from '../account-emails';
 import { consumePasswordToken, findCustomer, passwordTokenUsable, } from '../../db/customers';
 import { findRequest, listRequests, REQUEST_TYPES, type RequestRow, type RequestType } from '../../db/requests';
@@ -44,6 +42,13 @@ const SELF_SERVICE_WAIT_MS = 15_000;
 const CLOSE_TICKET_MS = 10 * 60_000;
 
 const redirect = (c: Context<AppEnv>, to: string) => c.redirect(href(c, to), 303);
+
+type Status = 200 | 400 | 401 | 403 | 404 | 429;
+/** A page for someone not logged in, in the language the address asks for (or the person's saved one). */
+const publicPage = (c: Context<AppEnv>, make: (tr: (typeof T)[Lang]) => { title: string; body: Html }, status: Status = 200, saved?: string | null) => {
+  const lang = langOf(c, saved);
+  return c.html(page(c, { lang, ...make(T[lang]) }), status);
+};
 
 async function form(c: Context<AppEnv>): Promise<Record<string, string>> {
   const body = await c.req.parseBody();
@@ -115,12 +120,10 @@ export function accountRoutes() {
   );
 
   // ---- signing in and out -------------------------------------------------------------------
-  const loginPage = (c: Context<AppEnv>, o: { email?: string; error?: string; message?: string }, status: 200 | 401 | 429 = 200) => {
-    const l = langOf(c);
-    const tr = T[l];
-    return c.html(
-      page(c, {
-        lang: l,
+  const loginPage = (c: Context<AppEnv>, o: { email?: string; error?: string; message?: string }, status: Status = 200) =>
+    publicPage(
+      c,
+      (tr) => ({
         title: tr.loginTitle,
         body: html`${o.message ? notice(o.message) : ''}
           ${o.error ? html`<div class="notice bad" role="alert" id="login-error">${o.error}</div>` : ''}
@@ -133,7 +136,6 @@ export function accountRoutes() {
       }),
       status,
     );
-  };
 
   app.get('/account/login', async (c) => {
     if (await currentSession(c)) return redirect(c, '/account');
@@ -166,12 +168,10 @@ export function accountRoutes() {
   });
 
   // ---- forgot and set password --------------------------------------------------------------
-  const forgotPage = (c: Context<AppEnv>, o: { sent?: boolean; error?: string; email?: string }, status: 200 | 400 = 200) => {
-    const l = langOf(c);
-    const tr = T[l];
-    return c.html(
-      page(c, {
-        lang: l,
+  const forgotPage = (c: Context<AppEnv>, o: { sent?: boolean; error?: string; email?: string }, status: Status = 200) =>
+    publicPage(
+      c,
+      (tr) => ({
         title: tr.forgotTitle,
         body: o.sent
           ? notice(tr.forgotSent)
@@ -183,7 +183,6 @@ export function accountRoutes() {
       }),
       status,
     );
-  };
   app.get('/account/forgot-password', (c) => forgotPage(c, {}));
   app.post('/account/forgot-password', async (c) => {
     const email = ((await form(c)).email ?? '').trim();
@@ -192,12 +191,10 @@ export function accountRoutes() {
     return forgotPage(c, { sent: true });
   });
 
-  const setPasswordPage = (c: Context<AppEnv>, o: { token: string; errors?: { password?: string; repeat?: string }; invalid?: boolean }, status: 200 | 400 = 200) => {
-    const l = langOf(c);
-    const tr = T[l];
-    return c.html(
-      page(c, {
-        lang: l,
+  const setPasswordPage = (c: Context<AppEnv>, o: { token: string; errors?: { password?: string; repeat?: string }; invalid?: boolean }, status: Status = 200) =>
+    publicPage(
+      c,
+      (tr) => ({
         title: tr.setTitle,
         body: o.invalid
           ? html`<div class="notice bad" role="alert">${tr.linkInvalid}</div><p><a href="${href(c, '/account/forgot-password')}">${tr.forgotLink}</a></p>`
@@ -211,7 +208,6 @@ export function accountRoutes() {
       }),
       status,
     );
-  };
   app.get('/account/set-password', async (c) => {
     const token = c.req.query('token') ?? '';
     const usable = /^[\w-]{20,200}$/.test(token) && (await passwordTokenUsable(c.var.deps.sql, token));
@@ -242,17 +238,17 @@ export function accountRoutes() {
     const token = c.req.query('token') ?? '';
     const change = await changeByToken(c, token);
     const me = change ? await findCustomer(c.var.deps.sql, change.customerId) : undefined;
-    const l = langOf(c, me?.locale);
-    const tr = T[l];
-    if (!change || me?.status !== 'active') return c.html(page(c, { lang: l, title: tr.confirmTitle, body: html`<div class="notice bad" role="alert">${tr.confirmInvalid}</div>` }), 400);
+    if (!change || me?.status !== 'active') return publicPage(c, (tr) => ({ title: tr.confirmTitle, body: html`<div class="notice bad" role="alert">${tr.confirmInvalid}</div>` }), 400, me?.locale);
     // A GET changes nothing (mail scanners open links); the button posts.
-    return c.html(
-      page(c, {
-        lang: l,
+    return publicPage(
+      c,
+      (tr) => ({
         title: tr.confirmTitle,
         body: html`<p>${tr.confirmIntro(change.newEmail)}</p>
           <form method="post" action="${href(c, '/account/confirm-email')}"><input type="hidden" name="token" value="${token}"><button type="submit">${tr.confirmButton}</button></form>`,
       }),
+      200,
+      me.locale,
     );
   });
   app.post('/account/confirm-email', async (c) => {
@@ -260,13 +256,12 @@ export function accountRoutes() {
     const { sql } = c.var.deps;
     const change = await changeByToken(c, token);
     const me = change ? await findCustomer(sql, change.customerId) : undefined;
-    const l = langOf(c, me?.locale);
-    const tr = T[l];
-    const fail = (message: string) => c.html(page(c, { lang: l, title: tr.confirmTitle, body: html`<div class="notice bad" role="alert">${message}</div>` }), 400);
-    if (!change || !me || me.status !== 'active') return fail(tr.confirmInvalid);
+    const fail = (message: (tr: (typeof T)[Lang]) => string) =>
+      publicPage(c, (tr) => ({ title: tr.confirmTitle, body: html`<div class="notice bad" role="alert">${message(tr)}</div>` }), 400, me?.locale);
+    if (!change || !me || me.status !== 'active') return fail((tr) => tr.confirmInvalid);
     const claimed = await sql`update email_changes set confirmed_at = now() where id = ${change.id} and confirmed_at is null
                               and not exists (select 1 from customers where lower(email) = lower(${change.newEmail})) returning 1`;
-    if (!claimed.length) return fail(tr.emailUnavailable);
+    if (!claimed.length) return fail((tr) => tr.emailUnavailable);
     // The change itself is a rectification like any other: recorded, audited, recipients told (Art. 19).
     const filed = await fileRequest(c.var.deps, {
       type: 'rectification',
@@ -280,7 +275,7 @@ export function accountRoutes() {
     });
     await sql`update email_changes set request_id = ${filed.id} where id = ${change.id}`;
     await answeredSoon(c, filed.id);
-    return c.html(page(c, { lang: l, title: tr.confirmTitle, body: notice(tr.confirmDone) }));
+    return publicPage(c, (tr) => ({ title: tr.confirmTitle, body: notice(tr.confirmDone) }), 200, me.locale);
   });
 
   // ---- everything below needs a session -----------------------------------------------------
@@ -543,17 +538,7 @@ export function accountRoutes() {
     const pkg = r?.type === 'access' ? await exportOf(c, r.id) : undefined;
     if (!r || !pkg) return show(c, t(c).notFound, html``, 404);
     if (pkg.expired) return show(c, t(c).downloadGone, html`<p><a href="${href(c, '/account')}">${t(c).exportButton}</a></p>`, 404);
-    const stream = createReadStream(path.join(c.var.deps.config.DATA_DIR, pkg.fileKey));
-    return new Response(Readable.toWeb(stream) as ReadableStream, {
-      status: 200,
-      headers: {
-        'content-type': 'application/zip',
-        'content-length': String(pkg.bytes),
-        'content-disposition': 'attachment; filename="topcall-data-export.zip"',
-        'cache-control': 'no-store',
-        'x-content-sha256': pkg.sha256,
-      },
-    }) as never;
+    return exportDownload(c.var.deps.config.DATA_DIR, pkg) as never;
   });
 
   // ---- preferences --------------------------------------------------------------------------

@@ -7,6 +7,21 @@ import { access } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { hashToken } from '../../db/access-tokens';
 
+/** An access export streamed from DATA_DIR: the bearer link's answer and the account page's alike. */
+export function exportDownload(dataDir: string, pkg: { fileKey: string; bytes: number; sha256: string }): Response {
+  const stream = createReadStream(path.join(dataDir, pkg.fileKey));
+  return new Response(Readable.toWeb(stream) as ReadableStream, {
+    status: 200,
+    headers: {
+      'content-type': 'application/zip',
+      'content-length': String(pkg.bytes),
+      'content-disposition': 'attachment; filename="topcall-data-export.zip"',
+      'cache-control': 'no-store',
+      'x-content-sha256': pkg.sha256,
+    },
+  });
+}
+
 export function exportRoutes() {
   const app = createRouter();
   app.openapi(
@@ -33,17 +48,7 @@ export function exportRoutes() {
       // A link is a bearer secret: it works a few times (a retried download), not for anyone it reaches later.
       const counted = await sql`update export_packages set downloads = downloads + 1 where id = ${pkg.id} and downloads < ${config.EXPORT_LINK_MAX_DOWNLOADS} returning 1`;
       if (!counted.length) throw new AppError('gone', 410, `This download link has been used ${config.EXPORT_LINK_MAX_DOWNLOADS} times and no longer works. File a new access request to get a fresh export.`);
-      const stream = createReadStream(path.join(config.DATA_DIR, pkg.fileKey));
-      return new Response(Readable.toWeb(stream) as ReadableStream, {
-        status: 200,
-        headers: {
-          'content-type': 'application/zip',
-          'content-length': String(pkg.bytes),
-          'content-disposition': 'attachment; filename="topcall-data-export.zip"',
-          'cache-control': 'no-store',
-          'x-content-sha256': pkg.sha256,
-        },
-      }) as never;
+      return exportDownload(config.DATA_DIR, pkg) as never;
     },
   );
   return app;
