@@ -19,7 +19,7 @@ export interface CreateWorkerOptions {
   activities: Activities;
   /** A bundle built beforehand (tests bundle once per run); otherwise the prebuilt one, or the workflows are bundled now. */
   workflowBundle?: { codePath: string } | { code: string };
-  tuning?: Partial<Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'shutdownGraceTime'>>;
+  tuning?: Partial<Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>>;
 }
 
 /** Bundling at start: webpack's whole report comes at info level; the log keeps only its warnings and errors. */
