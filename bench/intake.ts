@@ -12,7 +12,9 @@
  * process with the same concurrency, for rows inserted before its clock starts. Both start the
  * same workflows, which the compiled worker runs as they come (acknowledgement email,
  * assessment); every run starts with the worker idle (the previous run's requests all await a
- * decision). Ratio = HTTP rate / plain rate; p50/p99 per request or start, as the client sees it.
+ * decision). Ratio = HTTP rate / plain rate; p50/p99 per request or start, as the client sees it;
+ * CPU per request of the API process and of the client in this process (the machine's other
+ * processes, Temporal and Postgres among them, serve both paths).
  */
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
@@ -30,6 +32,9 @@ const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '1,8,32').split(',').map
 interface Run {
   seconds: number;
   latenciesMs: number[];
+  /** CPU milliseconds per request or start: the API process (HTTP only) and this process (autocannon, or the gRPC client). */
+  apiCpuMs?: number;
+  clientCpuMs?: number;
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
@@ -100,15 +105,16 @@ async function main() {
     await worker.resetPeak();
 
     /** The baseline: rows inserted first (not timed), then only the workflow starts are. */
-    const plain = async (concurrency: number): Promise<Run> => {
-      const persons = await seedPersons(b, client!.id, REQUESTS);
+    const plain = async (concurrency: number, count = REQUESTS): Promise<Run> => {
+      const persons = await seedPersons(b, client!.id, count);
       const requests = persons.map((customerId) => ({ id: randomUUID(), customerId, receivedAt: new Date() }));
       await runLimited(requests.length, 16, async (i) => {
         const r = requests[i]!;
         const dueAt = addCalendarDuration(r.receivedAt, config.REQUEST_SLA);
         await insertRequest(b.sql, { id: r.id, customerId: r.customerId, type: 'access', receivedAt: r.receivedAt, dueAt, details: {}, requester: null, locale: 'da', filedBy: 'customer' });
       });
-      return runLimited(requests.length, concurrency, async (i) => {
+      const cpuBefore = process.cpuUsage();
+      const run = await runLimited(requests.length, concurrency, async (i) => {
         const r = requests[i]!;
         // The same start as api/file-request.ts makes.
         const receivedAt = new Date();
@@ -133,21 +139,24 @@ async function main() {
           ],
         });
       });
+      const cpu = process.cpuUsage(cpuBefore);
+      return { ...run, clientCpuMs: (cpu.user + cpu.system) / 1000 / count };
     };
 
     /** Customers over HTTP: each request carries the next person's token. */
-    const http = async (concurrency: number): Promise<Run> => {
-      const tokens = await tokensFor(b, await seedPersons(b, client!.id, REQUESTS));
+    const http = async (concurrency: number, count = REQUESTS): Promise<Run> => {
+      const tokens = await tokensFor(b, await seedPersons(b, client!.id, count));
       let next = 0;
       const latenciesMs: number[] = [];
       const statuses = new Map<number, number>();
+      const [apiCpuBefore, cpuBefore] = [await api.cpuSeconds(), process.cpuUsage()];
       const started = performance.now();
       await new Promise<void>((resolve, reject) => {
         const instance = autocannon(
           {
             url: api.url,
             connections: concurrency,
-            amount: REQUESTS,
+            amount: count,
             requests: [
               {
                 method: 'POST',
@@ -168,10 +177,12 @@ async function main() {
         });
       });
       const seconds = (performance.now() - started) / 1000;
-      if (statuses.get(202) !== REQUESTS || latenciesMs.length !== REQUESTS) {
-        throw new Error(`expected ${REQUESTS} × 202, got ${JSON.stringify(Object.fromEntries(statuses))}`);
+      const cpu = process.cpuUsage(cpuBefore);
+      const apiCpuMs = ((await api.cpuSeconds()) - apiCpuBefore) * 1000 / count;
+      if (statuses.get(202) !== count || latenciesMs.length !== count) {
+        throw new Error(`expected ${count} × 202, got ${JSON.stringify(Object.fromEntries(statuses))}`);
       }
-      return { seconds, latenciesMs };
+      return { seconds, latenciesMs, apiCpuMs, clientCpuMs: (cpu.user + cpu.system) / 1000 / count };
     };
 
     const ms = (n: number) => `${fmt(n, 1)} ms`.padStart(9);
@@ -179,6 +190,10 @@ async function main() {
       const s = summary(run);
       console.log(`    ${label.padEnd(28)} ${fmt(run.latenciesMs.length)} in ${fmt(run.seconds, 2)} s = ${fmt(s.rate).padStart(5)} ${unit}/s   p50 ${ms(s.p50)}   p99 ${ms(s.p99)}${note}`);
     };
+
+    // Warm-up, not measured: both paths' code compiled by the JIT and connections open before the first run.
+    await http(4, 100);
+    await plain(4, 100);
 
     let httpTotal = 0;
     let plainTotal = 0;
@@ -194,6 +209,7 @@ async function main() {
       line('POST /v1/requests (HTTP)', h, 'requests', `   (worker done ${fmt(httpDrain, 1)} s after the last)`);
       line('client.workflow.start', p, 'starts  ', `   (worker done ${fmt(plainDrain, 1)} s after the last; baseline)`);
       console.log(`    ratio HTTP/plain             ${fmt(summary(h).rate / summary(p).rate, 2)}`);
+      console.log(`    CPU per request              API ${fmt(h.apiCpuMs!, 2)} ms + autocannon ${fmt(h.clientCpuMs!, 2)} ms; plain client ${fmt(p.clientCpuMs!, 2)} ms per start`);
     }
     const [row] = await b.sql<{ flagged: number }[]>`select count(*)::int as flagged from data_requests where 'repetitive' = any(flags)`;
     console.log(`  all runs`);

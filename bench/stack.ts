@@ -80,6 +80,11 @@ export interface BenchWorker {
   stop(): Promise<void>;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+const cpuOf = async (pid: number | undefined) => {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 const rssOf = async (pid: number | undefined) => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /** The compiled worker entry point (dist/worker/main.js, prebuilt workflow bundle) in its own process, so its memory is its own. */
@@ -106,10 +111,7 @@ export async function spawnBenchWorker(env: Record<string, string>): Promise<Ben
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
     },
-    async cpuSeconds() {
-      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-    },
+    cpuSeconds: () => cpuOf(child.pid),
     rssMiB: () => rssOf(child.pid),
     async resetPeak() {
       await writeFile(`/proc/${child.pid}/clear_refs`, '5');
@@ -126,6 +128,7 @@ export interface BenchApi {
   child: ChildProcess;
   url: string;
   rssMiB(): Promise<number>;
+  cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -148,6 +151,7 @@ export async function spawnBenchApi(env: Record<string, string>): Promise<BenchA
     child,
     url,
     rssMiB: () => rssOf(child.pid),
+    cpuSeconds: () => cpuOf(child.pid),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;

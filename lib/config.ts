@@ -107,7 +107,7 @@ const schema = z
     MAIL_CONCURRENCY: wholeNumber(1, 64).default(5),
     // The worker's sticky cache. The SDK sizes it from the heap limit (about 2,300 on a 24 GiB
     // machine); requests and customers wait days between tasks, so that many cached runs cost
-    // memory (some 0.17 MiB each: 1 GiB with 4,000 open requests, 380 MiB at 200) for nothing.
+    // memory for nothing (bench/intake, 4,000 open requests: peak 1,038 MiB, 391 MiB at 200).
     WORKFLOW_CACHE_SIZE: wholeNumber(2, 100_000).default(200),
     RECORDING_MAX_BYTES: z.coerce
       .number({ message: 'must be a whole number of bytes' })
