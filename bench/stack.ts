@@ -10,6 +10,7 @@ import { freePort, startDevServer, type DevServer } from '../scripts/dev-server'
 import { startMailSink, type MailSink } from '../scripts/mail-sink';
 import { createSql, dropDatabase, ensureDatabase, type Sql } from '../db/index';
 import { migrate } from '../db/migrate';
+import { build } from '../scripts/build';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -59,8 +60,15 @@ export async function openBenchStack(): Promise<BenchStack> {
   };
 }
 
+/** Benchmarks measure what `npm start` and the image run: the compiled processes (built here if stale). */
+export async function ensureBuilt(): Promise<void> {
+  await build({ say: (line) => console.error(line) });
+}
+
 export interface BenchWorker {
   child: ChildProcess;
+  /** Resident memory (VmRSS, MiB) 30 s after the worker said it started, before any work. */
+  idleRssMiB: number;
   /** Peak resident memory of the worker process since the last reset (VmHWM), in MiB. */
   peakRssMiB(): Promise<number>;
   /** CPU seconds (user + system) the worker process has used so far. */
@@ -72,9 +80,17 @@ export interface BenchWorker {
   stop(): Promise<void>;
 }
 
-/** The real worker entry point in its own process, so its memory is its own. */
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+const cpuOf = async (pid: number | undefined) => {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+const rssOf = async (pid: number | undefined) => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+/** The compiled worker entry point (dist/worker/main.js, prebuilt workflow bundle) in its own process, so its memory is its own. */
 export async function spawnBenchWorker(env: Record<string, string>): Promise<BenchWorker> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), '--import', 'tsx', 'worker/main.ts'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info', EXIT_WITH_PARENT: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
+  await ensureBuilt();
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), 'dist/worker/main.js'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info', EXIT_WITH_PARENT: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -84,20 +100,19 @@ export async function spawnBenchWorker(env: Record<string, string>): Promise<Ben
     child.once('exit', (code) => reject(new Error(`worker exited (${code})`)));
   });
   child.stdout!.resume();
+  // Idle: start-up done (connections, Schedules, the bundle loaded into its context), no task yet.
+  // V8 gives start-up garbage back some 30 s after the start (183 → 147 MiB measured), so that long.
+  await new Promise((r) => setTimeout(r, 30_000));
+  const idleRssMiB = await rssOf(child.pid);
   return {
     child,
+    idleRssMiB,
     async peakRssMiB() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
     },
-    async cpuSeconds() {
-      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-    },
-    async rssMiB() {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
-      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-    },
+    cpuSeconds: () => cpuOf(child.pid),
+    rssMiB: () => rssOf(child.pid),
     async resetPeak() {
       await writeFile(`/proc/${child.pid}/clear_refs`, '5');
     },
@@ -106,6 +121,41 @@ export async function spawnBenchWorker(env: Record<string, string>): Promise<Ben
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
+  };
+}
+
+export interface BenchApi {
+  child: ChildProcess;
+  url: string;
+  rssMiB(): Promise<number>;
+  cpuSeconds(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** The compiled API entry point (dist/api/main.js) in its own process, ready when /readyz says so. */
+export async function spawnBenchApi(env: Record<string, string>): Promise<BenchApi> {
+  await ensureBuilt();
+  const port = await freePort();
+  // info, as in production: a log line per request (to /dev/null here) is part of what intake costs.
+  const child = spawn(process.execPath, ['dist/api/main.js'], { cwd: root, env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`api exited (${child.exitCode})`);
+    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) throw new Error('api did not get ready in 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    child,
+    url,
+    rssMiB: () => rssOf(child.pid),
+    cpuSeconds: () => cpuOf(child.pid),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
   };
 }
 

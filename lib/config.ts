@@ -135,6 +135,10 @@ const schema = z
     // Issue 13: how often the Schedule `workflow-starts` starts workflows a crash left recorded but unstarted.
     WORKFLOW_START_RECONCILE_INTERVAL: fixedIsoDuration('PT1M').default('PT1M'),
     MAIL_CONCURRENCY: wholeNumber(1, 64).default(5),
+    // The worker's sticky cache. The SDK sizes it from the heap limit (about 2,300 on a 24 GiB
+    // machine); requests and customers wait days between tasks, so that many cached runs cost
+    // memory for nothing (bench/intake, 4,000 open requests: peak 1,038 MiB, 391 MiB at 200).
+    WORKFLOW_CACHE_SIZE: wholeNumber(2, 100_000).default(200),
     RECORDING_MAX_BYTES: z.coerce
       .number({ message: 'must be a whole number of bytes' })
       .int({ message: 'must be a whole number of bytes' })

@@ -1,11 +1,24 @@
+import { createRequire } from 'node:module';
 import pino from 'pino';
+import type PinoPretty from 'pino-pretty';
 
 /**
- * Structured JSON logs. Log ids, counts, statuses and durations; never names, email
+ * On a terminal (`npm start` by hand), one readable line per entry through pino-pretty; anywhere
+ * else (a pipe, a file, a container's log driver, the tests) JSON lines for machines. Pretty
+ * printing runs in this process, synchronously: no transport thread, and loaded only on a terminal.
+ */
+function terminalStream(): PinoPretty.PrettyStream | undefined {
+  if (!process.stdout.isTTY) return undefined;
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  return pretty({ colorize: true, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service' });
+}
+
+/**
+ * Structured logs. Log ids, counts, statuses and durations; never names, email
  * addresses, phone numbers, tokens or request bodies. The redact list is a safety net.
  */
 export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'info') {
-  return pino({
+  const options = {
     name,
     level,
     base: { service: name },
@@ -13,7 +26,9 @@ export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'inf
       paths: ['email', 'to', 'password', 'token', 'authorization', '*.email', '*.to', '*.password', '*.token', '*.authorization'],
       censor: '[redacted]',
     },
-  });
+  };
+  const stream = terminalStream();
+  return stream ? pino(options, stream) : pino(options);
 }
 
 export type Logger = ReturnType<typeof createLogger>;

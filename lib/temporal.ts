@@ -1,5 +1,5 @@
 import { Client, Connection, type ConnectionLike } from '@temporalio/client';
-import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { searchAttributeKeys } from '../workflows/search-attributes';
 
 /** A client whose connection opens on first use, so the API can start (and say 503) before Temporal is up. */

@@ -16,7 +16,10 @@ import { supervise, type Supervisor } from './supervise';
  * worker and the API as child processes, restarting either when it crashes (the rest keeps
  * running). Ctrl-C stops everything it started.
  */
-const root = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** `npm start` runs the compiled stack (dist/scripts/start.js, built first); `tsx scripts/start.ts` runs the sources. */
+const compiled = import.meta.url.endsWith('.js');
+const root = path.resolve(here, compiled ? '../..' : '..');
 const config = loadConfigOrExit();
 const log = createLogger('start', config.LOG_LEVEL);
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -37,11 +40,13 @@ async function stopAll(code: number) {
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
-function runChild(name: 'api' | 'worker', entry: string) {
+function runChild(name: 'api' | 'worker') {
+  // Compiled: plain node, and the worker loads the prebuilt workflow bundle. From source: tsx.
+  const args = compiled ? [path.join(here, '..', name, 'main.js')] : ['--import', 'tsx', `${name}/main.ts`];
   const child = supervise({
     name,
     spawn: () =>
-      spawn(process.execPath, ['--import', 'tsx', entry], {
+      spawn(process.execPath, args, {
         cwd: root,
         env: process.env,
         stdio: 'inherit',
@@ -98,8 +103,8 @@ try {
     say(`• Mail: SMTP sink on 127.0.0.1:${sink.smtpPort}, mail kept in ${dir} (${sink.messages.length} from earlier runs)`);
   }
 
-  runChild('worker', 'worker/main.ts');
-  runChild('api', 'api/main.ts');
+  runChild('worker');
+  runChild('api');
 
   const apiUrl = `http://127.0.0.1:${config.PORT}`;
   const deadline = Date.now() + 120_000;

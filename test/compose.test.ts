@@ -78,7 +78,7 @@ const PUBLISHED: ReadonlyArray<{ host: number; service: string; container: numbe
   { host: 3001, service: 'grafana', container: 3000, what: 'Grafana' },
 ];
 
-/** Source directories the image must contain (package.json scripts run them with tsx). */
+/** Source directories `npm run build` compiles in the image's build stage (scripts/build.ts). */
 const SOURCE_DIRS = ['api', 'worker', 'workflows', 'activities', 'db', 'lib', 'scripts'] as const;
 
 // ---------------------------------------------------------------------------
@@ -285,9 +285,8 @@ describe.each(APP_SERVICES)('%s', (name) => {
     expect(file ?? 'Dockerfile').toBe('Dockerfile');
   });
 
-  it(`runs \`npm run ${name}\`, a script of package.json`, () => {
-    expect(commandText(s)).toMatch(new RegExp(`^npm run ${name}$`));
-    expect(packageJson.scripts[name]).toBeTruthy();
+  it(`runs the compiled entry point dist/${name}/main.js with plain node`, () => {
+    expect(commandText(s)).toBe(`node dist/${name}/main.js`);
   });
 
   it.each(CONFIG)('sets $name', ({ name: variable, compose: expected, policyDefault }) => {
@@ -445,14 +444,28 @@ describe('Dockerfile', () => {
     expect(code).not.toMatch(/--ignore-scripts/);
   });
 
-  it.each(SOURCE_DIRS)('copies %s/ into the image', (dir) => {
-    expect(finalStage).toMatch(new RegExp(`^COPY\\b[^\\n]*\\s${dir}/?\\s`, 'm'));
+  const buildStage = stages.find((stage) => /^RUN\s+npm run build\b/m.test(stage)) ?? '';
+
+  it('builds in a stage of its own with `npm run build`, a script of package.json', () => {
+    expect(buildStage).not.toBe('');
+    expect(buildStage).not.toBe(finalStage);
+    expect(packageJson.scripts.build).toBeTruthy();
   });
 
-  it('copies package.json, package-lock.json and tsconfig.json', () => {
+  it.each(SOURCE_DIRS)('copies %s/ into the build stage', (dir) => {
+    expect(buildStage).toMatch(new RegExp(`^COPY\\b[^\\n]*\\s${dir}/?\\s`, 'm'));
+  });
+
+  it('copies package.json, package-lock.json and tsconfig.json into the build stage', () => {
     for (const f of ['package.json', 'package-lock.json', 'tsconfig.json']) {
-      expect(finalStage).toMatch(new RegExp(`^COPY\\b[^\\n]*\\s${f.replaceAll('.', '\\.')}\\b`, 'm'));
+      expect(buildStage).toMatch(new RegExp(`^COPY\\b[^\\n]*\\s${f.replaceAll('.', '\\.')}\\b`, 'm'));
     }
+  });
+
+  it('runs the build output: dist/ from the build stage and package.json ("type": "module"), no TypeScript sources', () => {
+    expect(finalStage).toMatch(/^COPY\s+--from=build\b[^\n]*\s\/app\/dist\s+\.\/dist\s*$/m);
+    expect(finalStage).toMatch(/^COPY\b[^\n]*\spackage\.json\b/m);
+    for (const dir of SOURCE_DIRS) expect(finalStage).not.toMatch(new RegExp(`^COPY\\b(?![^\\n]*--from=)[^\\n]*\\s${dir}/?\\s`, 'm'));
   });
 
   it('exposes 3000 and keeps DATA_DIR at /data', () => {
@@ -472,7 +485,7 @@ describe('Dockerfile', () => {
 
   it('starts the API by default', () => {
     const cmd = instructions.filter((l) => /^CMD\s/i.test(l)).at(-1) ?? '';
-    expect(cmd.replace(/[[\]",]/g, ' ').replace(/\s+/g, ' ').trim()).toBe('CMD npm run api');
+    expect(cmd.replace(/[[\]",]/g, ' ').replace(/\s+/g, ' ').trim()).toBe('CMD node dist/api/main.js');
   });
 });
 
@@ -482,7 +495,8 @@ describe('.dockerignore', () => {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
 
-  it.each(['node_modules', '.git', 'data'])('keeps %s out of the build context', (p) => {
+  // dist: the image builds its own; a local build must not end up in it.
+  it.each(['node_modules', '.git', 'data', 'dist'])('keeps %s out of the build context', (p) => {
     expect(patterns).toContain(p);
   });
 

@@ -82,6 +82,7 @@ const worker = await createWorker({
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   activities: createActivities({ sql, mailer, store: recordingStoreFor(config.DATA_DIR), config }),
+  tuning: { maxCachedWorkflows: config.WORKFLOW_CACHE_SIZE },
 });
 
 log.info({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');

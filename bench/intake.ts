@@ -1,0 +1,225 @@
+/**
+ * bench/intake: customers filing data-subject requests over HTTP against plain workflow starts.
+ *
+ *   npm run bench -- intake        (BENCH_REQUESTS=1000 per run, BENCH_CONCURRENCY=1,8,32)
+ *
+ * HTTP: BENCH_REQUESTS customers, each with their own login token, each file one access request
+ * (`POST /v1/requests`, autocannon, a fixed count over as many connections as the concurrency) on
+ * the compiled API process: token check, validation, the customer looked up, the request row
+ * inserted, its workflow started. One request per person, as customers really file them: a
+ * second one within REQUEST_REPEAT_WINDOW would be flagged as repetitive.
+ * Baseline: the same number of plain `client.workflow.start(accessRequest)` calls from this
+ * process with the same concurrency, for rows inserted before its clock starts. Both start the
+ * same workflows, which the compiled worker runs as they come (acknowledgement email,
+ * assessment); every run starts with the worker idle (the previous run's requests all await a
+ * decision). Ratio = HTTP rate / plain rate; p50/p99 per request or start, as the client sees it;
+ * CPU per request of the API process and of the client in this process (the machine's other
+ * processes, Temporal and Postgres among them, serve both paths).
+ */
+import { randomUUID } from 'node:crypto';
+import autocannon from 'autocannon';
+import { openBenchStack, spawnBenchApi, spawnBenchWorker, fmt, type BenchStack } from './stack';
+import { loadConfig } from '../lib/config';
+import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
+import { hashToken, newToken } from '../db/access-tokens';
+import { insertRequest } from '../db/requests';
+import { requestWorkflowId } from '../workflows/ids';
+import { accessRequest } from '../workflows/access-request';
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1_000);
+const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '1,8,32').split(',').map(Number);
+
+interface Run {
+  seconds: number;
+  latenciesMs: number[];
+  /** CPU milliseconds per request or start: the API process (HTTP only) and this process (autocannon, or the gRPC client). */
+  apiCpuMs?: number;
+  clientCpuMs?: number;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+const summary = (run: Run) => {
+  const sorted = [...run.latenciesMs].sort((a, b) => a - b);
+  return { rate: run.latenciesMs.length / run.seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+};
+
+/** `count` persons of one client, straight into Postgres (no invitations). */
+async function seedPersons(b: BenchStack, clientId: string, count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, () => randomUUID());
+  for (let i = 0; i < ids.length; i += 10_000) {
+    await b.sql`
+      insert into customers (id, client_id, email, name, locale, provided_by, provided_by_kind)
+      select id, ${clientId}, 'p-' || id || '@bench.test', 'Person', 'da', 'Bench ApS (klient / client)', 'client'
+      from unnest(${ids.slice(i, i + 10_000)}::uuid[]) as id`;
+  }
+  return ids;
+}
+
+/** A login token for each person, as `POST /v1/auth/login` issues them (without a password hash per person). */
+async function tokensFor(b: BenchStack, customerIds: string[]): Promise<string[]> {
+  const tokens = customerIds.map(() => newToken('cust'));
+  const expiresAt = new Date(Date.now() + 86_400_000);
+  const rows = customerIds.map((id, i) => ({ token_hash: hashToken(tokens[i]!), kind: 'customer', subject_id: id, label: 'login', expires_at: expiresAt }));
+  for (let i = 0; i < rows.length; i += 5_000) await b.sql`insert into access_tokens ${b.sql(rows.slice(i, i + 5_000))}`;
+  return tokens;
+}
+
+/** Until every request filed so far awaits a decision: the worker has caught up. */
+async function drained(b: BenchStack): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const [row] = await b.sql<{ waiting: number; total: number }[]>`
+      select count(*) filter (where status = 'awaiting_decision')::int as waiting, count(*)::int as total from data_requests`;
+    if (row!.waiting === row!.total) return (performance.now() - started) / 1000;
+    if (performance.now() - started > 10 * 60_000) throw new Error(`worker did not catch up: ${row!.waiting} of ${row!.total} await a decision`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function runLimited(count: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<Run> {
+  const latenciesMs: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        const t = performance.now();
+        await fn(i);
+        latenciesMs.push(performance.now() - t);
+      }
+    }),
+  );
+  return { seconds: (performance.now() - started) / 1000, latenciesMs };
+}
+
+async function main() {
+  const b = await openBenchStack();
+  const config = loadConfig(b.env);
+  const worker = await spawnBenchWorker(b.env);
+  const api = await spawnBenchApi(b.env);
+  try {
+    const [client] = await b.sql<{ id: string }[]>`insert into clients (name) values ('Bench ApS') returning id`;
+    console.log(`bench/intake — ${fmt(REQUESTS)} access requests per run, concurrency ${CONCURRENCIES.join(', ')}; compiled API and worker, one person per request`);
+    console.log(`  worker RSS idle           ${fmt(worker.idleRssMiB, 1)} MiB (VmRSS 30 s after start, no task yet)`);
+    await worker.resetPeak();
+
+    /** The baseline: rows inserted first (not timed), then only the workflow starts are. */
+    const plain = async (concurrency: number, count = REQUESTS): Promise<Run> => {
+      const persons = await seedPersons(b, client!.id, count);
+      const requests = persons.map((customerId) => ({ id: randomUUID(), customerId, receivedAt: new Date() }));
+      await runLimited(requests.length, 16, async (i) => {
+        const r = requests[i]!;
+        const dueAt = addCalendarDuration(r.receivedAt, config.REQUEST_SLA);
+        await insertRequest(b.sql, { id: r.id, customerId: r.customerId, type: 'access', receivedAt: r.receivedAt, dueAt, details: {}, requester: null, locale: 'da', filedBy: 'customer' });
+      });
+      const cpuBefore = process.cpuUsage();
+      const run = await runLimited(requests.length, concurrency, async (i) => {
+        const r = requests[i]!;
+        // The same start as api/file-request.ts makes.
+        const receivedAt = new Date();
+        const dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
+        await b.client.workflow.start(accessRequest, {
+          workflowId: requestWorkflowId(r.id),
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          memo: { type: 'access', dueAt: dueAt.toISOString() },
+          args: [
+            {
+              requestId: r.id,
+              type: 'access',
+              customerId: r.customerId,
+              receivedAt: receivedAt.toISOString(),
+              dueAt: dueAt.toISOString(),
+              reminderAts: config.REQUEST_REMINDERS.map((d) => addCalendarDuration(receivedAt, d).toISOString()),
+              escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
+              repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
+              autoApprove: false,
+              filedAt: receivedAt.toISOString(),
+            },
+          ],
+        });
+      });
+      const cpu = process.cpuUsage(cpuBefore);
+      return { ...run, clientCpuMs: (cpu.user + cpu.system) / 1000 / count };
+    };
+
+    /** Customers over HTTP: each request carries the next person's token. */
+    const http = async (concurrency: number, count = REQUESTS): Promise<Run> => {
+      const tokens = await tokensFor(b, await seedPersons(b, client!.id, count));
+      let next = 0;
+      const latenciesMs: number[] = [];
+      const statuses = new Map<number, number>();
+      const [apiCpuBefore, cpuBefore] = [await api.cpuSeconds(), process.cpuUsage()];
+      const started = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const instance = autocannon(
+          {
+            url: api.url,
+            connections: concurrency,
+            amount: count,
+            requests: [
+              {
+                method: 'POST',
+                path: '/v1/requests',
+                setupRequest: (req) => ({
+                  ...req,
+                  headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[next++ % tokens.length]}` },
+                  body: JSON.stringify({ type: 'access' }),
+                }),
+              },
+            ],
+          },
+          (err) => (err ? reject(err) : resolve()),
+        );
+        instance.on('response', (_client, status, _bytes, ms) => {
+          latenciesMs.push(ms);
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        });
+      });
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
+      const apiCpuMs = ((await api.cpuSeconds()) - apiCpuBefore) * 1000 / count;
+      if (statuses.get(202) !== count || latenciesMs.length !== count) {
+        throw new Error(`expected ${count} × 202, got ${JSON.stringify(Object.fromEntries(statuses))}`);
+      }
+      return { seconds, latenciesMs, apiCpuMs, clientCpuMs: (cpu.user + cpu.system) / 1000 / count };
+    };
+
+    const ms = (n: number) => `${fmt(n, 1)} ms`.padStart(9);
+    const line = (label: string, run: Run, unit: string, note = '') => {
+      const s = summary(run);
+      console.log(`    ${label.padEnd(28)} ${fmt(run.latenciesMs.length)} in ${fmt(run.seconds, 2)} s = ${fmt(s.rate).padStart(5)} ${unit}/s   p50 ${ms(s.p50)}   p99 ${ms(s.p99)}${note}`);
+    };
+
+    // Warm-up, not measured: both paths' code compiled by the JIT and connections open before the first run.
+    await http(4, 100);
+    await plain(4, 100);
+
+    let httpTotal = 0;
+    let plainTotal = 0;
+    for (const concurrency of CONCURRENCIES) {
+      await drained(b);
+      const p = await plain(concurrency);
+      const plainDrain = await drained(b);
+      const h = await http(concurrency);
+      const httpDrain = await drained(b);
+      httpTotal += h.seconds;
+      plainTotal += p.seconds;
+      console.log(`  concurrency ${concurrency}`);
+      line('POST /v1/requests (HTTP)', h, 'requests', `   (worker done ${fmt(httpDrain, 1)} s after the last)`);
+      line('client.workflow.start', p, 'starts  ', `   (worker done ${fmt(plainDrain, 1)} s after the last; baseline)`);
+      console.log(`    ratio HTTP/plain             ${fmt(summary(h).rate / summary(p).rate, 2)}`);
+      console.log(`    CPU per request              API ${fmt(h.apiCpuMs!, 2)} ms + autocannon ${fmt(h.clientCpuMs!, 2)} ms; plain client ${fmt(p.clientCpuMs!, 2)} ms per start`);
+    }
+    const [row] = await b.sql<{ flagged: number }[]>`select count(*)::int as flagged from data_requests where 'repetitive' = any(flags)`;
+    console.log(`  all runs`);
+    console.log(`    ratio HTTP/plain             ${fmt(plainTotal / httpTotal, 2)}  (aim ≥ 0.8; ${row!.flagged} request(s) flagged repetitive)`);
+    console.log(`    worker RSS                   ${fmt(worker.idleRssMiB, 1)} MiB idle, ${fmt(await worker.rssMiB(), 1)} MiB after the runs, peak ${fmt(await worker.peakRssMiB(), 1)} MiB during them; API ${fmt(await api.rssMiB(), 1)} MiB after`);
+  } finally {
+    await api.stop();
+    await worker.stop();
+    await b.close();
+  }
+}
+
+await main();
