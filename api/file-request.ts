@@ -1,11 +1,36 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiDeps } from './context';
+import type { Config } from '../lib/config';
 import { findRequest, insertRequest, type Requester, type RequestType } from '../db/requests';
 import { commitAndStart } from './start';
 import type { Locale } from '../db/customers';
 import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
 import { requestWorkflowId } from '../workflows/ids';
 import type { AccessRequestInput } from '../workflows/access-request';
+
+/**
+ * The input of a request's workflow: every period of the policy turned into instants from the
+ * request's receipt (reminders, escalation, repeat window). One place for the API and the
+ * intake benchmark's baseline alike.
+ */
+export function accessRequestInput(
+  config: Pick<Config, 'REQUEST_REMINDERS' | 'REQUEST_ESCALATION' | 'REQUEST_REPEAT_WINDOW'>,
+  r: { requestId: string; type: RequestType; customerId: string | null; receivedAt: Date; dueAt: Date; filedAt: Date; autoApprove?: boolean; autoApproveReason?: AccessRequestInput['autoApproveReason'] },
+): AccessRequestInput {
+  return {
+    requestId: r.requestId,
+    type: r.type,
+    customerId: r.customerId,
+    receivedAt: r.receivedAt.toISOString(),
+    dueAt: r.dueAt.toISOString(),
+    reminderAts: config.REQUEST_REMINDERS.map((d) => addCalendarDuration(r.receivedAt, d).toISOString()),
+    escalationAt: addCalendarDuration(r.receivedAt, config.REQUEST_ESCALATION).toISOString(),
+    repeatWindowStart: subtractCalendarDuration(r.receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
+    autoApprove: r.autoApprove ?? false,
+    ...(r.autoApproveReason ? { autoApproveReason: r.autoApproveReason } : {}),
+    filedAt: r.filedAt.toISOString(),
+  };
+}
 
 /**
  * Records a data-subject request and starts its workflow with every period of the policy
@@ -58,21 +83,7 @@ export async function fileRequest(
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       // Context for whoever opens the run in the UI (no personal data: that stays in Postgres).
       memo: { type: r.type, dueAt: dueAt.toISOString() },
-      args: [
-        {
-          requestId: id,
-          type: r.type,
-          customerId: r.customerId,
-          receivedAt: receivedAt.toISOString(),
-          dueAt: dueAt.toISOString(),
-          reminderAts: config.REQUEST_REMINDERS.map((d) => addCalendarDuration(receivedAt, d).toISOString()),
-          escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
-          repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
-          autoApprove: r.autoApprove ?? false,
-          ...(r.autoApproveReason ? { autoApproveReason: r.autoApproveReason } : {}),
-          filedAt: filedAt.toISOString(),
-        } satisfies AccessRequestInput,
-      ],
+      args: [accessRequestInput(config, { requestId: id, type: r.type, customerId: r.customerId, receivedAt, dueAt, filedAt, autoApprove: r.autoApprove, autoApproveReason: r.autoApproveReason })],
     }),
   );
   return { id, receivedAt, dueAt };

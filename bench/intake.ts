@@ -20,7 +20,8 @@ import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { openBenchStack, spawnBenchApi, spawnBenchWorker, fmt, type BenchStack } from './stack';
 import { loadConfig } from '../lib/config';
-import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
+import { addCalendarDuration } from '../lib/durations';
+import { accessRequestInput } from '../api/file-request';
 import { hashToken, newToken } from '../db/access-tokens';
 import { insertRequest } from '../db/requests';
 import { requestWorkflowId } from '../workflows/ids';
@@ -116,27 +117,14 @@ async function main() {
       const cpuBefore = process.cpuUsage();
       const run = await runLimited(requests.length, concurrency, async (i) => {
         const r = requests[i]!;
-        // The same start as api/file-request.ts makes.
+        // The same start input as api/file-request.ts makes.
         const receivedAt = new Date();
         const dueAt = addCalendarDuration(receivedAt, config.REQUEST_SLA);
         await b.client.workflow.start(accessRequest, {
           workflowId: requestWorkflowId(r.id),
           taskQueue: config.TEMPORAL_TASK_QUEUE,
           memo: { type: 'access', dueAt: dueAt.toISOString() },
-          args: [
-            {
-              requestId: r.id,
-              type: 'access',
-              customerId: r.customerId,
-              receivedAt: receivedAt.toISOString(),
-              dueAt: dueAt.toISOString(),
-              reminderAts: config.REQUEST_REMINDERS.map((d) => addCalendarDuration(receivedAt, d).toISOString()),
-              escalationAt: addCalendarDuration(receivedAt, config.REQUEST_ESCALATION).toISOString(),
-              repeatWindowStart: subtractCalendarDuration(receivedAt, config.REQUEST_REPEAT_WINDOW).toISOString(),
-              autoApprove: false,
-              filedAt: receivedAt.toISOString(),
-            },
-          ],
+          args: [accessRequestInput(config, { requestId: r.id, type: 'access', customerId: r.customerId, receivedAt, dueAt, filedAt: receivedAt })],
         });
       });
       const cpu = process.cpuUsage(cpuBefore);

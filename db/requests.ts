@@ -101,3 +101,17 @@ export async function updateRequest(
   if (Object.keys(values).length === 0) return;
   await sql`update data_requests set ${sql(values)} where id = ${id}`;
 }
+
+/**
+ * Reads a request until its answer has gone out (answeredAt set) or `withinMs` has passed, and
+ * returns the last read: for callers that may wait a bounded time for a workflow to finish.
+ */
+export async function awaitAnswer(sql: Db, id: string, withinMs: number): Promise<RequestRow | undefined> {
+  const deadline = Date.now() + withinMs;
+  let row = await findRequest(sql, id);
+  for (let pause = 50; row && !row.answeredAt && Date.now() < deadline; pause = Math.min(pause * 2, 500)) {
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    row = await findRequest(sql, id);
+  }
+  return row;
+}

@@ -92,7 +92,8 @@ describe('accessRequest: the 7-day clock (D10)', () => {
     const decided = await decide(r.id, { decision: 'approve' });
     expect(decided.status).toBe(200);
     expect(await decided.json()).toMatchObject({ status: 'answered', decision: 'approve', slaBreached: true });
-    expect((await handle.describe()).typedSearchAttributes.get(RequestStatus)).toBe('answered');
+    // The run's search attribute follows the answer (the workflow sets it after the email went out).
+    await waitFor(async () => (await handle.describe()).typedSearchAttributes.get(RequestStatus) === 'answered', { what: 'RequestStatus answered on the run' });
   });
 });
 

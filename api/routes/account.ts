@@ -13,7 +13,7 @@ import { fileRequest } from '../file-request';
 import { exportDownload } from './exports';
 import { requestEmailChange, requestPasswordReset } from '../account-emails';
 import { consumePasswordToken, findCustomer, passwordTokenUsable, } from '../../db/customers';
-import { findRequest, listRequests, REQUEST_TYPES, type RequestRow, type RequestType } from '../../db/requests';
+import { awaitAnswer, findRequest, listRequests, REQUEST_TYPES, type RequestRow, type RequestType } from '../../db/requests';
 import { hashToken } from '../../db/access-tokens';
 import { findClient } from '../../db/clients';
 import { exportSubject, resolveSubject } from '../../db/personal-data';
@@ -91,14 +91,7 @@ const show = (c: PageContext, title: string, body: Html, status: 200 | 400 | 401
 const notice = (message: string, kind: 'ok' | 'bad' | '' = 'ok') => html`<div class="notice ${kind}" role="status">${message}</div>`;
 
 /** Waits (bounded) until a request the person just filed has been answered, so the page can say "done". */
-async function answeredSoon(c: Context<AppEnv>, requestId: string): Promise<boolean> {
-  const deadline = Date.now() + SELF_SERVICE_WAIT_MS;
-  for (let pause = 50; Date.now() < deadline; pause = Math.min(pause * 2, 500)) {
-    if ((await findRequest(c.var.deps.sql, requestId))?.status === 'answered') return true;
-    await new Promise((resolve) => setTimeout(resolve, pause));
-  }
-  return false;
-}
+const answeredSoon = (c: Context<AppEnv>, requestId: string) => awaitAnswer(c.var.deps.sql, requestId, SELF_SERVICE_WAIT_MS);
 
 function closeTicket(session: WebSession, at: number): string {
   return `${at}.${createHmac('sha256', session.csrf).update(`close:${at}`).digest('base64url')}`;

@@ -10,7 +10,7 @@ import { findCustomer } from '../../db/customers';
 import { idFor } from '../start';
 import { quota } from '../quota';
 import { fileRequest } from '../file-request';
-import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow } from '../../db/requests';
+import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow, awaitAnswer } from '../../db/requests';
 import { requestWorkflowId } from '../../workflows/ids';
 import { decideUpdate } from '../../workflows/access-request';
 import { REFUSAL_GROUNDS, refusalProblem, type RefusalCode } from '../../workflows/request-types';
@@ -293,12 +293,7 @@ export function requestRoutes() {
       // The decision is recorded; the workflow carries it out. `Prefer: wait=N` (RFC 7240) waits up
       // to N seconds (at most 60) for the answer to go out; otherwise the answer is 202 at once.
       const wait = Math.min(60, Number(/\bwait=(\d+)/.exec(c.req.header('prefer') ?? '')?.[1] ?? 0)) * 1000;
-      const deadline = Date.now() + wait;
-      let row = (await findRequest(sql, id))!;
-      for (let pause = 50; !row.answeredAt && Date.now() < deadline; pause = Math.min(pause * 2, 500)) {
-        await new Promise((resolve) => setTimeout(resolve, pause));
-        row = (await findRequest(sql, id))!;
-      }
+      const row = (await awaitAnswer(sql, id, wait))!;
       return c.json(toJson(row), row.answeredAt ? 200 : 202);
     },
   );
