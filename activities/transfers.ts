@@ -1,25 +1,36 @@
-import { constants, createHash, publicEncrypt, randomBytes, createCipheriv } from 'node:crypto';
-import { mkdir, unlink, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { strToU8, zipSync } from 'fflate';
 import type { Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
 import type { RecordingStore } from '../lib/recording-store';
 import { hashToken } from '../db/access-tokens';
 import { insertRecipient, recordDisclosure } from '../db/disclosures';
-import { eraseSubject, exportSubject, forgetAccount, resolveSubject } from '../db/personal-data';
+import { eraseSubject, forgetAccount, resolveSubject } from '../db/personal-data';
 import { complaintLines, CONTACT_BLOCK } from '../lib/email-templates';
 import { alreadySent, deliverEmail } from './email';
 import { erasureContext } from './recordings';
+import { linkTokenFor } from './links';
+import { appendBatch, beginPackage, deletePackageFiles, writeManifest, type PackageProgress } from './transfer-package';
 
 export interface TransferDeps {
   sql: Sql;
   mailer: Mailer;
   store: RecordingStore;
-  config: { MAIL_FROM: string; PUBLIC_URL: string; DATA_DIR: string };
+  config: { MAIL_FROM: string; PUBLIC_URL: string; DATA_DIR: string; STAFF_EMAIL: string };
 }
+
+/** What a cancelled or rejected transfer did and did not hand over (kept on the transfer, shown by GET /v1/transfers/:id). */
+export interface TransferOutcome {
+  ended: 'cancelled' | 'rejected';
+  packageBuilt: boolean;
+  downloaded: boolean;
+  firstDownloadedAt?: string;
+  handedOver: number;
+  notHandedOver: number;
+  linkRevoked: boolean;
+  packageDeleted: boolean;
+}
+
 
 interface TransferRow {
   id: string;
@@ -51,11 +62,71 @@ export function createTransferActivities(deps: TransferDeps) {
     return row;
   }
 
-  /** Persons handed over: fixed by the inventory, and still active and unrestricted now. */
-  const transferredPersons = (transferId: string) =>
-    deps.sql<{ id: string }[]>`
-      select c.id from transfer_persons p join customers c on c.id = p.customer_id
-      where p.transfer_id = ${transferId} and c.status = 'active' and not c.processing_restricted order by c.id`;
+  const packageDeps = { sql: deps.sql, store: deps.store, config: deps.config };
+
+  async function sealTransferPackage(input: { transferId: string }): Promise<{ files: number; manifestSha256: string }> {
+    const t = await requireTransfer(input.transferId);
+    let files: number;
+    let manifestSha256: string;
+    if (t.manifestSha256) {
+      const [row] = await deps.sql<{ files: number }[]>`select package_files as files from transfers where id = ${t.id}`;
+      files = row!.files;
+      manifestSha256 = t.manifestSha256;
+    } else {
+      const sealed = await writeManifest(packageDeps, t.id);
+      files = sealed.files;
+      manifestSha256 = sealed.manifestSha256;
+      // The package's record and its disclosure commit together: a crash in between must not
+      // leave a package that the register does not know was handed over.
+      await deps.sql.begin(async (tx) => {
+        const recipient = await insertRecipient(tx, { type: 'acquirer', name: t.acquirerName, email: t.acquirerEmail, address: null, legalBasis: `business transfer: ${t.legalBasis} (D8)` });
+        const disclosureId = await recordDisclosure(tx, {
+          recipient,
+          category: 'all data in the transfer package (D8)',
+          legalBasis: `business transfer: ${t.legalBasis}`,
+          customerIds: [],
+          callerNumbers: [],
+          disclosedAt: new Date(),
+          recordedBy: null,
+        });
+        await tx`insert into disclosure_subjects (disclosure_id, customer_id)
+                 select ${disclosureId}, customer_id from transfer_persons where transfer_id = ${t.id} and handed_over on conflict do nothing`;
+        await tx`update transfers set manifest_sha256 = ${manifestSha256}, package_bytes = ${sealed.bytes}, package_files = ${files}, package_sealed_at = now(),
+                   recipient_id = ${recipient.id}, disclosure_id = ${disclosureId}
+                 where id = ${t.id}`;
+      });
+    }
+    const key = `transfer:${t.id}:package`;
+    if (!(await alreadySent(deps.sql, key))) {
+      // The link is a bearer secret derived from the outbox key, so a retried send carries the same one; only its hash is kept.
+      const token = await linkTokenFor(deps.sql, key);
+      const [ended] = await deps.sql<{ hash: Buffer | null; endedAt: Date | null; signer: string }[]>`
+        update transfers set acquirer_token_hash = ${hashToken(token)} where id = ${t.id} and ended_at is null
+        returning acquirer_token_hash as hash, ended_at as "endedAt", signer_key_sha256 as signer`;
+      if (ended) {
+        await deliverEmail(
+          emailDeps,
+          {
+            key,
+            to: t.acquirerEmail,
+            category: 'service',
+            subject: `TopCall ApS: data package for the ${t.legalBasis} (${t.id.slice(0, 8)})`,
+            text:
+              `The package is one tar file. Each file in it is encrypted with AES-256-GCM under a data key that is wrapped for your RSA key (RSA-OAEP-SHA256, key.json).\n` +
+              `Download: {{link}}\n\n` +
+              `Manifest SHA-256: ${manifestSha256}\n` +
+              `TopCall's signing key (Ed25519), SHA-256 of its public key: ${ended.signer}\n\n` +
+              `Check the package before you confirm: npm run verify-transfer -- <package.tar> --key <your private key PEM> --signer ${ended.signer}\n` +
+              `(from TopCall's privacy back office; it checks the signature, every file's hash, and decrypts).\n` +
+              `Then confirm receipt by POSTing {"manifestSha256": "…"} to ${deps.config.PUBLIC_URL}/v1/transfers/${t.id}/acknowledgement with the token from the link (?token=…).\n` +
+              `If you do not want the data, reject it: POST ${deps.config.PUBLIC_URL}/v1/transfers/${t.id}/rejection with the same token.\n\n--\n${CONTACT_BLOCK.en}\n`,
+          },
+          { link: `${deps.config.PUBLIC_URL}/v1/transfers/${t.id}/package?token=${token}` },
+        );
+      }
+    }
+    return { files, manifestSha256 };
+  }
 
   return {
     async setTransferStatus(input: { transferId: string; status: string; progress: Record<string, unknown> }): Promise<void> {
@@ -138,110 +209,137 @@ export function createTransferActivities(deps: TransferDeps) {
       return { sent };
     },
 
-    /**
-     * At the handover: the export of every transferred person (the personal-data map's export),
-     * a manifest with each file's SHA-256, all zipped and encrypted with AES-256-GCM under a
-     * fresh key wrapped for the acquirer (RSA-OAEP-SHA256). The disclosure register gets one
-     * disclosure of all of them to the acquirer, and the acquirer a one-time link by email.
-     */
-    async buildTransferPackage(input: { transferId: string }): Promise<{ files: number; manifestSha256: string }> {
-      const t = await requireTransfer(input.transferId);
-      let files: number;
-      let manifestSha256: string;
-      if (t.manifestSha256) {
-        const [row] = await deps.sql<{ files: number }[]>`select package_files as files from transfers where id = ${t.id}`;
-        files = row!.files;
-        manifestSha256 = t.manifestSha256;
-      } else {
-        const persons = await transferredPersons(t.id);
-        const entries: Record<string, Uint8Array> = {};
-        for (const p of persons) {
-          const subject = await resolveSubject(deps.sql, { customerId: p.id });
-          const { data } = await exportSubject(deps.sql, subject);
-          entries[`persons/${p.id}.json`] = strToU8(JSON.stringify(data, null, 1));
-          Context.current().heartbeat();
-        }
-        const [inv] = await deps.sql<{ inventory: unknown; excluded: unknown }[]>`select inventory, excluded from transfers where id = ${t.id}`;
-        entries['inventory.json'] = strToU8(JSON.stringify({ inventory: inv!.inventory, excluded: inv!.excluded }, null, 1));
-        const manifest = strToU8(
-          JSON.stringify(
-            {
-              transferId: t.id,
-              from: 'TopCall ApS, Axeltorv 8, 4700 Næstved, Danmark',
-              to: t.acquirerName,
-              legalBasis: t.legalBasis,
-              files: Object.entries(entries).map(([name, bytes]) => ({ name, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') })),
-            },
-            null,
-            1,
-          ),
-        );
-        manifestSha256 = createHash('sha256').update(manifest).digest('hex');
-        const zip = zipSync({ ...entries, 'manifest.json': manifest });
-        const key = randomBytes(32);
-        const iv = randomBytes(12);
-        const cipher = createCipheriv('aes-256-gcm', key, iv);
-        const ciphertext = Buffer.concat([cipher.update(zip), cipher.final()]);
-        const envelope = {
-          format: 'topcall-transfer-v1',
-          alg: 'RSA-OAEP-SHA256 + AES-256-GCM',
-          wrappedKey: publicEncrypt({ key: t.acquirerPublicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, key).toString('base64'),
-          iv: iv.toString('base64'),
-          tag: cipher.getAuthTag().toString('base64'),
-          ciphertext: ciphertext.toString('base64'),
-        };
-        const fileKey = `transfers/${t.id}.json`;
-        const file = path.join(deps.config.DATA_DIR, fileKey);
-        await mkdir(path.dirname(file), { recursive: true });
-        const body = Buffer.from(JSON.stringify(envelope));
-        await writeFile(file, body, { mode: 0o600 });
-        files = Object.keys(entries).length + 1;
-        // The package's record and its disclosure commit together: a crash in between must not
-        // leave a package that the register does not know was handed over.
-        await deps.sql.begin(async (tx) => {
-          const recipient = await insertRecipient(tx, { type: 'acquirer', name: t.acquirerName, email: t.acquirerEmail, address: null, legalBasis: `business transfer: ${t.legalBasis} (D8)` });
-          await tx`update transfers set manifest_sha256 = ${manifestSha256}, package_file_key = ${fileKey}, package_bytes = ${body.byteLength}, package_files = ${files}, recipient_id = ${recipient.id}
-                   where id = ${t.id}`;
-          if (persons.length) {
-            await recordDisclosure(tx, {
-              recipient,
-              category: 'all data in the transfer package (D8)',
-              legalBasis: `business transfer: ${t.legalBasis}`,
-              customerIds: persons.map((p) => p.id),
-              callerNumbers: [],
-              disclosedAt: new Date(),
-              recordedBy: null,
-            });
-          }
-        });
-      }
-      const key = `transfer:${t.id}:package`;
-      if (!(await alreadySent(deps.sql, key))) {
-        // The link is a bearer secret: minted now, only its hash kept, filled in at send time.
-        const token = randomBytes(32).toString('base64url');
-        await deps.sql`update transfers set acquirer_token_hash = ${hashToken(token)} where id = ${t.id}`;
-        await deliverEmail(
-          emailDeps,
-          {
-            key,
-            to: t.acquirerEmail,
-            category: 'service',
-            subject: `TopCall ApS: data package for the ${t.legalBasis} (${t.id.slice(0, 8)})`,
-            text:
-              `The package is encrypted for your RSA key (RSA-OAEP-SHA256 wraps an AES-256-GCM key).\nDownload: {{link}}\n` +
-              `Manifest SHA-256: ${manifestSha256}\nConfirm receipt by POSTing {"manifestSha256": "…"} to ${deps.config.PUBLIC_URL}/v1/transfers/${t.id}/acknowledgement?token=<the token in the link>.\n\n--\n${CONTACT_BLOCK.en}\n`,
-          },
-          { link: `${deps.config.PUBLIC_URL}/v1/transfers/${t.id}/package?token=${token}` },
-        );
-      }
-      return { files, manifestSha256 };
+    /** The package (activities/transfer-package.ts): begun once, then batch by batch, then sealed. */
+    async beginTransferPackage(input: { transferId: string }): Promise<PackageProgress> {
+      return beginPackage(packageDeps, input.transferId);
     },
 
-    /** afterHandover 'erase': once the acquirer has confirmed receipt, TopCall's copy goes, through the map like any erasure. */
+    async packageTransferBatch(input: { transferId: string; batchSize: number }): Promise<PackageProgress> {
+      return appendBatch(packageDeps, input.transferId, input.batchSize, (details) => Context.current().heartbeat(details));
+    },
+
+    /**
+     * Closes the package with its signed manifest; records the acquirer as a recipient and one
+     * disclosure of everyone packaged, together with the manifest's hash; emails the acquirer a
+     * link (only its hash kept). Each part is skipped when already done, so a retry is safe.
+     */
+    sealTransferPackage,
+
+    /** Before the package workflow existed (runs recorded before `transfer-package-v2`): the whole package in one activity. */
+    async buildTransferPackage(input: { transferId: string }): Promise<{ files: number; manifestSha256: string }> {
+      let progress = await beginPackage(packageDeps, input.transferId);
+      while (!progress.done) progress = await appendBatch(packageDeps, input.transferId, 1000, (details) => Context.current().heartbeat(details));
+      return sealTransferPackage(input);
+    },
+
+    /**
+     * Compensation when a transfer is cancelled (staff) or rejected (the acquirer): the link is
+     * revoked and the package deleted; the register says what was and was not handed over — a
+     * disclosure whose package nobody downloaded is withdrawn (it never happened), one that was
+     * downloaded stands. Staff, the acquirer and the persons already told are informed, once each.
+     */
+    async endTransfer(input: { transferId: string; reason: 'cancelled' | 'rejected'; by: string }): Promise<{ outcome: TransferOutcome }> {
+      const t = await requireTransfer(input.transferId);
+      await deletePackageFiles(deps, t.id);
+      const outcome = await deps.sql.begin(async (tx) => {
+        const [row] = await tx<{ downloads: number; firstDownloadedAt: Date | null; disclosureId: string | null; sealed: Date | null; outcome: TransferOutcome | null }[]>`
+          select downloads, first_downloaded_at as "firstDownloadedAt", disclosure_id as "disclosureId", package_sealed_at as sealed, outcome
+          from transfers where id = ${t.id} for update`;
+        if (row!.outcome) return row!.outcome;
+        const [n] = await tx<{ packaged: number; inventory: number }[]>`
+          select count(*) filter (where handed_over)::int as packaged, count(*)::int as inventory from transfer_persons where transfer_id = ${t.id}`;
+        const downloaded = row!.downloads > 0;
+        const result: TransferOutcome = {
+          ended: input.reason,
+          packageBuilt: row!.sealed !== null,
+          downloaded,
+          ...(row!.firstDownloadedAt ? { firstDownloadedAt: row!.firstDownloadedAt.toISOString() } : {}),
+          handedOver: downloaded ? n!.packaged : 0,
+          notHandedOver: downloaded ? n!.inventory - n!.packaged : n!.inventory,
+          linkRevoked: true,
+          packageDeleted: true,
+        };
+        if (row!.disclosureId && !downloaded) {
+          await tx`update disclosures set withdrawn_at = now(), withdrawn_reason = ${`the transfer was ${input.reason} and its package deleted before the acquirer downloaded it: nothing was handed over`}
+                   where id = ${row!.disclosureId} and withdrawn_at is null`;
+        }
+        await tx`update transfers set acquirer_token_hash = null, ended_at = now(), ended_by = ${input.by}, end_reason = ${input.reason}, outcome = ${tx.json(result as never)}
+                 where id = ${t.id}`;
+        return result;
+      });
+
+      const what = input.reason === 'cancelled' ? 'cancelled by TopCall' : 'rejected by the acquirer';
+      await deliverEmail(emailDeps, {
+        key: `transfer:${t.id}:ended`,
+        to: deps.config.STAFF_EMAIL,
+        category: 'service',
+        subject: `Business transfer ${t.id} ${what}`,
+        text:
+          `The business transfer ${t.id} to ${t.acquirerName} was ${what}. The acquirer's link is revoked and the package deleted.\n` +
+          (outcome.downloaded
+            ? `The acquirer downloaded the package (${outcome.firstDownloadedAt}) before that: ${outcome.handedOver} person(s) stay recorded as handed over. Ask the acquirer to delete its copy and confirm it.\n`
+            : `Nobody downloaded the package: nothing was handed over, and the disclosure is withdrawn from the register.\n`),
+      });
+      if (await alreadySent(deps.sql, `transfer:${t.id}:package`)) {
+        await deliverEmail(emailDeps, {
+          key: `transfer:${t.id}:ended:acquirer`,
+          to: t.acquirerEmail,
+          category: 'service',
+          subject: `TopCall ApS: the ${t.legalBasis} handover (${t.id.slice(0, 8)}) is ${input.reason}`,
+          text:
+            `The handover of TopCall ApS's data is ${what}. The download link no longer works and TopCall has deleted the package.\n` +
+            (outcome.downloaded ? 'You downloaded it: delete every copy and confirm to TopCall that you have.\n' : '') +
+            `\n--\n${CONTACT_BLOCK.en}\n`,
+        });
+      }
+      if (!outcome.downloaded) {
+        // Everyone told their data would be handed over hears that it will not be.
+        const told = await deps.sql<{ id: string; email: string; locale: 'da' | 'en' }[]>`
+          select c.id, c.email, c.locale from transfer_persons p join customers c on c.id = p.customer_id
+          join email_outbox o on o.key = 'transfer:' || ${t.id} || ':notice:' || c.id
+          where p.transfer_id = ${t.id} and c.status = 'active' and c.email is not null and o.status = 'sent' order by c.id`;
+        for (const p of told) {
+          await deliverEmail(emailDeps, {
+            key: `transfer:${t.id}:called-off:${p.id}`,
+            to: p.email,
+            category: 'service',
+            subject: p.locale === 'da' ? `Dine oplysninger overdrages ikke til ${t.acquirerName}` : `Your data will not be handed over to ${t.acquirerName}`,
+            text:
+              p.locale === 'da'
+                ? `Vi skrev til dig, at dine oplysninger ville blive overdraget til ${t.acquirerName}. Det sker ikke: overdragelsen er aflyst, og intet er overdraget.\n\n--\n${CONTACT_BLOCK.da}\n`
+                : `We wrote that your data would be handed over to ${t.acquirerName}. That will not happen: the handover is called off and nothing was handed over.\n\n--\n${CONTACT_BLOCK.en}\n`,
+          });
+          Context.current().heartbeat();
+        }
+      }
+      return { outcome };
+    },
+
+    /** The acquirer posted a hash that is not the manifest's, or did not acknowledge in time: staff decide what next. */
+    async escalateTransfer(input: { transferId: string; kind: 'mismatch' | 'overdue'; n: number }): Promise<void> {
+      const t = await requireTransfer(input.transferId);
+      const [row] = await deps.sql<{ downloads: number; mismatches: number }[]>`select downloads, ack_mismatches as mismatches from transfers where id = ${t.id}`;
+      await deliverEmail(emailDeps, {
+        key: `transfer:${t.id}:escalation:${input.kind}:${input.n}`,
+        to: deps.config.STAFF_EMAIL,
+        category: 'service',
+        subject:
+          input.kind === 'mismatch'
+            ? `Escalation: business transfer ${t.id}: the acquirer's hash does not match the manifest`
+            : `Escalation: business transfer ${t.id}: the acquirer has not acknowledged the package`,
+        text:
+          (input.kind === 'mismatch'
+            ? `${t.acquirerName} posted a manifest hash that is not ${t.manifestSha256} (${row!.mismatches} mismatch(es) so far): the package may have been damaged or altered on the way.\n`
+            : `${t.acquirerName} has not acknowledged the package (manifest ${t.manifestSha256}) in time. It was downloaded ${row!.downloads} time(s).\n`) +
+          `Contact the acquirer, or cancel the transfer (POST /v1/transfers/${t.id}/cancellation), which revokes the link and deletes the package.\n`,
+      });
+    },
+
+    /** afterHandover 'erase': once the acquirer has confirmed receipt, TopCall's copy of everyone packaged goes, through the map like any erasure. */
     async eraseTransferredCopy(input: { transferId: string }): Promise<{ erased: number }> {
       const t = await requireTransfer(input.transferId);
       const persons = await deps.sql<{ id: string }[]>`
-        select c.id from transfer_persons p join customers c on c.id = p.customer_id where p.transfer_id = ${t.id} and c.status = 'active'`;
+        select c.id from transfer_persons p join customers c on c.id = p.customer_id where p.transfer_id = ${t.id} and p.handed_over and c.status = 'active'`;
       let erased = 0;
       for (const p of persons) {
         await deps.sql.begin(async (tx) => {
@@ -253,8 +351,7 @@ export function createTransferActivities(deps: TransferDeps) {
         erased++;
         Context.current().heartbeat(erased);
       }
-      const [pkg] = await deps.sql<{ fileKey: string | null }[]>`select package_file_key as "fileKey" from transfers where id = ${t.id}`;
-      if (pkg?.fileKey) await unlink(path.join(deps.config.DATA_DIR, pkg.fileKey)).catch(() => undefined);
+      await deletePackageFiles(deps, t.id);
       return { erased };
     },
   };

@@ -16,6 +16,8 @@ const statusOfFailure: Record<string, { status: 404 | 409 | 422; code: string }>
   FourEyes: { status: 409, code: 'conflict' },
   NotAllowed: { status: 409, code: 'conflict' },
   TransferNotFound: { status: 404, code: 'not-found' },
+  NotEndable: { status: 409, code: 'conflict' },
+  AlreadyEnding: { status: 409, code: 'conflict' },
 };
 
 /** Turns a rejected or failed update into the AppError it means; anything else passes through. */

@@ -64,13 +64,14 @@ export interface PersonRecipient {
   disclosedAt: Date;
 }
 
-/** D7: everyone who received this person's data, by account or by any of their numbers. */
+/** D7: everyone who received this person's data (a withdrawn disclosure never happened: a package deleted unread), by account or by any of their numbers. */
 export async function recipientsOfPerson(db: Db, s: { customerId: string | null; phones: string[] }): Promise<PersonRecipient[]> {
   return db<PersonRecipient[]>`
     select r.id as "recipientId", coalesce(r.name, d.recipient) as name, coalesce(r.type, 'unknown') as type, coalesce(r.email, '') as email, r.address,
            d.id as "disclosureId", d.category, d.legal_basis as "legalBasis", d.disclosed_at as "disclosedAt"
     from disclosures d left join recipients r on r.id = d.recipient_id
-    where d.id in (select disclosure_id from disclosure_subjects where customer_id = ${s.customerId}::uuid)
-       or d.id in (select disclosure_id from disclosure_callers where phone_hash in (select phone_hash(p) from unnest(${s.phones}::text[]) p))
+    where d.withdrawn_at is null
+      and (d.id in (select disclosure_id from disclosure_subjects where customer_id = ${s.customerId}::uuid)
+        or d.id in (select disclosure_id from disclosure_callers where phone_hash in (select phone_hash(p) from unnest(${s.phones}::text[]) p)))
     order by d.disclosed_at, d.id`;
 }

@@ -73,6 +73,12 @@ export interface Place {
   /** Export category this place feeds (Art. 15, 20). */
   export?: { category: string; columns: string[]; rows: (db: Db, s: Subject) => Promise<Rows> };
   erase?: (tx: Tx, s: Subject, ctx: EraseContext) => Promise<PlaceResult>;
+  /**
+   * What a business transfer hands over from this place (D8): one JSON line per row for a batch
+   * of persons (by account id, ordered), written to `clients/{client}/{file}/…jsonl.enc`; or why
+   * nothing. Every place with an `export` must say one or the other (the map test checks).
+   */
+  handover?: { file: string; lines: (db: Db, customerIds: string[], transfer: { id: string }) => Promise<{ line: string }[]> } | { none: string };
   /** Removes what is past its period; returns how many items went. */
   sweep?: (tx: Tx, cutoff: Date, ctx: { dataDir: string }) => Promise<number>;
 }
@@ -120,6 +126,14 @@ export const PLACES: Place[] = [
     erasure: 'name, email, password and provenance removed; the row stays as an erased tombstone (id, client, dates) so links from requests and receipts resolve',
     restriction: 'processing_restricted: no marketing, no transfer, hidden from client views, recordings not played without an officer override',
     retention: { period: 'while the account exists; erased on closure or an erasure request' },
+    handover: {
+      file: 'persons',
+      lines: (db, ids) => db`
+        select row_to_json(x)::text as line from (
+          select c.id, c.email, c.name, c.locale, c.created_at, c.marketing_emails, c.objected_to_processing,
+                 c.provided_by, c.provided_by_kind, c.provided_via, c.provided_at
+          from customers c where c.id = any(${ids}::uuid[]) order by c.id) x`,
+    },
     export: {
       category: 'profile',
       columns: ['id', 'email', 'name', 'locale', 'status', 'created_at', 'marketing_emails', 'processing_restricted', 'objected_to_processing'],
@@ -147,6 +161,12 @@ export const PLACES: Place[] = [
     erasure: 'deleted',
     restriction: 'used only to find the person',
     retention: { period: 'while the account exists' },
+    handover: {
+      file: 'email_addresses',
+      lines: (db, ids) => db`
+        select row_to_json(x)::text as line from (
+          select customer_id, email, since from customer_emails where customer_id = any(${ids}::uuid[]) order by customer_id, since, email) x`,
+    },
     export: {
       category: 'email_addresses',
       columns: ['email', 'since'],
@@ -171,6 +191,15 @@ export const PLACES: Place[] = [
       'every recording found by account or caller number and not under a dispute hold is deleted (audio, number, link to the account) with a deletion receipt; held ones are kept (GDPR 17(3)(e)) and deleted the moment their dispute releases them',
     restriction: 'not played without a privacy officer’s override with a reason (restriction_overrides)',
     retention: { period: 'RECORDING_RETENTION after the call (D4), longer only under a dispute hold', config: 'RECORDING_RETENTION' },
+    handover: {
+      file: 'recordings',
+      // The audio goes with it, one file per recording: clients/{client}/audio/{id}.enc.
+      lines: (db, ids) => db`
+        select row_to_json(x)::text as line from (
+          select r.id, r.customer_id, r.caller_number, r.recorded_at, r.duration_seconds, r.delete_after, r.content_type, r.audio_sha256,
+                 exists (select 1 from recording_holds h where h.recording_id = r.id and h.released_at is null) as held
+          from recordings r where r.customer_id = any(${ids}::uuid[]) and r.status = 'retained' order by r.customer_id, r.id) x`,
+    },
     export: {
       category: 'recordings',
       columns: ['id', 'client_id', 'recorded_at', 'duration_seconds', 'delete_after', 'status', 'held'],
@@ -256,6 +285,13 @@ export const PLACES: Place[] = [
     erasure: 'deleted (by account or caller number); the per-day statistics hold no personal data and stay',
     restriction: 'hidden from the client’s own users',
     retention: { period: 'CALL_MESSAGE_RETENTION after it was sent', config: 'CALL_MESSAGE_RETENTION' },
+    handover: {
+      file: 'call_messages',
+      lines: (db, ids) => db`
+        select row_to_json(x)::text as line from (
+          select id, customer_id, client_id, sent_at, channel, caller_name, caller_number, body
+          from call_messages where customer_id = any(${ids}::uuid[]) order by customer_id, id) x`,
+    },
     export: {
       category: 'messages',
       columns: ['id', 'client_id', 'sent_at', 'caller_name', 'caller_number', 'body'],
@@ -291,6 +327,7 @@ export const PLACES: Place[] = [
     erasure: 'recipient, subject, text and error replaced by [erased] for every email to the person (found by business key and by every address they had); one still pending is suppressed',
     restriction: 'marketing is suppressed; service mail still goes (D11)',
     retention: { period: 'EMAIL_RETENTION after it was written; the key and Message-ID stay so nothing is sent twice', config: 'EMAIL_RETENTION' },
+    handover: { none: 'TopCall’s own correspondence stays with TopCall and expires under EMAIL_RETENTION; what the acquirer must honour is in the manifest’s obligations' },
     export: {
       category: 'emails',
       columns: ['created_at', 'sent_at', 'category', 'subject', 'status'],
@@ -329,6 +366,14 @@ export const PLACES: Place[] = [
     erasure: 'caller details, notes and reason removed; the request itself (type, dates, decision, ground) stays as evidence that it was answered (Art. 5(2))',
     restriction: 'not applicable',
     retention: { period: 'details and caller contact: REQUEST_DETAILS_RETENTION after the answer; the rest as evidence', config: 'REQUEST_DETAILS_RETENTION' },
+    handover: {
+      file: 'requests',
+      // Open ones are also listed, with their due dates, among the manifest's obligations.
+      lines: (db, ids) => db`
+        select row_to_json(x)::text as line from (
+          select id, customer_id, type, status, received_at, due_at, decision, reason_code, answered_at, details ->> 'note' as note
+          from data_requests where customer_id = any(${ids}::uuid[]) order by customer_id, id) x`,
+    },
     export: {
       category: 'requests',
       columns: ['id', 'type', 'status', 'received_at', 'due_at', 'decision', 'reason_code', 'answered_at', 'note'],
@@ -399,6 +444,7 @@ export const PLACES: Place[] = [
     erasure: 'deleted for every address the person had',
     restriction: 'not applicable',
     retention: { period: 'LOGIN_FAILURE_RETENTION', config: 'LOGIN_FAILURE_RETENTION' },
+    handover: { none: 'a security record of TopCall’s own login form: not the person’s data for the acquirer to use' },
     export: {
       category: 'failed_logins',
       columns: ['at'],
@@ -465,6 +511,7 @@ export const PLACES: Place[] = [
     erasure: 'deleted',
     restriction: 'used only to confirm the address',
     retention: { period: 'PASSWORD_LINK_TTL unconfirmed; once confirmed, while the account exists (customer_emails keeps the address)' },
+    handover: { none: 'an address change waiting for confirmation lapses at the handover; confirmed addresses go with email_addresses' },
     export: {
       category: 'email_address_changes',
       columns: ['new_email', 'requested_at', 'confirmed_at'],
@@ -555,6 +602,7 @@ export const PLACES: Place[] = [
     erasure: 'deleted (nothing of theirs is left to restrict)',
     restriction: 'this is the restriction of callers without an account',
     retention: { period: 'until the restriction is lifted' },
+    handover: { none: 'persons who restricted processing are never handed over; callers’ restrictions are keyed hashes only TopCall can match' },
     export: {
       category: 'restrictions',
       columns: ['kind', 'since'],
@@ -596,12 +644,29 @@ export const PLACES: Place[] = [
     kind: 'table',
     where: 'disclosures',
     personal: {},
-    other: { recipient: 'the recipient’s name when it was recorded', category: 'category of data', legal_basis: 'legal basis' },
+    other: {
+      recipient: 'the recipient’s name when it was recorded',
+      category: 'category of data',
+      legal_basis: 'legal basis',
+      withdrawn_reason: 'why a recorded disclosure did not happen after all (a transfer package deleted before anyone downloaded it)',
+    },
     access: 'recipients category (D7): each recipient of the person’s data with contact details, what, why and when',
     rectification: 'every recipient that received the person’s data is told (Art. 19)',
     erasure: 'kept: which recipient received which person’s data (by id or number hash) is the register itself, and is what tells the recipients of the erasure (Art. 19)',
     restriction: 'a restricted person may be disclosed to an authority only; never in a transfer',
     retention: { period: 'kept as the disclosure register (D7)' },
+    handover: {
+      file: 'recipients',
+      // Earlier recipients go along: the acquirer inherits the duty to tell them of rectification and erasure (Art. 19).
+      // (Not the disclosure of this very handover: the package is the same however often it is rebuilt.)
+      lines: (db, ids, transfer) => db`
+        select row_to_json(x)::text as line from (
+          select ds.customer_id, coalesce(r.name, d.recipient) as recipient, r.type, r.email, r.address, d.category, d.legal_basis, d.disclosed_at
+          from disclosure_subjects ds join disclosures d on d.id = ds.disclosure_id left join recipients r on r.id = d.recipient_id
+          where ds.customer_id = any(${ids}::uuid[]) and d.withdrawn_at is null
+            and d.id is distinct from (select disclosure_id from transfers where id = ${transfer.id})
+          order by ds.customer_id, d.disclosed_at, d.id) x`,
+    },
     export: {
       category: 'recipients',
       columns: ['recipient', 'type', 'email', 'address', 'category', 'legal_basis', 'disclosed_at'],
@@ -661,6 +726,12 @@ export const PLACES: Place[] = [
       manifest_sha256: 'hash of the package manifest',
       package_file_key: 'path of the encrypted package under DATA_DIR',
       acquirer_token_hash: 'hash of the acquirer’s one-time link',
+      package_key_wrapped: 'the package’s data key encrypted for the acquirer’s RSA key (only the acquirer can open it)',
+      signer_key_sha256: 'fingerprint of TopCall’s signing key',
+      ended_by: 'staff token id, or “acquirer”',
+      end_reason: 'cancelled or rejected',
+      outcome: 'what a cancelled or rejected transfer did and did not hand over: counts and instants',
+      package_state: 'where the package build stands: offsets, client ids, counts',
     },
     access: 'a person who was handed over finds the acquirer in the recipients category (a disclosure per person)',
     rectification: 'the acquirer is told as a recipient (Art. 19)',
@@ -672,12 +743,15 @@ export const PLACES: Place[] = [
     id: 'transfer_packages',
     kind: 'files',
     where: 'transfers',
-    personal: { '*.json': 'the encrypted package: every transferred person’s export, readable only with the acquirer’s private key' },
+    personal: {
+      '*.tar': 'the package: every handed-over person’s data per client and category, and the audio, each file encrypted for the acquirer (TopCall keeps no key that opens it)',
+    },
+    other: { '*.manifest.tmp': 'the manifest while it is written: file names, sizes, hashes and ids, no personal values' },
     access: 'downloaded by the acquirer with its one-time link',
     rectification: 'not applicable: a snapshot at the handover',
-    erasure: 'deleted when the acquirer acknowledges it (and with afterHandover erase)',
+    erasure: 'deleted when the acquirer acknowledges it, and when the transfer is cancelled or rejected',
     restriction: 'restricted persons are not in it',
-    retention: { period: 'from the handover until the acquirer acknowledges the manifest' },
+    retention: { period: 'from the handover until the acquirer acknowledges the manifest, or the transfer ends' },
   },
   {
     id: 'temporal_histories',
@@ -739,6 +813,7 @@ export const NO_PERSONAL_DATA: Record<string, string> = {
   call_stats: 'calls and messages per client and day: counts only (D3)',
   transfer_approvals: 'which staff token approved which transfer',
   transfer_persons: 'which person (by id) a transfer hands over',
+  transfer_files: 'the package’s file list for its manifest: paths of client and recording ids, sizes and hashes',
 };
 
 /** Everything the map knows of a person, found by account, every address and every number. */

@@ -117,6 +117,7 @@ const schema = z
     POLICY_NOTICE_PERIOD: isoDuration('P30D').default('P30D'),
     TRANSFER_NOTICE_PERIOD: isoDuration('P30D').default('P30D'),
     TRANSFER_APPROVAL_TIMEOUT: fixedIsoDuration('P14D').default('P14D'),
+    TRANSFER_ACK_TIMEOUT: fixedIsoDuration('P14D').default('P14D'),
     REQUEST_REPEAT_WINDOW: isoDuration('P6M').default('P6M'),
     EXPORT_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),
     PASSWORD_LINK_TTL: fixedIsoDuration('P7D').default('P7D'),

@@ -54,6 +54,11 @@ describe('the personal-data map against the live schema', () => {
       if (p.retention.config && p.retention.config !== 'RECORDING_RETENTION') expect(p.sweep ?? PLACES.find((q) => q.retention.config === p.retention.config && q.sweep), p.id).toBeTruthy();
     }
   });
+
+  it('says, for every place a person’s export reads, what a business transfer hands over from it or why nothing (D8)', () => {
+    const silent = PLACES.filter((p) => p.export && !p.handover).map((p) => p.id);
+    expect(silent, 'places with an export but no handover decision').toEqual([]);
+  });
 });
 
 describe('docs/personal-data.md', () => {

@@ -47,4 +47,4 @@ describe('a workflow change shipped without patched() is caught', () => {
 });
 
 /** Types added since the last recording; the recording script empties this. */
-const UNRECORDED_YET = new Set<string>([]);
+const UNRECORDED_YET = new Set<string>(['transferPackage']);

@@ -1,7 +1,13 @@
-import { constants, createDecipheriv, createHash, generateKeyPairSync, privateDecrypt, randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { strFromU8, unzipSync } from 'fflate';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { pipeline } from 'node:stream/promises';
+import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertClient } from '../db/clients';
 import { appFor, json, staffAuth } from './support/api';
@@ -9,6 +15,9 @@ import { openStack, startWorker, type RunningWorker, type TestStack } from './su
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { messagesTo, waitForMessage } from './support/mailbox';
 import { waitFor } from './support/wait';
+import { seedRecordings } from './support/recordings';
+import { exportSubject, resolveSubject } from '../db/personal-data';
+import { verifyTransferPackage } from '../lib/verify-transfer';
 import { transferWorkflowId } from '../workflows/ids';
 import { TransferStatus } from '../workflows/search-attributes';
 
@@ -26,7 +35,7 @@ const weakKey = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncod
 
 beforeAll(async () => {
   s = await openStack(
-    { TRANSFER_NOTICE_PERIOD: 'PT3S', TRANSFER_APPROVAL_TIMEOUT: 'PT6S', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
+    { TRANSFER_NOTICE_PERIOD: 'PT3S', TRANSFER_APPROVAL_TIMEOUT: 'PT6S', TRANSFER_ACK_TIMEOUT: 'PT8S', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
     { ownDatabase: true },
   );
   worker = await startWorker(s);
@@ -88,8 +97,39 @@ describe('starting a transfer', () => {
   });
 });
 
+const tempDirs: string[] = [];
+const tempDir = async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'transfer-test-'));
+  tempDirs.push(dir);
+  return dir;
+};
+afterAll(() => Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+/** The acquirer's own check, as a real process: `npm run verify-transfer`. */
+const verifyCli = (...args: string[]) =>
+  new Promise<{ code: number; stdout: string }>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'scripts/verify-transfer.ts', ...args], { cwd: fileURLToPath(new URL('..', import.meta.url)) }, (err, stdout) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout }),
+    );
+  });
+
+/** A transfer of one client's people, approved by two officers, up to the acquirer's package email. */
+async function approvedTransfer(clientId: string, afterHandover: 'keep' | 'erase' = 'keep') {
+  const acquirer = acquirerEmail();
+  const res = await newTransfer({ scope: { clientIds: [clientId] }, handoverAt: new Date(Date.now() + 4_000).toISOString(), afterHandover }, acquirer);
+  expect(res.status).toBe(202);
+  const { id } = (await res.json()) as { id: string };
+  expect((await approve(id, second)).status).toBe(200);
+  expect((await approve(id, admin)).status).toBe(200);
+  return { id, acquirer };
+}
+const packageMail = (id: string, acquirer: string) => waitForMessage((m) => m.to.includes(acquirer) && m.subject.includes(`(${id.slice(0, 8)})`) && /data package/.test(m.subject), 'the package email', 40_000);
+const tokenIn = (text: string) => /package\?token=([\w-]+)/.exec(text)![1]!;
+
 describe('a transfer end to end', () => {
-  it('needs four eyes, leaves out D6 clients and restricted persons, notifies, hands over an encrypted package the acquirer can verify, records the disclosure, then erases TopCall’s copy', async () => {
+  let saved: { file: string; manifestSha256: string; keyFile: string; signer: string };
+
+  it('needs four eyes, leaves out D6 clients and restricted persons, notifies, hands over a signed, encrypted package the acquirer verifies, records the disclosure, then erases TopCall’s copy', async () => {
     const open = (await insertClient(s.sql, { name: 'Åben VVS ApS', restrictions: [] })).id;
     const closed = (await insertClient(s.sql, { name: 'Lukket El ApS', restrictions: ['no_third_party_transfer'] })).id;
     const moving = await registerCustomer(app, support, { clientId: open, email: uniqueEmail('moving') });
@@ -97,6 +137,8 @@ describe('a transfer end to end', () => {
     const restricted = await registerCustomer(app, support, { clientId: open, email: uniqueEmail('restricted') });
     await s.sql`update customers set processing_restricted = true where id = ${restricted.id}`;
     const bound = await registerCustomer(app, support, { clientId: closed, email: uniqueEmail('bound') });
+    const [recording] = await seedRecordings(s, { clientId: open, count: 1, recordedAt: new Date(Date.now() - 3_600_000) });
+    await s.sql`update recordings set customer_id = ${moving.id} where id = ${recording!}`;
 
     const acquirer = acquirerEmail();
     const res = await newTransfer({ scope: { clientIds: [open, closed] }, handoverAt: new Date(Date.now() + 4_000).toISOString() }, acquirer);
@@ -115,7 +157,7 @@ describe('a transfer end to end', () => {
     const [t0] = await s.sql`select handover_at from transfers where id = ${id}`;
     expect(Date.parse(notice.receivedAt)).toBeLessThan((t0!.handover_at as Date).getTime());
     const shown = await view(id);
-    expect(shown.inventory).toEqual([{ clientId: open, persons: 1, recordings: 0, callMessages: 0, requests: 0 }]);
+    expect(shown.inventory).toEqual([{ clientId: open, persons: 1, recordings: 1, callMessages: 0, requests: 0 }]);
     expect(shown.excluded).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ clientId: closed, reason: expect.stringMatching(/^no_third_party_transfer/) }),
@@ -123,41 +165,56 @@ describe('a transfer end to end', () => {
       ]),
     );
 
-    // The acquirer's link; the package decrypts with its private key, and the manifest verifies.
-    const mail = await waitForMessage((m) => m.to.includes(acquirer) && m.subject.includes(id.slice(0, 8)), 'the package email', 30_000);
-    const token = /package\?token=([\w-]+)/.exec(mail.text)![1]!;
+    // The acquirer's link and TopCall's signing key, named in the email and published.
+    const mail = await packageMail(id, acquirer);
+    const token = tokenIn(mail.text);
+    const signingKey = (await (await app.request('/v1/transfers/signing-key')).json()) as { sha256: string; publicKeyPem: string };
+    expect(mail.text).toContain(signingKey.sha256);
     expect((await app.request(`/v1/transfers/${id}/package`)).status).toBe(401);
     expect((await app.request(`/v1/transfers/${id}/package?token=${'x'.repeat(43)}`)).status).toBe(404);
     const download = await app.request(`/v1/transfers/${id}/package?token=${token}`);
     expect(download.status).toBe(200);
-    const envelope = (await download.json()) as { wrappedKey: string; iv: string; tag: string; ciphertext: string };
-    expect(JSON.stringify(envelope)).not.toContain(moving.email);
-    const key = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(envelope.wrappedKey, 'base64'));
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(envelope.iv, 'base64'));
-    decipher.setAuthTag(Buffer.from(envelope.tag, 'base64'));
-    const zip = unzipSync(new Uint8Array(Buffer.concat([decipher.update(Buffer.from(envelope.ciphertext, 'base64')), decipher.final()])));
-    const manifestBytes = zip['manifest.json']!;
-    const manifest = JSON.parse(strFromU8(manifestBytes)) as { files: { name: string; sha256: string }[] };
-    for (const f of manifest.files) expect(createHash('sha256').update(zip[f.name]!).digest('hex'), f.name).toBe(f.sha256);
-    expect(Object.keys(zip).filter((n) => n.startsWith('persons/'))).toEqual([`persons/${moving.id}.json`]);
-    expect(strFromU8(zip[`persons/${moving.id}.json`]!)).toContain(moving.email);
-    const manifestSha256 = createHash('sha256').update(manifestBytes).digest('hex');
-    expect(((await view(id)).package as { manifestSha256: string }).manifestSha256).toBe(manifestSha256);
+    expect(download.headers.get('content-type')).toBe('application/x-tar');
+    const tar = Buffer.from(await download.arrayBuffer());
+    expect(tar.includes(moving.email)).toBe(false); // nothing personal in clear
 
-    // The disclosure register: the acquirer received the moving person's data, and only theirs.
+    // The acquirer's check, as a real process: signature, every hash, and decryption with its key.
+    const dir = await tempDir();
+    const file = path.join(dir, 'package.tar');
+    const keyFile = path.join(dir, 'acquirer.pem');
+    await writeFile(file, tar);
+    await writeFile(keyFile, privateKey, { mode: 0o600 });
+    const out = path.join(dir, 'out');
+    const verified = await verifyCli(file, '--key', keyFile, '--signer', signingKey.sha256, '--out', out);
+    expect(verified.stdout).toContain('OK: the package is intact and signed by TopCall.');
+    expect(verified.code).toBe(0);
+    const manifestSha256 = /manifest\s+sha256 ([0-9a-f]{64})/.exec(verified.stdout)![1]!;
+    expect(((await view(id)).package as { manifestSha256: string }).manifestSha256).toBe(manifestSha256);
+    expect(mail.text).toContain(manifestSha256);
+    const persons = await readFile(path.join(out, 'clients', open, 'persons', '00000.jsonl'), 'utf8');
+    expect(persons.trim().split('\n').map((l) => (JSON.parse(l) as { email: string }).email)).toEqual([moving.email]);
+    expect((await readdir(path.join(out, 'clients')))).toEqual([open]);
+    expect(await readdir(path.join(out, 'clients', open, 'audio'))).toEqual([recording]);
+    saved = { file, manifestSha256, keyFile, signer: signingKey.sha256 };
+
+    // The disclosure register, and the person's own access export, name the acquirer with its contact details.
     const disclosed = await s.sql`select ds.customer_id from disclosures d join disclosure_subjects ds on ds.disclosure_id = d.id join recipients r on r.id = d.recipient_id where r.type = 'acquirer' and r.email = ${acquirer}`;
     expect(disclosed.map((r) => r.customer_id)).toEqual([moving.id]);
+    const exported = await exportSubject(s.sql, await resolveSubject(s.sql, { customerId: moving.id }));
+    expect(exported.data.recipients).toEqual([expect.objectContaining({ recipient: 'Opkøber A/S', type: 'acquirer', email: acquirer })]);
     expect((await app.request('/v1/me', { headers: movingAuth })).status).toBe(200);
 
-    // Acknowledgement: a wrong hash is refused, the right one completes; then TopCall's copy is erased.
+    // Acknowledgement: a wrong hash is refused and staff are told; the right one completes; then TopCall's copy is erased.
     const ack = (sha: string) => app.request(`/v1/transfers/${id}/acknowledgement?token=${token}`, json({ manifestSha256: sha }));
     expect((await ack('0'.repeat(64))).status).toBe(409);
+    await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(id) && /does not match the manifest/.test(m.subject), 'the mismatch escalation');
     expect((await ack(manifestSha256)).status).toBe(200);
     await waitFor(async () => (await view(id)).status === 'completed', { what: 'the transfer to complete', timeoutMs: 20_000 });
     expect((await s.sql`select status, email from customers where id = ${moving.id}`)[0]).toEqual({ status: 'erased', email: null });
     expect((await s.sql`select status from customers where id = ${restricted.id}`)[0]).toEqual({ status: 'active' });
     expect((await s.sql`select status from customers where id = ${bound.id}`)[0]).toEqual({ status: 'active' });
-    expect(existsSync(path.join(s.config.DATA_DIR, 'transfers', `${id}.json`))).toBe(false);
+    expect(existsSync(path.join(s.config.DATA_DIR, 'transfers', `${id}.tar`))).toBe(false);
+    expect((await app.request(`/v1/transfers/${id}/package?token=${token}`)).status).toBe(410);
     expect((await messagesTo(moving.email)).filter((m) => /overdrages/.test(m.subject))).toHaveLength(1);
     expect(await messagesTo(restricted.email).then((ms) => ms.filter((m) => /overdrages/.test(m.subject)))).toEqual([]);
     expect(await messagesTo(bound.email).then((ms) => ms.filter((m) => /overdrages/.test(m.subject)))).toEqual([]);
@@ -165,5 +222,97 @@ describe('a transfer end to end', () => {
     const run = await s.client.workflow.getHandle(transferWorkflowId(id)).describe();
     expect(run.typedSearchAttributes.get(TransferStatus)).toBe('completed');
     expect(JSON.stringify(run.memo)).not.toMatch(/@/);
+  });
+
+  it('fails verification naming the file when any byte of the package is flipped', async () => {
+    expect(saved, 'the package of the test before').toBeDefined();
+    const original = await readFile(saved.file);
+    const entries: { name: string; dataStart: number; size: number }[] = [];
+    const tar = extract();
+    const reading = pipeline(Readable.from([original]), tar);
+    for await (const entry of tar) {
+      entries.push({ name: entry.header.name, dataStart: entry.offset + 512, size: entry.header.size ?? 0 });
+      entry.resume();
+    }
+    await reading;
+    const pick = (re: RegExp) => entries.find((e) => re.test(e.name))!;
+    const targets = [pick(/\/persons\/.*\.jsonl\.enc$/), pick(/\/audio\/.*\.enc$/), pick(/^key\.json$/), pick(/^signer\.pem$/), pick(/^manifest\.json$/), pick(/^manifest\.sig$/)];
+    const dir = await tempDir();
+    for (const target of targets) {
+      const flipped = Buffer.from(original);
+      const at = target.dataStart + Math.floor(target.size / 2);
+      flipped[at] = flipped[at]! ^ 0x01;
+      const file = path.join(dir, `flipped-${path.basename(target.name)}.tar`);
+      await writeFile(file, flipped);
+      const report = await verifyTransferPackage(file, { privateKeyPem: privateKey, signerKeySha256: saved.signer });
+      expect(report.ok, target.name).toBe(false);
+      const named = report.problems.map((p) => p.path);
+      // The flipped file is named; a flipped manifest or signature shows as the manifest not matching TopCall's signature.
+      expect(named, target.name).toContain(/^manifest\.(json|sig)$/.test(target.name) ? 'manifest.json' : target.name);
+    }
+    // And as the acquirer sees it: a non-zero exit and the file's name.
+    const jsonl = targets[0]!;
+    const cli = await verifyCli(path.join(dir, `flipped-${path.basename(jsonl.name)}.tar`), '--signer', saved.signer);
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toContain(`PROBLEM     ${jsonl.name}:`);
+    // The untouched package still verifies.
+    expect((await verifyTransferPackage(saved.file, { privateKeyPem: privateKey })).ok).toBe(true);
+  });
+});
+
+describe('a transfer that does not complete', () => {
+  it('escalates a missing acknowledgement to staff; cancelled before any download, it revokes the link, deletes the package, withdraws the disclosure and tells the persons', async () => {
+    const clientId = (await insertClient(s.sql, { name: 'Aflyst Tømrer ApS', restrictions: [] })).id;
+    const person = await registerCustomer(app, support, { clientId, email: uniqueEmail('called-off') });
+    const { id, acquirer } = await approvedTransfer(clientId);
+    const mail = await packageMail(id, acquirer);
+    const token = tokenIn(mail.text);
+
+    // No acknowledgement within TRANSFER_ACK_TIMEOUT: staff are told, and the transfer says so.
+    await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(id) && /has not acknowledged/.test(m.subject), 'the overdue escalation', 40_000);
+    await waitFor(async () => (await view(id)).status === 'acknowledgement_overdue', { what: 'the overdue status', timeoutMs: 10_000 });
+    const file = path.join(s.config.DATA_DIR, 'transfers', `${id}.tar`);
+    expect(existsSync(file)).toBe(true);
+
+    expect((await app.request(`/v1/transfers/${id}/cancellation`, { method: 'POST', headers: support })).status).toBe(403);
+    const cancel = await app.request(`/v1/transfers/${id}/cancellation`, { method: 'POST', headers: creator });
+    expect(cancel.status).toBe(202);
+    expect(await cancel.json()).toMatchObject({ id, ending: 'cancelled' });
+    await waitFor(async () => (await view(id)).status === 'cancelled', { what: 'the cancellation to be carried out', timeoutMs: 20_000 });
+
+    const after = await view(id);
+    expect(after.outcome).toMatchObject({ ended: 'cancelled', downloaded: false, handedOver: 0, notHandedOver: 1, linkRevoked: true, packageDeleted: true });
+    expect(existsSync(file)).toBe(false);
+    expect((await app.request(`/v1/transfers/${id}/package?token=${token}`)).status).toBe(404);
+    expect((await app.request(`/v1/transfers/${id}/acknowledgement?token=${token}`, json({ manifestSha256: '0'.repeat(64) }))).status).toBe(404);
+    // The register: recorded, then withdrawn, so the person's recipients do not list the acquirer.
+    const [d] = await s.sql`select d.withdrawn_at from transfers t join disclosures d on d.id = t.disclosure_id where t.id = ${id}`;
+    expect(d!.withdrawn_at).toBeInstanceOf(Date);
+    expect((await exportSubject(s.sql, await resolveSubject(s.sql, { customerId: person.id }))).data.recipients).toEqual([]);
+    // Everyone concerned hears of it, once.
+    await waitForMessage((m) => m.to.includes(person.email) && /overdrages ikke/.test(m.subject), 'the called-off notice');
+    await waitForMessage((m) => m.to.includes(acquirer) && /cancelled/.test(m.subject), 'the acquirer’s cancellation email');
+    expect((await messagesTo(person.email)).filter((m) => /overdrages ikke/.test(m.subject))).toHaveLength(1);
+    expect((await app.request(`/v1/transfers/${id}/cancellation`, { method: 'POST', headers: creator })).status).toBe(409);
+    expect((await s.sql`select status from customers where id = ${person.id}`)[0]).toEqual({ status: 'active' });
+  });
+
+  it('rejected by the acquirer after downloading it: the link dies and the package goes, and the register keeps that it was handed over', async () => {
+    const clientId = (await insertClient(s.sql, { name: 'Afvist Maler ApS', restrictions: [] })).id;
+    const person = await registerCustomer(app, support, { clientId, email: uniqueEmail('rejected') });
+    const { id, acquirer } = await approvedTransfer(clientId);
+    const token = tokenIn((await packageMail(id, acquirer)).text);
+    expect((await app.request(`/v1/transfers/${id}/package?token=${token}`)).status).toBe(200);
+    expect((await app.request(`/v1/transfers/${id}/rejection`, { method: 'POST' })).status).toBe(401);
+    const rejected = await app.request(`/v1/transfers/${id}/rejection?token=${token}`, { method: 'POST' });
+    expect(rejected.status).toBe(202);
+    await waitFor(async () => (await view(id)).status === 'rejected', { what: 'the rejection to be carried out', timeoutMs: 20_000 });
+    expect((await view(id)).outcome).toMatchObject({ ended: 'rejected', downloaded: true, handedOver: 1, notHandedOver: 0 });
+    expect((await app.request(`/v1/transfers/${id}/package?token=${token}`)).status).toBe(404);
+    expect(existsSync(path.join(s.config.DATA_DIR, 'transfers', `${id}.tar`))).toBe(false);
+    expect((await exportSubject(s.sql, await resolveSubject(s.sql, { customerId: person.id }))).data.recipients).toEqual([
+      expect.objectContaining({ type: 'acquirer', email: acquirer }),
+    ]);
+    expect((await messagesTo(person.email)).filter((m) => /overdrages ikke/.test(m.subject))).toEqual([]);
   });
 });

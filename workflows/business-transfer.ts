@@ -1,6 +1,8 @@
-import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, executeChild, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { TransferStatus } from './search-attributes';
+import { transferPackageWorkflowId } from './ids';
+import { transferPackage } from './transfer-package';
 
 const activities = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
@@ -16,8 +18,21 @@ export type TransferStatusName =
   | 'awaiting_handover'
   | 'packaging'
   | 'awaiting_acknowledgement'
+  | 'acknowledgement_overdue'
   | 'erasing'
-  | 'completed';
+  | 'completed'
+  | 'cancelled'
+  | 'rejected';
+
+/**
+ * Runs started before this builds the package in one activity and wait for the acknowledgement
+ * without a deadline; from it on, the package is the child workflow `transferPackage`, the
+ * acknowledgement has a deadline, and a cancellation or rejection undoes the handover
+ * (docs/workflow-changes.md).
+ */
+export const TRANSFER_PACKAGE_V2 = 'transfer-package-v2';
+
+const ENDABLE: TransferStatusName[] = ['awaiting_approval', 'approved', 'notifying', 'awaiting_handover', 'packaging', 'awaiting_acknowledgement', 'acknowledgement_overdue'];
 
 export interface BusinessTransferInput {
   transferId: string;
@@ -28,6 +43,10 @@ export interface BusinessTransferInput {
   approvalReminderAt: string;
   approvalDeadline: string;
   afterHandover: 'keep' | 'erase';
+  /** How long the acquirer has to acknowledge once the package is sent (TRANSFER_ACK_TIMEOUT); then staff are told. */
+  acknowledgeWithinMs?: number;
+  /** Persons per package batch (tests and benchmarks set it; the default suits production). */
+  packageBatchSize?: number;
 }
 
 export interface TransferProgress {
@@ -37,10 +56,18 @@ export interface TransferProgress {
   noticesSent?: number;
   files?: number;
   erased?: number;
+  /** A cancellation or rejection is being carried out. */
+  ending?: 'cancelled' | 'rejected';
+  /** Acknowledgements whose hash was not the manifest's. */
+  mismatches?: number;
 }
 
 export const approveTransferUpdate = defineUpdate<TransferProgress, [{ approverTokenId: string }]>('approve');
 export const acknowledgedSignal = defineSignal<[]>('acknowledged');
+/** The acquirer posted a hash that is not the manifest's: staff are told. */
+export const acknowledgementMismatchSignal = defineSignal<[]>('acknowledgementMismatch');
+/** Staff cancel (any time before the acknowledgement) or the acquirer rejects (once it was sent the package). */
+export const endTransferUpdate = defineUpdate<TransferProgress, [{ reason: 'cancelled' | 'rejected'; by: string }]>('end');
 export const transferProgressQuery = defineQuery<TransferProgress>('transferProgress');
 
 /**
@@ -55,17 +82,47 @@ export async function businessTransfer(input: BusinessTransferInput): Promise<Tr
   const state: TransferProgress = { status: 'awaiting_approval', approvals: 0 };
   const approvers: string[] = [];
   let acknowledged = false;
+  let ended: { reason: 'cancelled' | 'rejected'; by: string } | undefined;
+  let mismatches = 0;
 
   const setStatus = async (status: TransferStatusName) => {
     state.status = status;
     upsertSearchAttributes([{ key: TransferStatus, value: status }]);
     await activities.setTransferStatus({ transferId: input.transferId, status, progress: { ...state } });
   };
+  /** Compensation: link revoked, package deleted, the register told what was and was not handed over. */
+  const finishEnded = async (): Promise<TransferProgress> => {
+    await activities.endTransfer({ transferId: input.transferId, reason: ended!.reason, by: ended!.by });
+    delete state.ending;
+    await setStatus(ended!.reason);
+    return state;
+  };
 
   setHandler(transferProgressQuery, () => state);
   setHandler(acknowledgedSignal, () => {
     acknowledged = true;
   });
+  setHandler(acknowledgementMismatchSignal, () => {
+    mismatches += 1;
+    state.mismatches = mismatches;
+  });
+  setHandler(
+    endTransferUpdate,
+    (end) => {
+      ended = end;
+      state.ending = end.reason;
+      return state;
+    },
+    {
+      validator: ({ reason }) => {
+        if (ended) throw ApplicationFailure.nonRetryable(`the transfer is already being ${ended.reason}`, 'AlreadyEnding');
+        if (acknowledged || !ENDABLE.includes(state.status)) throw ApplicationFailure.nonRetryable(`the transfer is ${acknowledged ? 'acknowledged' : state.status}: it can no longer be ${reason}`, 'NotEndable');
+        if (reason === 'rejected' && state.status !== 'awaiting_acknowledgement' && state.status !== 'acknowledgement_overdue') {
+          throw ApplicationFailure.nonRetryable('the acquirer can reject a package only once it was sent', 'NotEndable');
+        }
+      },
+    },
+  );
   setHandler(
     approveTransferUpdate,
     async ({ approverTokenId }) => {
@@ -82,7 +139,7 @@ export async function businessTransfer(input: BusinessTransferInput): Promise<Tr
     },
     {
       validator: ({ approverTokenId }) => {
-        if (state.status !== 'awaiting_approval') throw ApplicationFailure.nonRetryable(`the transfer is ${state.status}, not awaiting approval`, 'NotAwaitingApproval');
+        if (state.status !== 'awaiting_approval' || ended) throw ApplicationFailure.nonRetryable(`the transfer is ${ended ? `being ${ended.reason}` : state.status}, not awaiting approval`, 'NotAwaitingApproval');
         if (approverTokenId === input.createdBy) throw ApplicationFailure.nonRetryable('the creator cannot approve their own transfer', 'FourEyes');
         if (approvers.includes(approverTokenId)) throw ApplicationFailure.nonRetryable('this approver has already approved', 'FourEyes');
       },
@@ -93,32 +150,78 @@ export async function businessTransfer(input: BusinessTransferInput): Promise<Tr
 
   // Four eyes, with a reminder and a deadline.
   const approved = () => approvers.length >= 2;
-  if (!(await condition(approved, Math.max(0, Date.parse(input.approvalReminderAt) - Date.now())))) {
+  const approvedOrEnded = () => approved() || ended !== undefined;
+  if (!(await condition(approvedOrEnded, Math.max(0, Date.parse(input.approvalReminderAt) - Date.now())))) {
     await activities.sendStaffEmail({
       key: `transfer:${input.transferId}:approval-reminder`,
       subject: `Reminder: business transfer ${input.transferId} needs ${2 - approvers.length} more approval(s)`,
       text: `The business transfer ${input.transferId} lapses at ${input.approvalDeadline} unless two privacy officers or admins other than its creator approve it (POST /v1/transfers/${input.transferId}/approvals).\n`,
     });
-    if (!(await condition(approved, Math.max(0, Date.parse(input.approvalDeadline) - Date.now())))) {
+    if (!(await condition(approvedOrEnded, Math.max(0, Date.parse(input.approvalDeadline) - Date.now())))) {
       await setStatus('lapsed');
       return state;
     }
   }
+  if (ended) return finishEnded();
   await setStatus('approved');
 
   const inventory = await activities.takeTransferInventory({ transferId: input.transferId });
   state.persons = inventory.persons;
+  if (ended) return finishEnded();
   await setStatus('notifying');
   state.noticesSent = (await activities.sendTransferNotices({ transferId: input.transferId })).sent;
+  if (ended) return finishEnded();
   await setStatus('awaiting_handover');
 
   const untilHandover = Date.parse(input.handoverAt) - Date.now();
-  if (untilHandover > 0) await sleep(untilHandover);
+  if (untilHandover > 0) await condition(() => ended !== undefined, untilHandover);
+  if (ended) return finishEnded();
 
   await setStatus('packaging');
-  state.files = (await activities.buildTransferPackage({ transferId: input.transferId })).files;
+  const v2 = patched(TRANSFER_PACKAGE_V2);
+  if (v2) {
+    // The package is its own workflow (bounded history, resumable batches); a cancellation stops it between batches.
+    const scope = new CancellationScope();
+    const building = scope.run(() =>
+      executeChild(transferPackage, {
+        workflowId: transferPackageWorkflowId(input.transferId),
+        args: [{ transferId: input.transferId, ...(input.packageBatchSize ? { batchSize: input.packageBatchSize } : {}) }],
+      }),
+    );
+    const built = await Promise.race([building, condition(() => ended !== undefined).then(() => undefined)]);
+    if (!built) {
+      scope.cancel();
+      await building.catch(() => undefined);
+      return finishEnded();
+    }
+    state.files = built.files;
+  } else {
+    state.files = (await activities.buildTransferPackage({ transferId: input.transferId })).files;
+  }
   await setStatus('awaiting_acknowledgement');
-  await condition(() => acknowledged);
+
+  if (v2) {
+    // The acquirer acknowledges with the manifest's hash by a deadline; a wrong hash and a missed deadline go to staff.
+    const deadline = Date.now() + (input.acknowledgeWithinMs ?? 14 * 86_400_000);
+    let escalated = 0;
+    let overdue = false;
+    const wake = () => acknowledged || ended !== undefined || mismatches > escalated;
+    while (!acknowledged && !ended) {
+      const woke = overdue ? await condition(wake) : await condition(wake, Math.max(0, deadline - Date.now()));
+      if (!woke) {
+        overdue = true;
+        await activities.escalateTransfer({ transferId: input.transferId, kind: 'overdue', n: 1 });
+        await setStatus('acknowledgement_overdue');
+      } else if (mismatches > escalated) {
+        escalated = mismatches;
+        // Three escalations are enough to act on; a token holder cannot flood staff's inbox.
+        if (escalated <= 3) await activities.escalateTransfer({ transferId: input.transferId, kind: 'mismatch', n: escalated });
+      }
+    }
+    if (!acknowledged) return finishEnded();
+  } else {
+    await condition(() => acknowledged);
+  }
 
   if (input.afterHandover === 'erase') {
     await setStatus('erasing');

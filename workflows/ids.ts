@@ -10,3 +10,4 @@ export const DATA_RETENTION_SCHEDULE_ID = 'data-retention';
 export const restrictionLiftWorkflowId = (requestId: string) => `restriction-lift:${requestId}`;
 export const accountEmailWorkflowId = (ref: string) => `account-email:${ref}`;
 export const WORKFLOW_STARTS_SCHEDULE_ID = 'workflow-starts';
+export const transferPackageWorkflowId = (transferId: string) => `transfer-package:${transferId}`;

@@ -8,5 +8,6 @@ export { policyChange } from './policy-change';
 export { dataRetentionSweep } from './data-retention';
 export { liftRestrictionWorkflow } from './lift-restriction';
 export { businessTransfer } from './business-transfer';
+export { transferPackage } from './transfer-package';
 export { accountEmail } from './account-email';
 export { reconcileWorkflowStarts } from './reconcile-starts';

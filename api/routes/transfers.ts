@@ -1,6 +1,5 @@
 import { createPublicKey, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
@@ -15,7 +14,9 @@ import type { AppEnv } from '../context';
 import { hashToken } from '../../db/access-tokens';
 import { addCalendarDuration, fixedDurationMs } from '../../lib/durations';
 import { transferWorkflowId } from '../../workflows/ids';
-import { acknowledgedSignal, approveTransferUpdate, type businessTransfer } from '../../workflows/business-transfer';
+import { acknowledgedSignal, acknowledgementMismatchSignal, approveTransferUpdate, endTransferUpdate, type businessTransfer } from '../../workflows/business-transfer';
+import { deletePackageFiles, transferSigningKey } from '../../activities/transfer-package';
+import { publicKeyFingerprint } from '../../lib/transfer-package';
 
 const NewTransfer = z
   .strictObject({
@@ -42,8 +43,13 @@ const TransferView = z
     inventory: z.unknown().nullable(),
     excluded: z.unknown().nullable(),
     progress: z.record(z.string(), z.unknown()),
-    package: z.object({ manifestSha256: z.string(), files: z.number().int(), bytes: z.number().int() }).optional(),
+    package: z
+      .object({ manifestSha256: z.string(), files: z.number().int(), bytes: z.number().int(), signerKeySha256: z.string().nullable(), downloads: z.number().int(), firstDownloadedAt: z.iso.datetime().nullable() })
+      .optional(),
     acknowledgedAt: z.iso.datetime().optional(),
+    endedAt: z.iso.datetime().optional(),
+    endReason: z.enum(['cancelled', 'rejected']).optional(),
+    outcome: z.record(z.string(), z.unknown()).optional().openapi({ description: 'for a cancelled or rejected transfer: what was and was not handed over' }),
   })
   .openapi('Transfer');
 
@@ -125,11 +131,27 @@ export function transferRoutes() {
               approvalReminderAt: new Date(Date.now() + timeoutMs / 2).toISOString(),
               approvalDeadline: new Date(Date.now() + timeoutMs).toISOString(),
               afterHandover: body.afterHandover,
+              acknowledgeWithinMs: fixedDurationMs(config.TRANSFER_ACK_TIMEOUT),
             } satisfies Parameters<typeof businessTransfer>[0],
           ],
         },
       );
       return c.json({ id, status: 'awaiting_approval' as const }, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/transfers/signing-key',
+      ...access.public(),
+      tags: ['transfers'],
+      summary: 'TopCall’s public key that signs every transfer manifest (Ed25519, PEM) and its SHA-256 fingerprint, for npm run verify-transfer --signer',
+      responses: { 200: { description: 'the public key', content: { 'application/json': { schema: z.object({ alg: z.literal('Ed25519'), publicKeyPem: z.string(), sha256: z.string() }) } } } },
+    }),
+    async (c) => {
+      const { publicKey } = await transferSigningKey(c.var.deps.sql);
+      return c.json({ alg: 'Ed25519' as const, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }) as string, sha256: publicKeyFingerprint(publicKey) }, 200);
     },
   );
 
@@ -194,11 +216,18 @@ export function transferRoutes() {
           files: number | null;
           bytes: string | null;
           acknowledgedAt: Date | null;
+          signer: string | null;
+          downloads: number;
+          firstDownloadedAt: Date | null;
+          endedAt: Date | null;
+          endReason: 'cancelled' | 'rejected' | null;
+          outcome: Record<string, unknown> | null;
         }[]
       >`
         select id, status, legal_basis as "legalBasis", handover_at as "handoverAt", after_handover as "afterHandover",
                (select count(*)::int from transfer_approvals a where a.transfer_id = t.id) as approvals, inventory, excluded, progress,
-               manifest_sha256 as "manifestSha256", package_files as files, package_bytes as bytes, acknowledged_at as "acknowledgedAt"
+               manifest_sha256 as "manifestSha256", package_files as files, package_bytes as bytes, acknowledged_at as "acknowledgedAt",
+               signer_key_sha256 as signer, downloads, first_downloaded_at as "firstDownloadedAt", ended_at as "endedAt", end_reason as "endReason", outcome
         from transfers t where id = ${c.req.valid('param').id}`;
       if (!t) throw new AppError('not-found', 404, 'No transfer with that id.');
       return c.json(
@@ -212,8 +241,21 @@ export function transferRoutes() {
           inventory: t.inventory,
           excluded: t.excluded,
           progress: t.progress,
-          ...(t.manifestSha256 ? { package: { manifestSha256: t.manifestSha256, files: t.files ?? 0, bytes: Number(t.bytes ?? 0) } } : {}),
+          ...(t.manifestSha256
+            ? {
+                package: {
+                  manifestSha256: t.manifestSha256,
+                  files: t.files ?? 0,
+                  bytes: Number(t.bytes ?? 0),
+                  signerKeySha256: t.signer,
+                  downloads: t.downloads,
+                  firstDownloadedAt: t.firstDownloadedAt?.toISOString() ?? null,
+                },
+              }
+            : {}),
           ...(t.acknowledgedAt ? { acknowledgedAt: t.acknowledgedAt.toISOString() } : {}),
+          ...(t.endedAt ? { endedAt: t.endedAt.toISOString(), endReason: t.endReason ?? undefined } : {}),
+          ...(t.outcome ? { outcome: t.outcome } : {}),
         },
         200,
       );
@@ -229,20 +271,32 @@ export function transferRoutes() {
       summary: 'The acquirer downloads the encrypted package (the token from its email link)',
       request: { params: Params, query: TokenQuery },
       responses: {
-        200: { description: 'JSON envelope: the AES-256-GCM ciphertext of a zip (manifest.json + one file per person) and the key wrapped with RSA-OAEP-SHA256', content: { 'application/json': { schema: z.unknown() } } },
+        200: {
+          description:
+            'the package: one tar with key.json (the data key wrapped with RSA-OAEP-SHA256 for the acquirer), signer.pem, per client JSON Lines per category and the audio (each file AES-256-GCM), manifest.json and manifest.sig (see docs/business-transfer.md; check it with npm run verify-transfer)',
+          content: { 'application/x-tar': { schema: z.string().openapi({ format: 'binary' }) } },
+        },
         401: problemResponse('no token'),
-        404: problemResponse('unknown link'),
+        404: problemResponse('unknown link, or revoked (the transfer was cancelled or rejected)'),
         410: problemResponse('acknowledged: TopCall no longer keeps the package'),
       },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
       const row = await requireAcquirer(c, id, c.req.valid('query').token);
-      if (row.acknowledgedAt || !row.fileKey) throw new AppError('gone', 410, 'The package was acknowledged and is no longer kept.');
-      const stream = createReadStream(path.join(c.var.deps.config.DATA_DIR, row.fileKey));
+      if (row.acknowledgedAt || !row.fileKey || !row.manifest) throw new AppError('gone', 410, 'The package was acknowledged and is no longer kept.');
+      const file = path.join(c.var.deps.config.DATA_DIR, row.fileKey);
+      const stream = createReadStream(file);
+      try {
+        await new Promise<void>((resolve, reject) => stream.once('open', () => resolve()).once('error', reject));
+      } catch {
+        throw new AppError('gone', 410, 'The package is no longer kept.');
+      }
+      // The register must know whether the acquirer ever had it (a cancellation withdraws the disclosure only if not).
+      await c.var.deps.sql`update transfers set downloads = downloads + 1, first_downloaded_at = coalesce(first_downloaded_at, now()) where id = ${id}`;
       return new Response(Readable.toWeb(stream) as ReadableStream, {
         status: 200,
-        headers: { 'content-type': 'application/json', 'content-disposition': `attachment; filename="topcall-transfer-${id}.json"`, 'cache-control': 'no-store' },
+        headers: { 'content-type': 'application/x-tar', 'content-disposition': `attachment; filename="topcall-transfer-${id}.tar"`, 'cache-control': 'no-store' },
       }) as never;
     },
   );
@@ -259,21 +313,80 @@ export function transferRoutes() {
         200: { description: 'acknowledged', content: { 'application/json': { schema: z.object({ acknowledgedAt: z.iso.datetime() }) } } },
         401: problemResponse('no token'),
         404: problemResponse('unknown link'),
-        409: problemResponse('the hash does not match the manifest: the package did not arrive intact'),
+        409: problemResponse('the hash does not match the manifest: the package did not arrive intact (staff are told)'),
       },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const { sql, temporal, config } = c.var.deps;
+      const { sql, temporal } = c.var.deps;
       const row = await requireAcquirer(c, id, c.req.valid('query').token);
       if (!row.manifest) throw new AppError('conflict', 409, 'The package has not been built yet.');
-      if (c.req.valid('json').manifestSha256 !== row.manifest) throw new AppError('conflict', 409, 'That is not the manifest’s SHA-256: the package did not arrive intact. Download it again.');
+      if (c.req.valid('json').manifestSha256 !== row.manifest) {
+        await sql`update transfers set ack_mismatches = ack_mismatches + 1 where id = ${id}`;
+        await temporal.workflow.getHandle(transferWorkflowId(id)).signal(acknowledgementMismatchSignal);
+        throw new AppError('conflict', 409, 'That is not the manifest’s SHA-256: the package did not arrive intact. Download it again; TopCall’s staff have been told.');
+      }
       const [ack] = await sql<{ at: Date }[]>`
         update transfers set acknowledged_at = coalesce(acknowledged_at, now()) where id = ${id} returning acknowledged_at as at`;
       await temporal.workflow.getHandle(transferWorkflowId(id)).signal(acknowledgedSignal);
       // The acquirer has it: TopCall's encrypted copy of the package goes (what TopCall keeps of its own data is afterHandover's).
-      if (row.fileKey) await unlink(path.join(config.DATA_DIR, row.fileKey)).catch(() => undefined);
+      await deletePackageFiles(c.var.deps, id);
       return c.json({ acknowledgedAt: ack!.at.toISOString() }, 200);
+    },
+  );
+
+  const Ending = z.object({ id: z.uuid(), status: z.string(), ending: z.enum(['cancelled', 'rejected']) }).openapi('TransferEnding');
+  const endResponses = {
+    202: { description: 'recorded: the workflow revokes the link, deletes the package and tells everyone concerned; GET /v1/transfers/:id shows the outcome', content: { 'application/json': { schema: Ending } } },
+    404: problemResponse('no such transfer, or unknown link'),
+    409: problemResponse('already acknowledged, completed, lapsed or ended'),
+  };
+  const endTransfer = async (c: Context<AppEnv>, id: string, end: { reason: 'cancelled' | 'rejected'; by: string }) => {
+    const [t] = await c.var.deps.sql<{ status: string; acknowledgedAt: Date | null }[]>`select status, acknowledged_at as "acknowledgedAt" from transfers where id = ${id}`;
+    if (!t) throw new AppError('not-found', 404, 'No transfer with that id.');
+    // A finished run takes no more updates: answer from the record.
+    if (t.acknowledgedAt || ['lapsed', 'erasing', 'completed', 'cancelled', 'rejected'].includes(t.status)) {
+      throw new AppError('conflict', 409, `The transfer is ${t.acknowledgedAt ? 'acknowledged' : t.status}: it can no longer be ${end.reason}.`);
+    }
+    try {
+      const state = await c.var.deps.temporal.workflow.getHandle(transferWorkflowId(id)).executeUpdate(endTransferUpdate, { args: [end] });
+      return c.json({ id, status: state.status, ending: end.reason }, 202);
+    } catch (err) {
+      throw updateFailureToAppError(err);
+    }
+  };
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/transfers/{id}/cancellation',
+      tags: ['transfers'],
+      summary: 'Cancel a transfer before the acquirer has acknowledged it: the link is revoked, the package deleted, and the register says what was handed over',
+      security: staffSecurity,
+      ...access.staff('privacy_officer'),
+      request: { params: Params },
+      responses: { ...endResponses, 401: problemResponse('no or unknown token'), 403: problemResponse('not a privacy officer or admin') },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      return endTransfer(c, id, { reason: 'cancelled', by: (c.var.principal as { tokenId: string }).tokenId });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/transfers/{id}/rejection',
+      ...access.linkToken(),
+      tags: ['transfers'],
+      summary: 'The acquirer rejects the package it was sent (the token from its email link): the same undoing as a cancellation',
+      request: { params: Params, query: TokenQuery },
+      responses: { ...endResponses, 401: problemResponse('no token') },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await requireAcquirer(c, id, c.req.valid('query').token);
+      return endTransfer(c, id, { reason: 'rejected', by: 'acquirer' });
     },
   );
 

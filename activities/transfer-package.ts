@@ -1,0 +1,388 @@
+import { constants, createHash, createHmac, publicEncrypt } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pack as tarPack, type Pack } from 'tar-stream';
+import type { Sql } from '../db/index';
+import { PLACES } from '../db/personal-data';
+import type { RecordingStore } from '../lib/recording-store';
+import {
+  ENCRYPTION_OVERHEAD,
+  encryptFile,
+  encryptingStream,
+  ENTRY_MTIME,
+  KEY_ENTRY,
+  MANIFEST_ENTRY,
+  PACKAGE_FORMAT,
+  publicKeyFingerprint,
+  SIGNATURE_ENTRY,
+  signingKeyFromSeed,
+  signManifest,
+  SIGNER_ENTRY,
+  type KeyEntry,
+} from '../lib/transfer-package';
+
+/**
+ * Builds the business-transfer package (D8) as one tar under DATA_DIR/transfers, in batches
+ * that can each be retried: a batch starts by cutting the tar back to the offset the last
+ * committed batch recorded, appends its files, and commits the new offset, the files' hashes
+ * and who was packaged in one transaction. Every byte depends only on the data and the
+ * transfer (the data key is derived, ivs from content), so a batch redone after a crash
+ * writes what it would have written the first time, and the manifest is the same.
+ * Memory is bounded by one batch's JSON Lines and one audio chunk, not by the package.
+ */
+export interface PackageDeps {
+  sql: Sql;
+  store: RecordingStore;
+  config: { DATA_DIR: string };
+}
+
+export interface PackageState {
+  /** Where the tar's end-of-archive marker starts: the next batch writes from here. */
+  offset: number;
+  clientIds: string[];
+  clientIndex: number;
+  /** The last person (id) packaged in the current client. */
+  after: string | null;
+  /** Part number of the next JSON Lines files of the current client. */
+  part: number;
+  /** Sequence number of the next file in the manifest. */
+  seq: number;
+  persons: number;
+  recordings: number;
+  missingAudio: string[];
+  done: boolean;
+}
+
+export interface PackageProgress {
+  persons: number;
+  recordings: number;
+  files: number;
+  bytes: number;
+  done: boolean;
+}
+
+const END_OF_ARCHIVE = 1024;
+const TOPCALL = 'TopCall ApS, Axeltorv 8, 4700 Næstved, Danmark';
+export const packageFileKey = (transferId: string) => `transfers/${transferId}.tar`;
+const packageFile = (deps: PackageDeps, transferId: string) => path.join(deps.config.DATA_DIR, packageFileKey(transferId));
+
+/** The handover categories of the personal-data map, in map order. */
+const HANDOVER = PLACES.flatMap((p) => (p.handover && 'file' in p.handover ? [p.handover] : []));
+
+async function secret(sql: Sql, name: string): Promise<Buffer> {
+  const [row] = await sql<{ value: Buffer }[]>`select value from app_secrets where name = ${name}`;
+  if (!row) throw new Error(`app_secrets.${name} is missing: run the migrations`);
+  return row.value;
+}
+
+/** The package's AES-256 key: derived from TopCall's transfer key and the transfer id, so a rebuild uses the same. */
+const dataKeyFor = async (sql: Sql, transferId: string) => createHmac('sha256', await secret(sql, 'transfer_key')).update(`transfer-data-key:${transferId}`).digest();
+
+/** TopCall's signing key (Ed25519, from a seed in app_secrets). */
+export const transferSigningKey = async (sql: Sql) => signingKeyFromSeed(await secret(sql, 'transfer_signing_seed'));
+
+const header = (name: string, size: number) => ({ name, size, mode: 0o600, mtime: ENTRY_MTIME, uid: 0, gid: 0, uname: '', gname: '', type: 'file' as const });
+
+/**
+ * Appends entries to the tar at `offset` (cutting off whatever a crashed attempt wrote after it)
+ * and closes it with the end-of-archive marker, so the file is a valid tar after every batch.
+ * Returns the new offset (where the marker starts).
+ */
+async function appendToTar(file: string, offset: number | null, add: (pack: Pack) => Promise<void>): Promise<number> {
+  await mkdir(path.dirname(file), { recursive: true });
+  if (offset === null) {
+    await rm(file, { force: true });
+  } else {
+    await truncate(file, offset);
+  }
+  const out = createWriteStream(file, offset === null ? { flags: 'w', mode: 0o600 } : { flags: 'r+', start: offset });
+  const pack = tarPack();
+  const written = pipeline(pack, out);
+  try {
+    await add(pack);
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+    await written.catch(() => undefined);
+    throw err;
+  }
+  await written;
+  const fh = await open(file, 'r+');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  return (await stat(file)).size - END_OF_ARCHIVE;
+}
+
+const addBuffer = (pack: Pack, name: string, data: Buffer) =>
+  new Promise<void>((resolve, reject) => pack.entry(header(name, data.length), data, (err) => (err ? reject(err) : resolve())));
+
+/** Streams `source` into an entry of exactly `size` bytes, hashing what goes in. */
+async function addStream(pack: Pack, name: string, size: number, source: Readable, hash: ReturnType<typeof createHash>): Promise<void> {
+  let entry!: ReturnType<Pack['entry']>;
+  const done = new Promise<void>((resolve, reject) => {
+    entry = pack.entry(header(name, size), (err) => (err ? reject(err) : resolve()));
+  });
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    if (!entry.write(chunk)) await new Promise<void>((resolve) => entry.once('drain', () => resolve()));
+  }
+  entry.end(undefined);
+  await done;
+}
+
+/** The audio through the cipher; an error reading the audio fails the cipher stream too. */
+function encrypted(source: Readable, cipher: Transform): Readable {
+  source.once('error', (err) => cipher.destroy(err));
+  return source.pipe(cipher);
+}
+
+interface TransferForPackage {
+  id: string;
+  acquirerPublicKey: string;
+  state: PackageState | null;
+  wrapped: string | null;
+  startedAt: Date | null;
+}
+
+async function loadTransfer(sql: Sql, transferId: string): Promise<TransferForPackage> {
+  const [t] = await sql<TransferForPackage[]>`
+    select id, acquirer_public_key as "acquirerPublicKey", package_state as state, package_key_wrapped as wrapped, package_started_at as "startedAt"
+    from transfers where id = ${transferId}`;
+  if (!t) throw new Error('no such transfer');
+  return t;
+}
+
+const progressOf = async (sql: Sql, transferId: string, state: PackageState): Promise<PackageProgress> => {
+  const [f] = await sql<{ files: number; bytes: string }[]>`select count(*)::int as files, coalesce(sum(bytes), 0)::text as bytes from transfer_files where transfer_id = ${transferId}`;
+  return { persons: state.persons, recordings: state.recordings, files: f!.files, bytes: Number(f!.bytes), done: state.done };
+};
+
+/**
+ * Starts the tar with the data key wrapped for the acquirer and TopCall's public signing key.
+ * Idempotent: a package already begun is left as it is.
+ */
+export async function beginPackage(deps: PackageDeps, transferId: string): Promise<PackageProgress> {
+  const t = await loadTransfer(deps.sql, transferId);
+  if (t.state) return progressOf(deps.sql, transferId, t.state);
+  const dataKey = await dataKeyFor(deps.sql, transferId);
+  // RSA-OAEP is randomised: the wrapped key is made once and kept, so a rebuild writes the same key.json.
+  const wrapped = t.wrapped ?? publicEncrypt({ key: t.acquirerPublicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey).toString('base64');
+  const keyEntry: KeyEntry = { format: PACKAGE_FORMAT, transferId, alg: 'RSA-OAEP-SHA256', wrappedKey: wrapped, recipientKeySha256: publicKeyFingerprint(t.acquirerPublicKey) };
+  const { publicKey } = await transferSigningKey(deps.sql);
+  const files = [
+    { path: KEY_ENTRY, data: Buffer.from(`${JSON.stringify(keyEntry, null, 1)}\n`) },
+    { path: SIGNER_ENTRY, data: Buffer.from(publicKey.export({ type: 'spki', format: 'pem' }) as string) },
+  ];
+  const offset = await appendToTar(packageFile(deps, transferId), null, async (pack) => {
+    for (const f of files) await addBuffer(pack, f.path, f.data);
+  });
+  const clients = await deps.sql<{ id: string }[]>`
+    select distinct c.client_id as id from transfer_persons p join customers c on c.id = p.customer_id where p.transfer_id = ${transferId} order by 1`;
+  const state: PackageState = { offset, clientIds: clients.map((c) => c.id), clientIndex: 0, after: null, part: 0, seq: files.length, persons: 0, recordings: 0, missingAudio: [], done: clients.length === 0 };
+  await deps.sql.begin(async (tx) => {
+    await tx`delete from transfer_files where transfer_id = ${transferId}`;
+    await tx`insert into transfer_files ${tx(files.map((f, seq) => ({ transfer_id: transferId, seq, path: f.path, bytes: f.data.length, sha256: createHash('sha256').update(f.data).digest('hex') })))}`;
+    await tx`update transfers set package_state = ${tx.json(state as never)}, package_key_wrapped = ${wrapped}, package_started_at = coalesce(package_started_at, now()),
+               package_file_key = ${packageFileKey(transferId)}, signer_key_sha256 = ${publicKeyFingerprint(publicKey)} where id = ${transferId}`;
+  });
+  return progressOf(deps.sql, transferId, state);
+}
+
+/**
+ * One batch: up to `batchSize` persons of the current client, each handover category of the
+ * map as one JSON Lines part, and their recordings' audio. Returns the progress so far.
+ */
+export async function appendBatch(deps: PackageDeps, transferId: string, batchSize: number, heartbeat: (details?: unknown) => void = () => {}): Promise<PackageProgress> {
+  const t = await loadTransfer(deps.sql, transferId);
+  if (!t.state) throw new Error('the package has not been begun');
+  const state: PackageState = { ...t.state, missingAudio: [...t.state.missingAudio] };
+  if (state.done) return progressOf(deps.sql, transferId, state);
+  const clientId = state.clientIds[state.clientIndex]!;
+  const persons = (
+    await deps.sql<{ id: string }[]>`
+      select p.customer_id as id from transfer_persons p join customers c on c.id = p.customer_id
+      where p.transfer_id = ${transferId} and c.client_id = ${clientId} and c.status = 'active' and not c.processing_restricted
+        ${state.after ? deps.sql`and p.customer_id > ${state.after}` : deps.sql``}
+      order by p.customer_id limit ${batchSize}`
+  ).map((r) => r.id);
+
+  if (!persons.length) {
+    // This client is done: on to the next (nothing is written, so nothing to cut back).
+    Object.assign(state, { clientIndex: state.clientIndex + 1, after: null, part: 0 });
+    state.done = state.clientIndex >= state.clientIds.length;
+    await deps.sql`update transfers set package_state = ${deps.sql.json(state as never)} where id = ${transferId}`;
+    return progressOf(deps.sql, transferId, state);
+  }
+
+  const dataKey = await dataKeyFor(deps.sql, transferId);
+  const part = String(state.part).padStart(5, '0');
+  const parts: { path: string; data: Buffer }[] = [];
+  for (const h of HANDOVER) {
+    const lines = await h.lines(deps.sql, persons, { id: transferId });
+    if (!lines.length) continue;
+    const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
+    parts.push({ path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) });
+  }
+  const audio = await deps.sql<{ id: string; key: string; sha256: string; bytes: string }[]>`
+    select id, audio_key as key, audio_sha256 as sha256, audio_bytes::text as bytes from recordings
+    where customer_id = any(${persons}::uuid[]) and status = 'retained' order by id`;
+
+  const files: { path: string; bytes: number; sha256: string }[] = [];
+  const offset = await appendToTar(packageFile(deps, transferId), state.offset, async (pack) => {
+    for (const p of parts) {
+      await addBuffer(pack, p.path, p.data);
+      files.push({ path: p.path, bytes: p.data.length, sha256: createHash('sha256').update(p.data).digest('hex') });
+    }
+    let n = 0;
+    for (const a of audio) {
+      const entryPath = `clients/${clientId}/audio/${a.id}.enc`;
+      let source: Readable;
+      try {
+        source = await deps.store.open(a.key);
+      } catch {
+        // Retained but its audio is gone: listed in the manifest instead of failing the handover.
+        if (!state.missingAudio.includes(a.id)) state.missingAudio.push(a.id);
+        continue;
+      }
+      const size = Number(a.bytes) + ENCRYPTION_OVERHEAD;
+      const hash = createHash('sha256');
+      await addStream(pack, entryPath, size, encrypted(source, encryptingStream(dataKey, entryPath, a.sha256)), hash);
+      files.push({ path: entryPath, bytes: size, sha256: hash.digest('hex') });
+      if (++n % 200 === 0) heartbeat({ clientIndex: state.clientIndex, after: state.after, audio: n });
+    }
+  });
+
+  const next: PackageState = {
+    ...state,
+    offset,
+    after: persons.at(-1)!,
+    part: state.part + 1,
+    seq: state.seq + files.length,
+    persons: state.persons + persons.length,
+    recordings: state.recordings + audio.length,
+  };
+  await deps.sql.begin(async (tx) => {
+    if (files.length) {
+      await tx`insert into transfer_files ${tx(files.map((f, i) => ({ transfer_id: transferId, seq: state.seq + i, path: f.path, bytes: f.bytes, sha256: f.sha256 })))}
+               on conflict (transfer_id, seq) do update set path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`;
+    }
+    await tx`update transfer_persons set handed_over = true where transfer_id = ${transferId} and customer_id = any(${persons}::uuid[])`;
+    await tx`update transfers set package_state = ${tx.json(next as never)} where id = ${transferId}`;
+  });
+  heartbeat({ clientIndex: next.clientIndex, after: next.after });
+  return progressOf(deps.sql, transferId, next);
+}
+
+/** Writes a JSON array from rows read in pages, so a manifest of any size needs no more memory than a page. */
+async function writeArray<T>(write: (s: string) => Promise<void>, pages: AsyncIterable<T[]>) {
+  let first = true;
+  await write('[');
+  for await (const page of pages) {
+    for (const row of page) {
+      await write(`${first ? '\n' : ',\n'}  ${JSON.stringify(row)}`);
+      first = false;
+    }
+  }
+  await write(first ? ']' : '\n ]');
+}
+
+/**
+ * Closes the package: the manifest (every file with its size and SHA-256, the clients and
+ * counts, what was excluded and why, and the open obligations the acquirer takes over), then
+ * TopCall's signature over the manifest's SHA-256. Returns the manifest's SHA-256.
+ */
+export async function writeManifest(deps: PackageDeps, transferId: string): Promise<{ manifestSha256: string; bytes: number; files: number }> {
+  const t = await loadTransfer(deps.sql, transferId);
+  if (!t.state?.done) throw new Error('the package is not complete');
+  const state = t.state;
+  const [row] = await deps.sql<{ inventory: unknown; excluded: unknown; signer: string; name: string; email: string; legalBasis: string; handoverAt: Date }[]>`
+    select inventory, excluded, signer_key_sha256 as signer, acquirer_name as name, acquirer_email as email, legal_basis as "legalBasis", handover_at as "handoverAt"
+    from transfers where id = ${transferId}`;
+  const temp = `${packageFile(deps, transferId)}.manifest.tmp`;
+  const out = createWriteStream(temp, { mode: 0o600 });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const write = async (s: string) => {
+    const b = Buffer.from(s);
+    hash.update(b);
+    bytes += b.length;
+    if (!out.write(b)) await new Promise<void>((r) => out.once('drain', () => r()));
+  };
+  const handedOver = (column: string) => deps.sql`transfer_persons p on p.customer_id = ${deps.sql(column)} and p.transfer_id = ${transferId} and p.handed_over`;
+  try {
+    const head = {
+      format: PACKAGE_FORMAT,
+      transferId,
+      from: TOPCALL,
+      to: { name: row!.name, email: row!.email },
+      legalBasis: row!.legalBasis,
+      handoverAt: row!.handoverAt.toISOString(),
+      packagedAt: t.startedAt!.toISOString(),
+      encryption: {
+        files: 'AES-256-GCM: each .enc file is iv (12 bytes) ‖ ciphertext ‖ tag (16 bytes)',
+        key: `${KEY_ENTRY}: the data key wrapped with RSA-OAEP-SHA256 for your public key`,
+      },
+      signature: { alg: 'Ed25519', entry: SIGNATURE_ENTRY, signer: SIGNER_ENTRY, signerKeySha256: row!.signer },
+      layout: 'clients/{client}/{category}/{part}.jsonl.enc: JSON Lines per client and category; clients/{client}/audio/{recording}.enc: the audio of each recording',
+      categories: HANDOVER.map((h) => h.file),
+      persons: state.persons,
+      recordings: state.recordings - state.missingAudio.length,
+      recordingsWithoutAudio: state.missingAudio,
+      inventory: row!.inventory,
+      excluded: row!.excluded,
+    };
+    await write(`${JSON.stringify(head, null, 1).slice(0, -2)},\n "obligations": {\n  "openRequests": `);
+    await writeArray(
+      write,
+      deps.sql`select d.id as "requestId", d.customer_id as "personId", d.type, d.received_at as "receivedAt", d.due_at as "dueAt"
+               from data_requests d join ${handedOver('d.customer_id')}
+               where d.answered_at is null order by d.due_at, d.id`.cursor(1000),
+    );
+    await write(',\n  "disputeHolds": ');
+    await writeArray(
+      write,
+      deps.sql`select h.recording_id as "recordingId", h.dispute_id as "disputeId", h.placed_at as "since"
+               from recording_holds h join recordings r on r.id = h.recording_id join ${handedOver('r.customer_id')}
+               where h.released_at is null and r.status = 'retained' order by h.recording_id, h.dispute_id`.cursor(1000),
+    );
+    await write(',\n  "noMarketing": ');
+    await writeArray(
+      write,
+      deps.sql`select c.id as "personId" from customers c join ${handedOver('c.id')} where not c.marketing_emails order by c.id`.cursor(5000),
+    );
+    await write(',\n  "objections": ');
+    await writeArray(
+      write,
+      deps.sql`select c.id as "personId" from customers c join ${handedOver('c.id')} where c.objected_to_processing order by c.id`.cursor(5000),
+    );
+    await write('\n },\n "files": ');
+    await writeArray(write, deps.sql`select path, bytes::float8 as bytes, sha256 from transfer_files where transfer_id = ${transferId} order by seq`.cursor(5000));
+    await write('\n}\n');
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    out.destroy();
+    await rm(temp, { force: true });
+    throw err;
+  }
+  const manifestSha256 = hash.digest('hex');
+  const signature = Buffer.from(`${JSON.stringify(signManifest(manifestSha256, (await transferSigningKey(deps.sql)).privateKey), null, 1)}\n`);
+  const [count] = await deps.sql<{ n: number }[]>`select count(*)::int as n from transfer_files where transfer_id = ${transferId}`;
+  const end = await appendToTar(packageFile(deps, transferId), state.offset, async (pack) => {
+    await addStream(pack, MANIFEST_ENTRY, bytes, createReadStream(temp), createHash('sha256'));
+    await addBuffer(pack, SIGNATURE_ENTRY, signature);
+  });
+  await rm(temp, { force: true });
+  return { manifestSha256, bytes: end + END_OF_ARCHIVE, files: count!.n };
+}
+
+/** Removes the package and its half-written manifest (cancellation, rejection, acknowledgement). */
+export async function deletePackageFiles(deps: { config: { DATA_DIR: string } }, transferId: string): Promise<void> {
+  const file = path.join(deps.config.DATA_DIR, packageFileKey(transferId));
+  await Promise.all([rm(file, { force: true }), rm(`${file}.manifest.tmp`, { force: true })]);
+}
