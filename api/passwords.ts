@@ -8,13 +8,23 @@ const ARGON2 = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
  * Argon2 is memory- and CPU-hard on purpose: at most two hashes at once per process, so a
  * flood of logins, set-password or closure calls queues here instead of starving every other route.
  */
-const hashing = pLimit(2);
+export const HASHING_CONCURRENCY = 2;
+const hashing = pLimit(HASHING_CONCURRENCY);
+let runs = 0;
+const limited = <T>(work: () => Promise<T>) =>
+  hashing(() => {
+    runs += 1;
+    return work();
+  });
 
 /** Verified against when the email is unknown, so a miss takes as long as a wrong password. */
 const DUMMY_HASH = await hash('not-a-real-password', ARGON2);
 
-export const hashPassword = (password: string) => hashing(() => hash(password, ARGON2));
+export const hashPassword = (password: string) => limited(() => hash(password, ARGON2));
 
 /** Whether `password` matches `stored`; with no stored hash it still spends the same time, and says no. */
 export const verifyPassword = async (stored: string | null | undefined, password: string) =>
-  (await hashing(() => verify(stored ?? DUMMY_HASH, password))) && !!stored;
+  (await limited(() => verify(stored ?? DUMMY_HASH, password))) && !!stored;
+
+/** This process's argon2 work: hashes running and waiting now, and how many ran since start (tests read it). */
+export const hashingLoad = () => ({ running: hashing.activeCount, waiting: hashing.pendingCount, runs });
