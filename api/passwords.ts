@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
 import pLimit from 'p-limit';
 
@@ -5,10 +6,11 @@ import pLimit from 'p-limit';
 const ARGON2 = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
 
 /**
- * Argon2 is memory- and CPU-hard on purpose: at most two hashes at once per process, so a
- * flood of logins, set-password or closure calls queues here instead of starving every other route.
+ * Argon2 is memory- and CPU-hard on purpose: at most two hashes at once per process, and never
+ * one per core (a 2-core machine hashes one at a time), so a flood of logins, set-password or
+ * closure calls queues here instead of starving the event loop and every other route.
  */
-export const HASHING_CONCURRENCY = 2;
+export const HASHING_CONCURRENCY = Math.max(1, Math.min(2, availableParallelism() - 1));
 const hashing = pLimit(HASHING_CONCURRENCY);
 let runs = 0;
 const limited = <T>(work: () => Promise<T>) =>
