@@ -3,7 +3,8 @@ import type { Mailer } from '../lib/mailer';
 import { hashToken } from '../db/access-tokens';
 import { findCustomer } from '../db/customers';
 import { fixedDurationMs } from '../lib/durations';
-import { emailChangeConfirmEmail, emailChangeNoticeEmail, invitationEmail, passwordResetEmail } from '../lib/email-templates';
+import { alreadyRegisteredEmail, emailChangeConfirmEmail, emailChangeNoticeEmail, invitationEmail, passwordResetEmail } from '../lib/email-templates';
+import { findClient } from '../db/clients';
 import { deliverEmail } from './email';
 import { linkTokenFor } from './links';
 
@@ -15,10 +16,14 @@ export interface AccountEmailDeps {
 
 /** What `accountEmail` sends; ids only (names and addresses are read here, never carried in history). */
 export interface AccountEmailInput {
-  kind: 'password_reset' | 'email_change' | 'invitation';
+  kind: 'password_reset' | 'email_change' | 'invitation' | 'already_registered';
   customerId: string;
-  /** password_reset and invitation: a fresh id per ask; email_change: the email_changes row. */
+  /** password_reset, invitation and already_registered: a fresh id per ask; email_change: the email_changes row. */
   ref: string;
+  /** already_registered: the team lead who asked to register the address (an id, never a name). */
+  askedBy?: string;
+  /** already_registered: when they asked (ISO); one notice per asker and day. */
+  askedAt?: string;
 }
 
 export function createAccountActivities(deps: AccountEmailDeps) {
@@ -26,10 +31,27 @@ export function createAccountActivities(deps: AccountEmailDeps) {
   const ttlMs = () => fixedDurationMs(deps.config.PASSWORD_LINK_TTL);
 
   return {
-    /** The emails of the account pages: a set-password link (a reset, or staff's fresh invitation), or a new address's confirmation and the old one's notice. */
+    /** The emails of the account pages: a set-password link (a reset, or staff's fresh invitation), a new address's confirmation and the old one's notice, or the notice that someone asked to register an address that has an account. */
     async sendAccountEmail(input: AccountEmailInput): Promise<{ sent: boolean }> {
       const c = await findCustomer(deps.sql, input.customerId);
       if (!c?.email || !c.name || c.status !== 'active') return { sent: false }; // erased or closed meanwhile
+      if (input.kind === 'already_registered') {
+        // Issue 11: the asker was answered as for a new address; the holder is the one told. The
+        // key allows one such notice per asker and day, however often they try (quota permitting).
+        const askedAt = input.askedAt ?? new Date().toISOString();
+        const lead = input.askedBy ? await findCustomer(deps.sql, input.askedBy) : undefined;
+        const client = lead?.name && lead.status === 'active' ? await findClient(deps.sql, lead.clientId) : undefined;
+        const notice = alreadyRegisteredEmail({
+          locale: c.locale,
+          name: c.name,
+          by: lead?.name && client ? { name: lead.name, client: client.name } : null,
+          at: askedAt,
+          loginLink: `${deps.config.PUBLIC_URL}/account/login`,
+        });
+        const key = `customer:${c.id}:already-registered:${input.askedBy ?? 'unknown'}:${askedAt.slice(0, 10)}`;
+        await deliverEmail(emailDeps, { key, to: c.email, category: 'service', ...notice });
+        return { sent: true };
+      }
       if (input.kind === 'password_reset' || input.kind === 'invitation') {
         const key = `customer:${c.id}:${input.kind === 'invitation' ? 'invitation' : 'password-reset'}:${input.ref}`;
         const token = await linkTokenFor(deps.sql, key);

@@ -5,7 +5,7 @@ import { resetAllowed } from './login';
 import { emailTaken, findCustomerByEmail } from '../db/customers';
 import { fixedDurationMs } from '../lib/durations';
 import { accountEmailWorkflowId } from '../workflows/ids';
-import { commitAndStart } from './start';
+import { commitAndStart, idFor } from './start';
 import type { accountEmail } from '../workflows/account-email';
 import type { AccountEmailInput } from '../activities/account';
 
@@ -19,6 +19,17 @@ const accountEmailStart = (c: Context<AppEnv>, input: AccountEmailInput) => ({
 /** Sends an account email durably: recorded first, so a crash or an unreachable Temporal delays it, never loses it. */
 export async function startAccountEmail(c: Context<AppEnv>, input: AccountEmailInput): Promise<void> {
   await commitAndStart(c.var.deps, async () => undefined, accountEmailStart(c, input));
+}
+
+/**
+ * Issue 11: a team lead asked to register an address that already has an account (theirs or any
+ * client's). Nothing is created; the holder is told who asked, through the same durable start a
+ * new person's invitation takes, so the asker's answer and its timing say nothing either way.
+ * With an Idempotency-Key, a retry lands on the same run.
+ */
+export async function noticeAlreadyRegistered(c: Context<AppEnv>, holderId: string, askedBy: string): Promise<void> {
+  const ref = idFor(c, 'already-registered', randomUUID);
+  await startAccountEmail(c, { kind: 'already_registered', customerId: holderId, ref, askedBy, askedAt: new Date().toISOString() });
 }
 
 /**

@@ -62,7 +62,13 @@ export async function findCustomerByEmail(sql: Db, email: string): Promise<(Cust
 }
 
 export async function emailTaken(sql: Db, email: string): Promise<boolean> {
-  return (await sql`select 1 from customers where lower(email) = lower(${email})`).length > 0;
+  return (await emailHolder(sql, email)) !== undefined;
+}
+
+/** The id of the account that has this address (any client's), if one does. */
+export async function emailHolder(sql: Db, email: string): Promise<string | undefined> {
+  const [row] = await sql<{ id: string }[]>`select id from customers where lower(email) = lower(${email})`;
+  return row?.id;
 }
 
 /** A one-time link token; only its hash is stored. */

@@ -225,3 +225,31 @@ export function emailChangeNoticeEmail(p: { locale: Locale; name: string }): Ren
       `Var det ikke dig, så skift din adgangskode og kontakt os straks.`,
   );
 }
+
+/**
+ * Issue 11: someone asked to register an address that already has an account. The person is
+ * told who asked and that nothing changed; the asker got the same answer as for a new address,
+ * so this email is the only place the attempt shows. `by` is null when the asker is gone.
+ */
+export function alreadyRegisteredEmail(p: { locale: Locale; name: string; by: { name: string; client: string } | null; at: string; loginLink: string }): RenderedEmail {
+  if (p.locale === 'en') {
+    const who = p.by ? `${p.by.name}, team lead at ${p.by.client},` : 'A team lead at one of our clients';
+    return withContact(
+      'en',
+      'Someone asked to register your address at TopCall',
+      `Hello ${p.name},\n\n${who} asked us on ${formatDate(p.at, 'en')} to create a TopCall account for this email address. ` +
+        `You already have an account with it, so nothing was created and nothing about your account changed. We did not tell them that you have an account.\n\n` +
+        `Log in here (choose "Forgot your password?" there if you need a new one):\n${p.loginLink}\n\n` +
+        `If you do not know why this happened, you can ignore this email or contact us.`,
+    );
+  }
+  const who = p.by ? `${p.by.name}, teamansvarlig hos ${p.by.client},` : 'En teamansvarlig hos en af vores kunder';
+  return withContact(
+    'da',
+    'Nogen har bedt om at registrere din adresse hos TopCall',
+    `Hej ${p.name}\n\n${who} bad os den ${formatDate(p.at, 'da')} om at oprette en TopCall-konto til denne e-mailadresse. ` +
+      `Du har allerede en konto med den, så der er ikke oprettet noget, og intet ved din konto er ændret. Vi har ikke fortalt dem, at du har en konto.\n\n` +
+      `Log ind her (vælg "Glemt din adgangskode?" der, hvis du skal have en ny):\n${p.loginLink}\n\n` +
+      `Ved du ikke, hvorfor det skete, kan du se bort fra denne e-mail eller kontakte os.`,
+  );
+}

@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
@@ -82,7 +83,7 @@ describe('customerLifecycle: registration and provenance (D1, D2)', () => {
     expect(row!.password_hash).not.toContain('a very secret passphrase');
   });
 
-  it('refuses a duplicate email (409), an unknown client and a bad email (422)', async () => {
+  it('tells staff of a duplicate email (409), refuses an unknown client and a bad email (422)', async () => {
     const email = uniqueEmail('dup');
     await registerCustomer(app, staff, { clientId, email });
     expect((await app.request('/v1/customers', json({ clientId, email, name: 'X', providedBy: { source: 'client' } }, staff))).status).toBe(409);
@@ -97,7 +98,8 @@ describe('team leads (D2)', () => {
     const leadAuth = await activate(app, lead);
     const email = uniqueEmail('member');
     const res = await app.request('/v1/customers', json({ clientId, email, name: 'Sofie Holm' }, leadAuth));
-    expect(res.status).toBe(201);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ status: 'accepted' });
     const invitation = await waitForMessage((m) => m.to.includes(email), 'the member invitation');
     expect(invitation.text).toContain('Dine oplysninger blev givet til os af Jens Hansen (teamansvarlig / team lead)');
 
@@ -106,6 +108,123 @@ describe('team leads (D2)', () => {
     expect((await app.request('/v1/customers', json({ clientId, email: uniqueEmail('y'), name: 'Y', teamLead: true }, leadAuth))).status).toBe(403);
     const member = await activate(app, { email, invitation });
     expect((await app.request('/v1/customers', json({ clientId, email: uniqueEmail('z'), name: 'Z' }, member))).status).toBe(403);
+  });
+});
+
+describe('one answer for a taken address (issue 11)', () => {
+  /** What a caller can tell two answers apart by: status, body, and every header but the per-call ones. */
+  const seen = async (res: Response) => {
+    const headers: Record<string, string> = {};
+    res.headers.forEach((value, name) => {
+      if (name !== 'date' && name !== 'x-request-id') headers[name] = value;
+    });
+    return { status: res.status, body: await res.text(), headers };
+  };
+  const customerLifecycleStarts = async () => (await s.sql`select count(*)::int as n from workflow_starts where workflow_type = 'customerLifecycle'`)[0]!.n as number;
+  const noticeStarts = async (holderId: string) =>
+    (await s.sql<{ workflowId: string }[]>`
+      select workflow_id as "workflowId" from workflow_starts
+      where workflow_type = 'accountEmail' and args->0->>'kind' = 'already_registered' and args->0->>'customerId' = ${holderId}`).map((r) => r.workflowId);
+  const lifecycleRuns = async () => (await s.client.workflow.count(`WorkflowType = 'customerLifecycle' AND TaskQueue = '${s.config.TEMPORAL_TASK_QUEUE}'`)).count;
+
+  it('answers a team lead the same for a new address and for another client’s person; that person is told, nothing is created', async () => {
+    const lead = await registerCustomer(app, staff, { clientId, name: 'Jens Hansen', teamLead: true });
+    const leadAuth = await activate(app, lead);
+    const otherClient = await newClient(s, 'Anden Kunde ApS');
+    const holder = await registerCustomer(app, staff, { clientId: otherClient, name: 'Karen Berg' });
+    const fresh = uniqueEmail('fresh');
+    const startsBefore = await customerLifecycleStarts();
+    const register = (email: string, key: string) => app.request('/v1/customers', json({ clientId, email, name: 'Ny Person' }, { ...leadAuth, 'idempotency-key': key }));
+
+    // The taken address first (spelt in capitals: addresses match whatever their case), then a new one.
+    const taken = await seen(await register(holder.email.toUpperCase(), 'taken-1'));
+    const created = await seen(await register(fresh, 'fresh-1'));
+    expect(created.status).toBe(202);
+    expect(taken).toEqual(created);
+    // A replay answers alike, too, and does not act again.
+    const [takenAgain, freshAgain] = [await register(holder.email.toUpperCase(), 'taken-1'), await register(fresh, 'fresh-1')];
+    expect(takenAgain.headers.get('idempotent-replayed')).toBe('true');
+    expect(await seen(takenAgain)).toEqual(await seen(freshAgain));
+    // Both counted against the lead's hourly quota, the replays not: the quota cannot tell them apart either.
+    const quotaKey = createHash('sha256').update(`registrations\ncustomer:${lead.id}`).digest();
+    expect((await s.sql`select sum(count)::int as n from quota_counters where key_hash = ${quotaKey}`)[0]!.n).toBe(2);
+
+    // The data: one row for the taken address, still the other client's; one new row for the new one.
+    expect(await s.sql`select id, client_id as "clientId" from customers where lower(email) = lower(${holder.email})`).toEqual([{ id: holder.id, clientId: otherClient }]);
+    expect((await s.sql`select client_id as "clientId" from customers where email = ${fresh}`).map((r) => r.clientId)).toEqual([clientId]);
+    // One customerLifecycle start (the new person's), and for the holder one notice, not an invitation.
+    expect(await customerLifecycleStarts()).toBe(startsBefore + 1);
+    const notices = await noticeStarts(holder.id);
+    expect(notices).toHaveLength(1);
+    await s.client.workflow.getHandle(notices[0]!).result();
+    await waitForMessage((m) => m.to.includes(fresh) && m.subject === 'Din konto hos TopCall', 'the new person’s invitation');
+    // Temporal agrees: one customerLifecycle run per recorded start on this file's queue (the
+    // listing catches up; a run for a second account would keep it above).
+    await waitFor(async () => (await lifecycleRuns()) === (await customerLifecycleStarts()), { what: 'Temporal to list exactly one run per recorded start' });
+
+    const mail = await messagesTo(holder.email);
+    expect(mail.map((m) => m.subject).sort()).toEqual(['Din konto hos TopCall', 'Nogen har bedt om at registrere din adresse hos TopCall']);
+    const notice = mail.find((m) => m.subject.startsWith('Nogen'))!;
+    expect(notice.text).toContain('Jens Hansen, teamansvarlig hos Testfirma ApS, bad os');
+    expect(notice.text).toContain('Vi har ikke fortalt dem, at du har en konto.');
+    expect(notice.text).toContain(`${s.config.PUBLIC_URL}/account/login`);
+    expect(notice.text).not.toMatch(/set-password\?token=/);
+  });
+
+  it('answers alike for the lead’s own client’s person and a second try; staff are told 409; one notice per asker and day', async () => {
+    const lead = await registerCustomer(app, staff, { clientId, name: 'Lise Lund', teamLead: true });
+    const leadAuth = await activate(app, lead);
+    const register = async (email: string) => seen(await app.request('/v1/customers', json({ clientId, email, name: 'Ny Kollega' }, leadAuth)));
+
+    const email = uniqueEmail('own');
+    const first = await register(email);
+    expect(first.status).toBe(202);
+    // Tries at the address, now the lead's own client's person: the same answer, or a second
+    // try would tell "yours now" (it was free) from "accepted" (another client has it).
+    expect(await register(email)).toEqual(first);
+    expect(await register(email.toUpperCase())).toEqual(first);
+    // Staff, who see every client, are told.
+    const byStaff = await app.request('/v1/customers', json({ clientId, email, name: 'Ny Kollega', providedBy: { source: 'client' } }, staff));
+    expect(byStaff.status).toBe(409);
+    expect(byStaff.headers.get('content-type')).toBe('application/problem+json');
+    const rows = await s.sql<{ id: string }[]>`select id from customers where lower(email) = lower(${email})`;
+    expect(rows).toHaveLength(1);
+
+    // Two notices asked for, one sent: one per asker and day, however often they try.
+    const notices = await noticeStarts(rows[0]!.id);
+    expect(notices).toHaveLength(2);
+    for (const id of notices) await s.client.workflow.getHandle(id).result();
+    expect((await s.sql`select count(*)::int as n from email_outbox where key like ${`customer:${rows[0]!.id}:already-registered:%`}`)[0]!.n).toBe(1);
+    await waitForMessage((m) => m.to.includes(email) && m.subject.startsWith('Nogen'), 'the notice');
+    expect((await messagesTo(email)).map((m) => m.subject).sort()).toEqual(['Din konto hos TopCall', 'Nogen har bedt om at registrere din adresse hos TopCall']);
+  });
+
+  it('answers alike when another registration of the address commits first (the unique-key race)', async () => {
+    const lead = await registerCustomer(app, staff, { clientId, name: 'Ole Vang', teamLead: true });
+    const leadAuth = await activate(app, lead);
+    const register = async (email: string) => seen(await app.request('/v1/customers', json({ clientId, email, name: 'Ny Kollega' }, leadAuth)));
+    const usual = await register(uniqueEmail('usual'));
+
+    // A rival registration of the address holds its row uncommitted: the lead's lookup does not
+    // see it, and the lead's insert waits on the unique index until the rival commits.
+    const email = uniqueEmail('race');
+    const rivalId = randomUUID();
+    const otherClient = await newClient(s, 'Rival ApS');
+    let commitRival!: () => void;
+    const rivalMayCommit = new Promise<void>((resolve) => (commitRival = resolve));
+    const rival = s.sql.begin(async (tx) => {
+      await tx`insert into customers (id, client_id, email, name, provided_by, provided_by_kind) values (${rivalId}, ${otherClient}, ${email}, 'Rival Person', 'Rival ApS (klient / client)', 'client')`;
+      await rivalMayCommit;
+    });
+    const answer = register(email);
+    await waitFor(async () => (await s.sql`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ~* '^[[:space:]]*insert into customers'`).length > 0, {
+      what: 'the lead’s insert to wait on the rival’s row',
+    });
+    commitRival();
+    await rival;
+    expect(await answer).toEqual(usual);
+    expect(await s.sql`select id from customers where lower(email) = lower(${email})`).toEqual([{ id: rivalId }]);
+    expect(await noticeStarts(rivalId)).toHaveLength(1);
   });
 });
 

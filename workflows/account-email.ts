@@ -9,8 +9,9 @@ const { sendAccountEmail } = proxyActivities<Activities>({
 
 /**
  * An email the account pages owe a person (a set-password link; a new address's confirmation
- * and the notice to the old one), sent durably: the page answers at once, and an SMTP outage
- * delays the email instead of losing it. Workflow id `account-email:{ref}`; ids only in history.
+ * and the notice to the old one; the notice that someone asked to register their address),
+ * sent durably: the page answers at once, and an SMTP outage delays the email instead of
+ * losing it. Workflow id `account-email:{ref}`; ids only in history.
  */
 export async function accountEmail(input: AccountEmailInput): Promise<{ sent: boolean }> {
   return sendAccountEmail(input);

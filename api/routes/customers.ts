@@ -6,11 +6,11 @@ import { createRouter } from '../router';
 import { access, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { findClient } from '../../db/clients';
-import { emailTaken, findCustomer, insertCustomer, type CustomerRow } from '../../db/customers';
+import { emailHolder, findCustomer, insertCustomer, type CustomerRow } from '../../db/customers';
 import { customerWorkflowId } from '../../workflows/ids';
 import { setPreferencesUpdate, type CustomerLifecycleInput } from '../../workflows/customer-lifecycle';
 import { fileRequest } from '../file-request';
-import { startAccountEmail } from '../account-emails';
+import { noticeAlreadyRegistered, startAccountEmail } from '../account-emails';
 import { commitAndStart, idFor } from '../start';
 import { quota } from '../quota';
 
@@ -40,6 +40,13 @@ const NewCustomer = z
     teamLead: z.boolean().default(false).openapi({ description: 'staff only: this person may register the members of their team' }),
   })
   .openapi('NewCustomer');
+
+/** What a team lead is answered for every registration that passes validation (issue 11). */
+const REGISTRATION_ACCEPTED = {
+  status: 'accepted',
+  detail: 'The person gets an email: an invitation, or, if the address already has a TopCall account, a notice. This answer is the same either way.',
+} as const;
+const RegistrationAccepted = z.object({ status: z.literal('accepted'), detail: z.string() }).openapi('RegistrationAccepted');
 
 const Me = z
   .object({
@@ -80,13 +87,19 @@ export function customerRoutes() {
       path: '/customers',
       tags: ['customers'],
       summary: 'Register a person: records who provided the data (D2) and sends the invitation with a one-time link',
-      description: 'Staff register anyone; a team lead (a customer with teamLead) registers members of their own client, and is recorded as the provider.',
+      description:
+        'Staff register anyone and are told when the address is taken (409). A team lead (a customer with teamLead) registers members of their own client, is recorded as the provider, and gets 202 whether or not the address already has an account anywhere: nothing tells them whom another client has (issue 11).',
       security: staffSecurity,
       ...access.signedIn(quota('registrations')),
       request: { body: { required: true, content: { 'application/json': { schema: NewCustomer } } } },
       responses: {
-        201: { description: 'registered; the customerLifecycle workflow sends the invitation', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
-        409: problemResponse('the email address is already registered'),
+        201: { description: 'staff: registered; the customerLifecycle workflow sends the invitation', content: { 'application/json': { schema: z.object({ id: z.uuid() }) } } },
+        202: {
+          description:
+            'a team lead: accepted. A new address gets the invitation; an address that already has an account (at any client) gets a notice that someone asked, and nothing is created. The answer is the same either way.',
+          content: { 'application/json': { schema: RegistrationAccepted } },
+        },
+        409: problemResponse('staff: the email address is already registered'),
         422: problemResponse('invalid body or unknown client'),
         401: problemResponse('no or unknown token'),
         403: problemResponse('neither staff nor a team lead of that client'),
@@ -126,33 +139,54 @@ export function customerRoutes() {
                 : { providedBy: given.name, kind: 'third_party', via: null };
       }
       const id = idFor(c, 'customer', randomUUID);
+      // Issue 11: staff (TopCall's own people, who see every client) learn of a taken address.
+      // A team lead gets one answer whatever the address — new, their own client's, or another
+      // client's — so registering cannot tell them whom another client has; when the address
+      // has an account, nothing is created and its holder is told instead. Not even their own
+      // client's duplicates are named: a second try at an address would then say "yours now"
+      // (it was free) or "accepted" (another client has it).
+      const lead = principal.kind === 'customer' ? principal.customerId : undefined;
+      const answer = () => (lead ? c.json(REGISTRATION_ACCEPTED, 202) : c.json({ id }, 201));
       // A retry of a registration whose answer was lost (same Idempotency-Key): the first stands.
-      if (c.var.idempotencyScope && (await findCustomer(sql, id))) return c.json({ id }, 201);
-      if (await emailTaken(sql, body.email)) throw new AppError('conflict', 409, 'That email address is already registered.');
-      await commitAndStart(
-        c.var.deps,
-        (tx) =>
-          insertCustomer(tx, {
-            id,
-            clientId: body.clientId,
-            email: body.email,
-            name: body.name,
-            locale: body.locale,
-            providedBy: provenance.providedBy,
-            providedByKind: provenance.kind,
-            providedVia: provenance.via,
-            registeredByToken: principal.tokenId,
-            teamLead: body.teamLead,
-          }),
-        {
-          workflowId: customerWorkflowId(id),
-          workflowType: 'customerLifecycle',
-          taskQueue: config.TEMPORAL_TASK_QUEUE,
-          memo: { clientId: body.clientId },
-          args: [{ customerId: id, clientId: body.clientId } satisfies CustomerLifecycleInput],
-        },
-      );
-      return c.json({ id }, 201);
+      if (c.var.idempotencyScope && (await findCustomer(sql, id))) return answer();
+      const holder = await emailHolder(sql, body.email);
+      if (holder) {
+        if (!lead) throw new AppError('conflict', 409, 'That email address is already registered.');
+        await noticeAlreadyRegistered(c, holder, lead);
+        return answer();
+      }
+      try {
+        await commitAndStart(
+          c.var.deps,
+          (tx) =>
+            insertCustomer(tx, {
+              id,
+              clientId: body.clientId,
+              email: body.email,
+              name: body.name,
+              locale: body.locale,
+              providedBy: provenance.providedBy,
+              providedByKind: provenance.kind,
+              providedVia: provenance.via,
+              registeredByToken: principal.tokenId,
+              teamLead: body.teamLead,
+            }),
+          {
+            workflowId: customerWorkflowId(id),
+            workflowType: 'customerLifecycle',
+            taskQueue: config.TEMPORAL_TASK_QUEUE,
+            memo: { clientId: body.clientId },
+            args: [{ customerId: id, clientId: body.clientId } satisfies CustomerLifecycleInput],
+          },
+        );
+      } catch (err) {
+        // The same address registered at the same moment by someone else: for a team lead, the
+        // same as finding it taken (a 409 here would answer the question the 202 hides).
+        const raced = lead && (err as { constraint_name?: string }).constraint_name === 'customers_email' ? await emailHolder(sql, body.email) : undefined;
+        if (!raced) throw err;
+        await noticeAlreadyRegistered(c, raced, lead!);
+      }
+      return answer();
     },
   );
 
