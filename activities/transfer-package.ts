@@ -52,6 +52,9 @@ export interface PackageState {
   seq: number;
   persons: number;
   recordings: number;
+  /** Files and bytes written so far (the manifest's entries). */
+  files: number;
+  bytes: number;
   missingAudio: string[];
   done: boolean;
 }
@@ -65,6 +68,33 @@ export interface PackageProgress {
 }
 
 const END_OF_ARCHIVE = 1024;
+/** Audio up to this size is read whole; READ_AHEAD of them are read while the writer works (≤ 8 MiB). */
+const WHOLE_FILE_MAX = 256 * 1024;
+const READ_AHEAD = 32;
+const WRITE_BUFFER = 4 * 1024 * 1024;
+
+/**
+ * Starts reading at once — up to `width` reads ahead — and yields each item with the result of
+ * `read(item)`, or the Error it failed with, in order.
+ */
+function readAhead<T, R>(items: T[], width: number, read: (item: T) => Promise<R>): AsyncIterable<[T, R | Error]> {
+  const running: Promise<R | Error>[] = [];
+  let next = 0;
+  const fill = () => {
+    while (running.length < width && next < items.length) running.push(read(items[next++]!).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+  };
+  fill();
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (const item of items) {
+        const result = await running.shift()!;
+        fill();
+        yield [item, result] as [T, R | Error];
+      }
+    },
+  };
+}
+
 const TOPCALL = 'TopCall ApS, Axeltorv 8, 4700 Næstved, Danmark';
 export const packageFileKey = (transferId: string) => `transfers/${transferId}.tar`;
 const packageFile = (deps: PackageDeps, transferId: string) => path.join(deps.config.DATA_DIR, packageFileKey(transferId));
@@ -98,8 +128,10 @@ async function appendToTar(file: string, offset: number | null, add: (pack: Pack
   } else {
     await truncate(file, offset);
   }
-  const out = createWriteStream(file, offset === null ? { flags: 'w', mode: 0o600 } : { flags: 'r+', start: offset });
-  const pack = tarPack();
+  // Large buffers on both sides: many small entries go out in few writes (writev), instead of one
+  // thread-pool write per header and per file queueing behind the audio reads.
+  const out = createWriteStream(file, { ...(offset === null ? { flags: 'w', mode: 0o600 } : { flags: 'r+', start: offset }), highWaterMark: WRITE_BUFFER });
+  const pack = tarPack({ highWaterMark: WRITE_BUFFER });
   const written = pipeline(pack, out);
   try {
     await add(pack);
@@ -158,10 +190,7 @@ async function loadTransfer(sql: Sql, transferId: string): Promise<TransferForPa
   return t;
 }
 
-const progressOf = async (sql: Sql, transferId: string, state: PackageState): Promise<PackageProgress> => {
-  const [f] = await sql<{ files: number; bytes: string }[]>`select count(*)::int as files, coalesce(sum(bytes), 0)::text as bytes from transfer_files where transfer_id = ${transferId}`;
-  return { persons: state.persons, recordings: state.recordings, files: f!.files, bytes: Number(f!.bytes), done: state.done };
-};
+const progressOf = (state: PackageState): PackageProgress => ({ persons: state.persons, recordings: state.recordings, files: state.files, bytes: state.bytes, done: state.done });
 
 /**
  * Starts the tar with the data key wrapped for the acquirer and TopCall's public signing key.
@@ -169,7 +198,7 @@ const progressOf = async (sql: Sql, transferId: string, state: PackageState): Pr
  */
 export async function beginPackage(deps: PackageDeps, transferId: string): Promise<PackageProgress> {
   const t = await loadTransfer(deps.sql, transferId);
-  if (t.state) return progressOf(deps.sql, transferId, t.state);
+  if (t.state) return progressOf(t.state);
   const dataKey = await dataKeyFor(deps.sql, transferId);
   // RSA-OAEP is randomised: the wrapped key is made once and kept, so a rebuild writes the same key.json.
   const wrapped = t.wrapped ?? publicEncrypt({ key: t.acquirerPublicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey).toString('base64');
@@ -184,14 +213,27 @@ export async function beginPackage(deps: PackageDeps, transferId: string): Promi
   });
   const clients = await deps.sql<{ id: string }[]>`
     select distinct c.client_id as id from transfer_persons p join customers c on c.id = p.customer_id where p.transfer_id = ${transferId} order by 1`;
-  const state: PackageState = { offset, clientIds: clients.map((c) => c.id), clientIndex: 0, after: null, part: 0, seq: files.length, persons: 0, recordings: 0, missingAudio: [], done: clients.length === 0 };
+  const state: PackageState = {
+    offset,
+    clientIds: clients.map((c) => c.id),
+    clientIndex: 0,
+    after: null,
+    part: 0,
+    seq: files.length,
+    persons: 0,
+    recordings: 0,
+    files: files.length,
+    bytes: files.reduce((sum, f) => sum + f.data.length, 0),
+    missingAudio: [],
+    done: clients.length === 0,
+  };
   await deps.sql.begin(async (tx) => {
     await tx`delete from transfer_files where transfer_id = ${transferId}`;
     await tx`insert into transfer_files ${tx(files.map((f, seq) => ({ transfer_id: transferId, seq, path: f.path, bytes: f.data.length, sha256: createHash('sha256').update(f.data).digest('hex') })))}`;
     await tx`update transfers set package_state = ${tx.json(state as never)}, package_key_wrapped = ${wrapped}, package_started_at = coalesce(package_started_at, now()),
                package_file_key = ${packageFileKey(transferId)}, signer_key_sha256 = ${publicKeyFingerprint(publicKey)} where id = ${transferId}`;
   });
-  return progressOf(deps.sql, transferId, state);
+  return progressOf(state);
 }
 
 /**
@@ -202,7 +244,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
   const t = await loadTransfer(deps.sql, transferId);
   if (!t.state) throw new Error('the package has not been begun');
   const state: PackageState = { ...t.state, missingAudio: [...t.state.missingAudio] };
-  if (state.done) return progressOf(deps.sql, transferId, state);
+  if (state.done) return progressOf(state);
   const clientId = state.clientIds[state.clientIndex]!;
   const persons = (
     await deps.sql<{ id: string }[]>`
@@ -217,43 +259,58 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
     Object.assign(state, { clientIndex: state.clientIndex + 1, after: null, part: 0 });
     state.done = state.clientIndex >= state.clientIds.length;
     await deps.sql`update transfers set package_state = ${deps.sql.json(state as never)} where id = ${transferId}`;
-    return progressOf(deps.sql, transferId, state);
+    return progressOf(state);
   }
 
-  const dataKey = await dataKeyFor(deps.sql, transferId);
-  const part = String(state.part).padStart(5, '0');
-  const parts: { path: string; data: Buffer }[] = [];
-  for (const h of HANDOVER) {
-    const lines = await h.lines(deps.sql, persons, { id: transferId });
-    if (!lines.length) continue;
-    const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
-    parts.push({ path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) });
-  }
+  // The audio is read (a window ahead) while the JSON Lines are queried and encrypted.
   const audio = await deps.sql<{ id: string; key: string; sha256: string; bytes: string }[]>`
     select id, audio_key as key, audio_sha256 as sha256, audio_bytes::text as bytes from recordings
     where customer_id = any(${persons}::uuid[]) and status = 'retained' order by id`;
+  const reads = readAhead(audio, READ_AHEAD, (a) => (Number(a.bytes) <= WHOLE_FILE_MAX ? deps.store.read(a.key) : Promise.resolve(undefined)));
+  const dataKey = await dataKeyFor(deps.sql, transferId);
+  const part = String(state.part).padStart(5, '0');
+  const parts = (
+    await Promise.all(
+      HANDOVER.map(async (h) => {
+        const lines = await h.lines(deps.sql, persons, { id: transferId });
+        if (!lines.length) return undefined;
+        const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
+        return { path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) };
+      }),
+    )
+  ).filter((p) => p !== undefined);
 
   const files: { path: string; bytes: number; sha256: string }[] = [];
+  const addFile = async (pack: Pack, entryPath: string, data: Buffer) => {
+    await addBuffer(pack, entryPath, data);
+    files.push({ path: entryPath, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+  };
   const offset = await appendToTar(packageFile(deps, transferId), state.offset, async (pack) => {
-    for (const p of parts) {
-      await addBuffer(pack, p.path, p.data);
-      files.push({ path: p.path, bytes: p.data.length, sha256: createHash('sha256').update(p.data).digest('hex') });
-    }
+    for (const p of parts) await addFile(pack, p.path, p.data);
+    // Short recordings arrive read whole; long ones are streamed, so memory stays at the read-ahead window.
     let n = 0;
-    for (const a of audio) {
+    for await (const [a, whole] of reads) {
       const entryPath = `clients/${clientId}/audio/${a.id}.enc`;
-      let source: Readable;
-      try {
-        source = await deps.store.open(a.key);
-      } catch {
+      if (whole instanceof Error) {
         // Retained but its audio is gone: listed in the manifest instead of failing the handover.
         if (!state.missingAudio.includes(a.id)) state.missingAudio.push(a.id);
         continue;
       }
-      const size = Number(a.bytes) + ENCRYPTION_OVERHEAD;
-      const hash = createHash('sha256');
-      await addStream(pack, entryPath, size, encrypted(source, encryptingStream(dataKey, entryPath, a.sha256)), hash);
-      files.push({ path: entryPath, bytes: size, sha256: hash.digest('hex') });
+      if (whole) {
+        await addFile(pack, entryPath, encryptFile(dataKey, entryPath, whole, a.sha256));
+      } else {
+        let source: Readable;
+        try {
+          source = await deps.store.open(a.key);
+        } catch {
+          if (!state.missingAudio.includes(a.id)) state.missingAudio.push(a.id);
+          continue;
+        }
+        const size = Number(a.bytes) + ENCRYPTION_OVERHEAD;
+        const hash = createHash('sha256');
+        await addStream(pack, entryPath, size, encrypted(source, encryptingStream(dataKey, entryPath, a.sha256)), hash);
+        files.push({ path: entryPath, bytes: size, sha256: hash.digest('hex') });
+      }
       if (++n % 200 === 0) heartbeat({ clientIndex: state.clientIndex, after: state.after, audio: n });
     }
   });
@@ -266,17 +323,22 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
     seq: state.seq + files.length,
     persons: state.persons + persons.length,
     recordings: state.recordings + audio.length,
+    files: state.files + files.length,
+    bytes: state.bytes + files.reduce((sum, f) => sum + f.bytes, 0),
   };
   await deps.sql.begin(async (tx) => {
     if (files.length) {
-      await tx`insert into transfer_files ${tx(files.map((f, i) => ({ transfer_id: transferId, seq: state.seq + i, path: f.path, bytes: f.bytes, sha256: f.sha256 })))}
-               on conflict (transfer_id, seq) do update set path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`;
+      // Arrays, not one parameter per value: a thousand files are four parameters.
+      await tx`
+        insert into transfer_files (transfer_id, seq, path, bytes, sha256)
+        select ${transferId}, * from unnest(${files.map((_, i) => state.seq + i)}::int[], ${files.map((f) => f.path)}::text[], ${files.map((f) => f.bytes)}::bigint[], ${files.map((f) => f.sha256)}::text[])
+        on conflict (transfer_id, seq) do update set path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`;
     }
     await tx`update transfer_persons set handed_over = true where transfer_id = ${transferId} and customer_id = any(${persons}::uuid[])`;
     await tx`update transfers set package_state = ${tx.json(next as never)} where id = ${transferId}`;
   });
   heartbeat({ clientIndex: next.clientIndex, after: next.after });
-  return progressOf(deps.sql, transferId, next);
+  return progressOf(next);
 }
 
 /** Writes a JSON array from rows read in pages, so a manifest of any size needs no more memory than a page. */

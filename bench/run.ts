@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const all = ['retention', 'policy-notices', 'intake'];
+const all = ['retention', 'policy-notices', 'intake', 'transfer'];
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of chosen.length ? chosen : all) {
   if (!all.includes(name)) {

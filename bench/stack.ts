@@ -99,7 +99,9 @@ export async function spawnBenchWorker(env: Record<string, string>): Promise<Ben
     });
     child.once('exit', (code) => reject(new Error(`worker exited (${code})`)));
   });
-  child.stdout!.resume();
+  // BENCH_WORKER_LOG=1 shows the worker's log (on stderr) when a benchmark needs explaining.
+  if (process.env.BENCH_WORKER_LOG) child.stdout!.pipe(process.stderr);
+  else child.stdout!.resume();
   // Idle: start-up done (connections, Schedules, the bundle loaded into its context), no task yet.
   // V8 gives start-up garbage back some 30 s after the start (183 → 147 MiB measured), so that long.
   await new Promise((r) => setTimeout(r, 30_000));

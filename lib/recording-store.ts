@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import { Transform, type Readable } from 'node:stream';
@@ -14,6 +14,8 @@ export interface RecordingStore {
   /** Streams audio to a staging area, hashing it; nothing is visible under `key` until commit. */
   stage(audio: Readable, options?: { maxBytes?: number }): Promise<StagedAudio>;
   open(key: string): Promise<Readable>;
+  /** A whole (small) file in one read: for callers that handle many short recordings at once. */
+  read(key: string): Promise<Buffer>;
   /** Idempotent: deleting what is already gone succeeds. */
   delete(key: string): Promise<void>;
   exists(key: string): Promise<boolean>;
@@ -93,6 +95,7 @@ export function createFileRecordingStore(root: string): RecordingStore {
       await stat(file);
       return createReadStream(file);
     },
+    read: (key) => readFile(fileOf(key)),
     async delete(key) {
       try {
         await unlink(fileOf(key));

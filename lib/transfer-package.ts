@@ -77,9 +77,12 @@ export function fileIv(dataKey: Buffer, entryPath: string, plaintextSha256: stri
   return createHmac('sha256', dataKey).update(`${entryPath}\0${plaintextSha256}`).digest().subarray(0, IV_BYTES);
 }
 
-/** Encrypts a whole (bounded) buffer into `iv ‖ ciphertext ‖ tag`. */
-export function encryptFile(dataKey: Buffer, entryPath: string, plaintext: Buffer): Buffer {
-  const iv = fileIv(dataKey, entryPath, sha256Hex(plaintext));
+/**
+ * Encrypts a whole (bounded) buffer into `iv ‖ ciphertext ‖ tag`. `plaintextSha256` may be given
+ * when it is known (audio, hashed at ingest), so a file gets the same iv whether it is streamed or read whole.
+ */
+export function encryptFile(dataKey: Buffer, entryPath: string, plaintext: Buffer, plaintextSha256 = sha256Hex(plaintext)): Buffer {
+  const iv = fileIv(dataKey, entryPath, plaintextSha256);
   const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
   return Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
 }

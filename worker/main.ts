@@ -89,7 +89,8 @@ log.info({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMP
 if (process.env.EXIT_WITH_PARENT === '1') {
   // Tests and benchmarks run workers as children: when the parent goes, so does the worker.
   // unref: the pipe must not keep the process alive once the worker has stopped.
-  (process.stdin.on('end', () => worker.shutdown()).resume() as unknown as { unref(): void }).unref();
+  // (A worker already stopping on SIGTERM is left to finish.)
+  (process.stdin.on('end', () => worker.getState() === 'RUNNING' && worker.shutdown()).resume() as unknown as { unref(): void }).unref();
 }
 // The SDK runtime turns SIGINT/SIGTERM into worker.shutdown(): running activities get the grace time.
 await worker.run();

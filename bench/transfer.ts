@@ -1,0 +1,220 @@
+/**
+ * bench/transfer: the business-transfer package built by its workflow against a plain export.
+ *
+ *   npm run bench -- transfer            (BENCH_PERSONS=100000, one recording each, audio 256 bytes)
+ *
+ * 1. The workflow: `transferPackage` on the real (compiled) worker process packages every
+ *    person — JSON Lines per client and category from the personal-data map, each recording's
+ *    audio, every file AES-256-GCM, a signed manifest — in resumable, heartbeated batches,
+ *    continuing as new so its history stays bounded.
+ * 2. The baseline, on the same data: per client and category one `COPY (select row_to_json …)
+ *    TO STDOUT` streamed through the same cipher into a file, and the same audio files read (32
+ *    ahead, as the workflow does) and encrypted the same way into one file — no batches, no tar,
+ *    no fsync, no manifest, no signature, no workflow.
+ *
+ * Prints both rates, their ratio (aim ≥ 0.7), the worker's resident memory before and at its
+ * peak during the build (aim: growth ≤ 100 MiB), and the runs and history length of the workflow.
+ */
+import { createCipheriv, createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createSql } from '../db/index';
+import { openBenchStack, spawnBenchWorker, fmt, type BenchStack } from './stack';
+import { audioKeyFor } from '../lib/recording-store';
+import { verifyTransferPackage } from '../lib/verify-transfer';
+import { packageFileKey } from '../activities/transfer-package';
+import { transferPackageWorkflowId } from '../workflows/ids';
+import type { transferPackage } from '../workflows/transfer-package';
+
+const PERSONS = Number(process.env.BENCH_PERSONS ?? 100_000);
+const CLIENTS = 4;
+const AUDIO_BYTES = 256;
+
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => { while (next < items.length) await fn(items[next++]!); }));
+}
+
+/** Persons (with a second address each), one recording each with its audio on disk, and a transfer of all of them at its handover. */
+export async function seed(b: BenchStack, publicKey: string): Promise<{ transferId: string; clientIds: string[] }> {
+  const clientIds: string[] = [];
+  for (let c = 0; c < CLIENTS; c++) {
+    const [client] = await b.sql<{ id: string }[]>`insert into clients (name) values (${`Bench ${c} ApS`}) returning id`;
+    clientIds.push(client!.id);
+    await b.sql`
+      insert into customers (id, client_id, email, name, provided_by, provided_by_kind, locale, marketing_emails)
+      select gen_random_uuid(), ${client!.id}, 'person-' || ${c} || '-' || g || '@kunde.test', 'Person ' || g, 'Bench ApS (klient / client)', 'client', 'da', g % 3 <> 0
+      from generate_series(1, ${PERSONS / CLIENTS}) g`;
+  }
+  const audio = Buffer.alloc(AUDIO_BYTES, 7);
+  const sha = createHash('sha256').update(audio).digest('hex');
+  const ids = (
+    await b.sql<{ id: string }[]>`
+      with r as (select gen_random_uuid() as id, client_id, id as customer_id, row_number() over () as n from customers)
+      insert into recordings (id, client_id, customer_id, caller_number, recorded_at, duration_seconds, delete_after, audio_key, audio_sha256, audio_bytes, content_type)
+      select id, client_id, customer_id, '+4520' || lpad(n::text, 6, '0'), now() - interval '1 day', 60, now() + interval '80 days',
+             substr(id::text, 1, 2) || '/' || id::text || '.audio', ${sha}, ${AUDIO_BYTES}, 'audio/wav'
+      from r
+      returning id`
+  ).map((r) => r.id);
+  const root = path.join(b.dataDir, 'recordings');
+  await eachLimited(ids, 32, async (id) => {
+    const file = path.join(root, audioKeyFor(id));
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, audio);
+  });
+  const transferId = randomUUID();
+  await b.sql`
+    insert into transfers (id, acquirer_name, acquirer_email, acquirer_public_key, scope, legal_basis, handover_at, after_handover, created_by, status, inventory, excluded)
+    values (${transferId}, 'Opkøber A/S', 'data@opkoeber.test', ${publicKey}, ${b.sql.json({ all: true })}, 'acquisition', now(), 'keep', ${randomUUID()}, 'packaging', '[]', '[]')`;
+  await b.sql`insert into transfer_persons (transfer_id, customer_id) select ${transferId}, id from customers`;
+  await b.sql`vacuum analyze`;
+  return { transferId, clientIds };
+}
+
+/** AES-256-GCM over a stream: iv first, tag last (the package's file format). */
+function gcm(key: Buffer): Transform {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  let first = true;
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      if (first) {
+        this.push(iv);
+        first = false;
+      }
+      done(null, cipher.update(chunk));
+    },
+    flush(done) {
+      this.push(cipher.final());
+      done(null, cipher.getAuthTag());
+    },
+  });
+}
+
+/** The baseline: COPY … TO STDOUT per client and category through the cipher into a file, then the audio. */
+export async function plainExport(b: BenchStack, clientIds: string[], out: string): Promise<{ seconds: number; jsonSeconds: number; bytes: number }> {
+  await mkdir(out, { recursive: true });
+  const key = randomBytes(32);
+  const started = performance.now();
+  // COPY takes no parameters: the client id (a uuid from our own insert) is checked and written in.
+  const categories = (clientId: string) => {
+    if (!/^[0-9a-f-]{36}$/.test(clientId)) throw new Error('not a uuid');
+    // A connection per COPY, closed after it: postgres.js can leave a connection's socket paused after
+    // a COPY stream under backpressure, and the next query on it would wait for ever.
+    const copy = (select: string) => async () => {
+      const conn = createSql(b.env.DATABASE_URL!, { max: 1 });
+      const stream = await conn.unsafe(`copy (select row_to_json(x) from (${select}) x) to stdout`).readable();
+      stream.once('close', () => void conn.end({ timeout: 1 }));
+      return stream;
+    };
+    return {
+      persons: copy(`select id, email, name, locale, created_at, marketing_emails, objected_to_processing, provided_by, provided_by_kind, provided_via, provided_at
+                     from customers where client_id = '${clientId}' order by id`),
+      email_addresses: copy(`select e.customer_id, e.email, e.since from customer_emails e join customers c on c.id = e.customer_id
+                     where c.client_id = '${clientId}' order by e.customer_id, e.since, e.email`),
+      recordings: copy(`select r.id, r.customer_id, r.caller_number, r.recorded_at, r.duration_seconds, r.delete_after, r.content_type, r.audio_sha256,
+                     exists (select 1 from recording_holds h where h.recording_id = r.id and h.released_at is null) as held
+                     from recordings r join customers c on c.id = r.customer_id where c.client_id = '${clientId}' and r.status = 'retained' order by r.customer_id, r.id`),
+    };
+  };
+  for (const clientId of clientIds) {
+    for (const [name, query] of Object.entries(categories(clientId))) {
+      await pipeline(await query(), gcm(key), createWriteStream(path.join(out, `${clientId}-${name}.jsonl.enc`)));
+    }
+  }
+  const jsonSeconds = (performance.now() - started) / 1000;
+  const root = path.join(b.dataDir, 'recordings');
+  const audioOut = createWriteStream(path.join(out, 'audio.enc'));
+  for (const clientId of clientIds) {
+    const rows = await b.sql<{ key: string }[]>`select r.audio_key as key from recordings r join customers c on c.id = r.customer_id where c.client_id = ${clientId} and r.status = 'retained' order by r.customer_id, r.id`;
+    // 32 reads ahead of the writer, as the workflow does: a plain loop, not a naive one.
+    const reads: Promise<Buffer>[] = [];
+    let next = 0;
+    const fill = () => {
+      while (reads.length < 32 && next < rows.length) reads.push(readFile(path.join(root, rows[next++]!.key)));
+    };
+    fill();
+    for (let i = 0; i < rows.length; i++) {
+      const audio = await reads.shift()!;
+      fill();
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const data = Buffer.concat([iv, cipher.update(audio), cipher.final(), cipher.getAuthTag()]);
+      if (!audioOut.write(data)) await new Promise<void>((resolve) => audioOut.once('drain', () => resolve()));
+    }
+  }
+  await new Promise<void>((resolve, reject) => audioOut.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  const seconds = (performance.now() - started) / 1000;
+  let bytes = 0;
+  for (const f of [...clientIds.flatMap((c) => ['persons', 'email_addresses', 'recordings'].map((n) => `${c}-${n}.jsonl.enc`)), 'audio.enc']) bytes += (await stat(path.join(out, f))).size;
+  return { seconds, jsonSeconds, bytes };
+}
+
+async function main() {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 3072, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+  const b = await openBenchStack();
+  const worker = await spawnBenchWorker(b.env);
+  try {
+    console.log(`bench/transfer — ${fmt(PERSONS)} persons in ${CLIENTS} clients, ${fmt(PERSONS)} recordings (audio ${AUDIO_BYTES} bytes each)`);
+    const seeded = await seed(b, publicKey);
+
+    // 1. the workflow
+    const rssBefore = await worker.rssMiB();
+    await worker.resetPeak();
+    const started = performance.now();
+    const handle = await b.client.workflow.start<typeof transferPackage>('transferPackage', {
+      workflowId: transferPackageWorkflowId(seeded.transferId),
+      taskQueue: b.env.TEMPORAL_TASK_QUEUE!,
+      args: [{ transferId: seeded.transferId }],
+    });
+    const watch = setInterval(() => {
+      if (!process.env.BENCH_DEBUG) return;
+      void handle.describe().then(
+        (d) => console.error(`  … ${d.status.name}, ${JSON.stringify(d.raw.pendingActivities?.map((a) => [a.activityType?.name, a.attempt, a.lastFailure?.message]))}`),
+        (e: Error) => console.error(`  … ${e.message}`),
+      );
+    }, 5_000);
+    const sealed = await handle.result().finally(() => clearInterval(watch));
+    const seconds = (performance.now() - started) / 1000;
+    const peak = await worker.peakRssMiB();
+    const tar = path.join(b.dataDir, packageFileKey(seeded.transferId));
+    const bytes = (await stat(tar)).size;
+
+    // Its history: every run of the workflow id, and the longest.
+    let runs = 0;
+    let longest = 0;
+    for await (const run of b.client.workflow.list({ query: `WorkflowId = "${transferPackageWorkflowId(seeded.transferId)}"` })) {
+      runs += 1;
+      longest = Math.max(longest, run.historyLength);
+    }
+
+    // 2. the baseline
+    const plainDir = path.join(b.dataDir, 'plain');
+    const plain = await plainExport(b, seeded.clientIds, plainDir);
+    await rm(plainDir, { recursive: true, force: true });
+
+    const rate = PERSONS / seconds;
+    const plainRate = PERSONS / plain.seconds;
+    console.log(`  transferPackage workflow  ${fmt(PERSONS)} persons in ${fmt(seconds, 2)} s = ${fmt(rate)} persons/s, ${fmt(sealed.files)} files, ${fmt(bytes / 1048576, 1)} MiB (batches, manifest, signature)`);
+    console.log(`  plain COPY + encrypt      ${fmt(PERSONS)} persons in ${fmt(plain.seconds, 2)} s = ${fmt(plainRate)} persons/s (JSON Lines ${fmt(plain.jsonSeconds, 2)} s, audio ${fmt(plain.seconds - plain.jsonSeconds, 2)} s), ${fmt(plain.bytes / 1048576, 1)} MiB (baseline)`);
+    console.log(`  ratio workflow/plain      ${fmt(rate / plainRate, 2)}  (aim ≥ 0.7)`);
+    console.log(`  worker RSS                ${fmt(worker.idleRssMiB, 1)} MiB idle, ${fmt(rssBefore, 1)} MiB before the build, peak ${fmt(peak, 1)} MiB during it: growth ${fmt(peak - rssBefore, 1)} MiB (aim ≤ 100)`);
+    console.log(`  history                   ${runs} run(s) (continue-as-new), longest ${fmt(longest)} events`);
+
+    // The package is what the acquirer can check (outside the timing).
+    const checked = performance.now();
+    const report = await verifyTransferPackage(tar, { privateKeyPem: privateKey });
+    if (!report.ok || report.manifestSha256 !== sealed.manifestSha256) throw new Error(`the package does not verify: ${JSON.stringify(report.problems.slice(0, 5))}`);
+    console.log(`  verify-transfer           OK: ${fmt(report.files)} files, ${fmt(report.decrypted)} decrypted, in ${fmt((performance.now() - checked) / 1000, 2)} s`);
+  } finally {
+    await worker.stop();
+    await b.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
