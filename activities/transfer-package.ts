@@ -1,13 +1,12 @@
 import { constants, createHash, createHmac, publicEncrypt } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { pack as tarPack, type Pack } from 'tar-stream';
 import type { Sql } from '../db/index';
 import { PLACES } from '../db/personal-data';
 import type { RecordingStore } from '../lib/recording-store';
+import { TarAppender } from '../lib/tar-writer';
 import {
   ENCRYPTION_OVERHEAD,
   encryptFile,
@@ -71,7 +70,6 @@ const END_OF_ARCHIVE = 1024;
 /** Audio up to this size is read whole; READ_AHEAD of them are read while the writer works (≤ 8 MiB). */
 const WHOLE_FILE_MAX = 256 * 1024;
 const READ_AHEAD = 32;
-const WRITE_BUFFER = 4 * 1024 * 1024;
 
 /**
  * Starts reading at once — up to `width` reads ahead — and yields each item with the result of
@@ -121,51 +119,16 @@ const header = (name: string, size: number) => ({ name, size, mode: 0o600, mtime
  * and closes it with the end-of-archive marker, so the file is a valid tar after every batch.
  * Returns the new offset (where the marker starts).
  */
-async function appendToTar(file: string, offset: number | null, add: (pack: Pack) => Promise<void>): Promise<number> {
+async function appendToTar(file: string, offset: number | null, add: (tar: TarAppender) => Promise<void>): Promise<number> {
   await mkdir(path.dirname(file), { recursive: true });
-  if (offset === null) {
-    await rm(file, { force: true });
-  } else {
-    await truncate(file, offset);
-  }
-  // Large buffers on both sides: many small entries go out in few writes (writev), instead of one
-  // thread-pool write per header and per file queueing behind the audio reads.
-  const out = createWriteStream(file, { ...(offset === null ? { flags: 'w', mode: 0o600 } : { flags: 'r+', start: offset }), highWaterMark: WRITE_BUFFER });
-  const pack = tarPack({ highWaterMark: WRITE_BUFFER });
-  const written = pipeline(pack, out);
+  const tar = await TarAppender.open(file, offset, ENTRY_MTIME);
   try {
-    await add(pack);
-    pack.finalize();
+    await add(tar);
   } catch (err) {
-    pack.destroy(err as Error);
-    await written.catch(() => undefined);
+    await tar.abandon();
     throw err;
   }
-  await written;
-  const fh = await open(file, 'r+');
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  return (await stat(file)).size - END_OF_ARCHIVE;
-}
-
-const addBuffer = (pack: Pack, name: string, data: Buffer) =>
-  new Promise<void>((resolve, reject) => pack.entry(header(name, data.length), data, (err) => (err ? reject(err) : resolve())));
-
-/** Streams `source` into an entry of exactly `size` bytes, hashing what goes in. */
-async function addStream(pack: Pack, name: string, size: number, source: Readable, hash: ReturnType<typeof createHash>): Promise<void> {
-  let entry!: ReturnType<Pack['entry']>;
-  const done = new Promise<void>((resolve, reject) => {
-    entry = pack.entry(header(name, size), (err) => (err ? reject(err) : resolve()));
-  });
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    if (!entry.write(chunk)) await new Promise<void>((resolve) => entry.once('drain', () => resolve()));
-  }
-  entry.end(undefined);
-  await done;
+  return tar.close();
 }
 
 /** The audio through the cipher; an error reading the audio fails the cipher stream too. */
@@ -208,11 +171,11 @@ export async function beginPackage(deps: PackageDeps, transferId: string): Promi
     { path: KEY_ENTRY, data: Buffer.from(`${JSON.stringify(keyEntry, null, 1)}\n`) },
     { path: SIGNER_ENTRY, data: Buffer.from(publicKey.export({ type: 'spki', format: 'pem' }) as string) },
   ];
-  const offset = await appendToTar(packageFile(deps, transferId), null, async (pack) => {
-    for (const f of files) await addBuffer(pack, f.path, f.data);
+  const offset = await appendToTar(packageFile(deps, transferId), null, async (tar) => {
+    for (const f of files) await tar.add(f.path, f.data);
   });
   const clients = await deps.sql<{ id: string }[]>`
-    select distinct c.client_id as id from transfer_persons p join customers c on c.id = p.customer_id where p.transfer_id = ${transferId} order by 1`;
+    select distinct client_id as id from transfer_persons where transfer_id = ${transferId} order by 1`;
   const state: PackageState = {
     offset,
     clientIds: clients.map((c) => c.id),
@@ -249,7 +212,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
   const persons = (
     await deps.sql<{ id: string }[]>`
       select p.customer_id as id from transfer_persons p join customers c on c.id = p.customer_id
-      where p.transfer_id = ${transferId} and c.client_id = ${clientId} and c.status = 'active' and not c.processing_restricted
+      where p.transfer_id = ${transferId} and p.client_id = ${clientId} and c.status = 'active' and not c.processing_restricted
         ${state.after ? deps.sql`and p.customer_id > ${state.after}` : deps.sql``}
       order by p.customer_id limit ${batchSize}`
   ).map((r) => r.id);
@@ -281,12 +244,12 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
   ).filter((p) => p !== undefined);
 
   const files: { path: string; bytes: number; sha256: string }[] = [];
-  const addFile = async (pack: Pack, entryPath: string, data: Buffer) => {
-    await addBuffer(pack, entryPath, data);
+  const addFile = async (tar: TarAppender, entryPath: string, data: Buffer) => {
+    await tar.add(entryPath, data);
     files.push({ path: entryPath, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') });
   };
-  const offset = await appendToTar(packageFile(deps, transferId), state.offset, async (pack) => {
-    for (const p of parts) await addFile(pack, p.path, p.data);
+  const offset = await appendToTar(packageFile(deps, transferId), state.offset, async (tar) => {
+    for (const p of parts) await addFile(tar, p.path, p.data);
     // Short recordings arrive read whole; long ones are streamed, so memory stays at the read-ahead window.
     let n = 0;
     for await (const [a, whole] of reads) {
@@ -297,7 +260,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
         continue;
       }
       if (whole) {
-        await addFile(pack, entryPath, encryptFile(dataKey, entryPath, whole, a.sha256));
+        await addFile(tar, entryPath, encryptFile(dataKey, entryPath, whole, a.sha256));
       } else {
         let source: Readable;
         try {
@@ -308,7 +271,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
         }
         const size = Number(a.bytes) + ENCRYPTION_OVERHEAD;
         const hash = createHash('sha256');
-        await addStream(pack, entryPath, size, encrypted(source, encryptingStream(dataKey, entryPath, a.sha256)), hash);
+        await tar.addStream(entryPath, size, encrypted(source, encryptingStream(dataKey, entryPath, a.sha256)), (chunk) => hash.update(chunk));
         files.push({ path: entryPath, bytes: size, sha256: hash.digest('hex') });
       }
       if (++n % 200 === 0) heartbeat({ clientIndex: state.clientIndex, after: state.after, audio: n });
@@ -435,9 +398,9 @@ export async function writeManifest(deps: PackageDeps, transferId: string): Prom
   const manifestSha256 = hash.digest('hex');
   const signature = Buffer.from(`${JSON.stringify(signManifest(manifestSha256, (await transferSigningKey(deps.sql)).privateKey), null, 1)}\n`);
   const [count] = await deps.sql<{ n: number }[]>`select count(*)::int as n from transfer_files where transfer_id = ${transferId}`;
-  const end = await appendToTar(packageFile(deps, transferId), state.offset, async (pack) => {
-    await addStream(pack, MANIFEST_ENTRY, bytes, createReadStream(temp), createHash('sha256'));
-    await addBuffer(pack, SIGNATURE_ENTRY, signature);
+  const end = await appendToTar(packageFile(deps, transferId), state.offset, async (tar) => {
+    await tar.addStream(MANIFEST_ENTRY, bytes, createReadStream(temp));
+    await tar.add(SIGNATURE_ENTRY, signature);
   });
   await rm(temp, { force: true });
   return { manifestSha256, bytes: end + END_OF_ARCHIVE, files: count!.n };

@@ -164,8 +164,8 @@ export function createTransferActivities(deps: TransferDeps) {
           const [restricted] = await tx<{ n: number }[]>`select count(*)::int as n from customers where client_id = ${c.id} and status = 'active' and processing_restricted`;
           if (restricted!.n) excluded.push({ clientId: c.id, reason: 'processing_restricted: persons who restricted processing (GDPR Art. 18)', persons: restricted!.n });
           await tx`
-            insert into transfer_persons (transfer_id, customer_id)
-            select ${t.id}, id from customers where client_id = ${c.id} and status = 'active' and not processing_restricted
+            insert into transfer_persons (transfer_id, customer_id, client_id)
+            select ${t.id}, id, client_id from customers where client_id = ${c.id} and status = 'active' and not processing_restricted
             on conflict do nothing`;
           const [counts] = await tx<{ persons: number; recordings: number; callMessages: number; requests: number }[]>`
             select (select count(*)::int from transfer_persons p join customers cu on cu.id = p.customer_id where p.transfer_id = ${t.id} and cu.client_id = ${c.id}) as persons,
@@ -214,8 +214,13 @@ export function createTransferActivities(deps: TransferDeps) {
       return beginPackage(packageDeps, input.transferId);
     },
 
-    async packageTransferBatch(input: { transferId: string; batchSize: number }): Promise<PackageProgress> {
-      return appendBatch(packageDeps, input.transferId, input.batchSize, (details) => Context.current().heartbeat(details));
+    /** Batches for up to `maxMs` (at least one): each commits on its own, so a retry resumes at the last one. */
+    async packageTransferBatch(input: { transferId: string; batchSize: number; maxMs?: number }): Promise<PackageProgress> {
+      const until = Date.now() + (input.maxMs ?? 0);
+      let progress: PackageProgress;
+      do progress = await appendBatch(packageDeps, input.transferId, input.batchSize, (details) => Context.current().heartbeat(details));
+      while (!progress.done && Date.now() < until);
+      return progress;
     },
 
     /**

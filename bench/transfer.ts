@@ -17,14 +17,14 @@
  */
 import { createCipheriv, createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createSql } from '../db/index';
 import { openBenchStack, spawnBenchWorker, fmt, type BenchStack } from './stack';
-import { audioKeyFor } from '../lib/recording-store';
+import { audioKeyFor, recordingStoreFor } from '../lib/recording-store';
 import { verifyTransferPackage } from '../lib/verify-transfer';
 import { packageFileKey } from '../activities/transfer-package';
 import { transferPackageWorkflowId } from '../workflows/ids';
@@ -71,7 +71,7 @@ export async function seed(b: BenchStack, publicKey: string): Promise<{ transfer
   await b.sql`
     insert into transfers (id, acquirer_name, acquirer_email, acquirer_public_key, scope, legal_basis, handover_at, after_handover, created_by, status, inventory, excluded)
     values (${transferId}, 'Opkøber A/S', 'data@opkoeber.test', ${publicKey}, ${b.sql.json({ all: true })}, 'acquisition', now(), 'keep', ${randomUUID()}, 'packaging', '[]', '[]')`;
-  await b.sql`insert into transfer_persons (transfer_id, customer_id) select ${transferId}, id from customers`;
+  await b.sql`insert into transfer_persons (transfer_id, customer_id, client_id) select ${transferId}, id, client_id from customers`;
   await b.sql`vacuum analyze`;
   return { transferId, clientIds };
 }
@@ -128,15 +128,15 @@ export async function plainExport(b: BenchStack, clientIds: string[], out: strin
     }
   }
   const jsonSeconds = (performance.now() - started) / 1000;
-  const root = path.join(b.dataDir, 'recordings');
+  // The same store the worker reads from (same read call), 32 reads ahead as the workflow does.
+  const store = recordingStoreFor(b.dataDir);
   const audioOut = createWriteStream(path.join(out, 'audio.enc'));
   for (const clientId of clientIds) {
     const rows = await b.sql<{ key: string }[]>`select r.audio_key as key from recordings r join customers c on c.id = r.customer_id where c.client_id = ${clientId} and r.status = 'retained' order by r.customer_id, r.id`;
-    // 32 reads ahead of the writer, as the workflow does: a plain loop, not a naive one.
     const reads: Promise<Buffer>[] = [];
     let next = 0;
     const fill = () => {
-      while (reads.length < 32 && next < rows.length) reads.push(readFile(path.join(root, rows[next++]!.key)));
+      while (reads.length < 32 && next < rows.length) reads.push(store.read(rows[next++]!.key));
     };
     fill();
     for (let i = 0; i < rows.length; i++) {
@@ -170,7 +170,7 @@ async function main() {
     const handle = await b.client.workflow.start<typeof transferPackage>('transferPackage', {
       workflowId: transferPackageWorkflowId(seeded.transferId),
       taskQueue: b.env.TEMPORAL_TASK_QUEUE!,
-      args: [{ transferId: seeded.transferId }],
+      args: [{ transferId: seeded.transferId, ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}) }],
     });
     const watch = setInterval(() => {
       if (!process.env.BENCH_DEBUG) return;

@@ -56,7 +56,7 @@ async function transferAtHandover(): Promise<{ id: string; persons: { id: string
   await s.sql`
     insert into transfers (id, acquirer_name, acquirer_email, acquirer_public_key, scope, legal_basis, handover_at, after_handover, created_by, status, inventory, excluded)
     values (${id}, 'Opkøber A/S', 'data@opkoeber.test', ${publicKey}, ${s.sql.json({ all: true })}, 'acquisition', now(), 'keep', ${randomUUID()}, 'packaging', '[]', '[]')`;
-  await s.sql`insert into transfer_persons (transfer_id, customer_id) select ${id}, unnest(${persons.map((p) => p.id)}::uuid[])`;
+  await s.sql`insert into transfer_persons (transfer_id, customer_id, client_id) select ${id}, unnest(${persons.map((p) => p.id)}::uuid[]), ${clientId}`;
   return { id, persons, recordings };
 }
 
@@ -68,7 +68,8 @@ describe('the transfer package when its worker is killed mid-build', () => {
       workflowId: transferPackageWorkflowId(t.id),
       taskQueue: s.config.TEMPORAL_TASK_QUEUE,
       // Small batches so the kill lands mid-build, few per run so it continues as new, and a short heartbeat timeout so the retry comes soon.
-      args: [{ transferId: t.id, batchSize: BATCH, batchesPerRun: 6, heartbeatTimeoutMs: 2_000 }],
+      // One batch per activity, too, so there are many.
+      args: [{ transferId: t.id, batchSize: BATCH, batchesPerRun: 6, activityMs: 0, heartbeatTimeoutMs: 2_000 }],
     });
     const midway = await waitFor(
       async () => {

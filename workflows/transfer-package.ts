@@ -7,6 +7,8 @@ export interface TransferPackageInput {
   batchSize?: number;
   /** Batches per run before continuing as new, so the history stays bounded for any package size. */
   batchesPerRun?: number;
+  /** How long one activity goes on with further batches (each committed on its own) before reporting back: fewer round trips. */
+  activityMs?: number;
   heartbeatTimeoutMs?: number;
 }
 
@@ -39,7 +41,7 @@ export async function transferPackage(input: TransferPackageInput): Promise<{ fi
     if (batches >= (input.batchesPerRun ?? 100) || workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof transferPackage>(input);
     }
-    progress = await packageTransferBatch({ transferId: input.transferId, batchSize: input.batchSize ?? 1000 });
+    progress = await packageTransferBatch({ transferId: input.transferId, batchSize: input.batchSize ?? 1000, maxMs: input.activityMs ?? 10_000 });
     batches += 1;
   }
   return sealTransferPackage({ transferId: input.transferId });

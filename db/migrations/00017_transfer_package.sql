@@ -20,8 +20,12 @@ alter table transfers
   add column outcome jsonb,
   add column disclosure_id uuid references disclosures (id);
 
--- Who of the inventory was actually packaged (a person erased or restricted since is not).
-alter table transfer_persons add column handed_over boolean not null default false;
+-- Who of the inventory was actually packaged (a person erased or restricted since is not), and
+-- their client, so the package reads a client's persons in id order straight off an index.
+alter table transfer_persons add column handed_over boolean not null default false, add column client_id uuid references clients (id);
+update transfer_persons p set client_id = c.client_id from customers c where c.id = p.customer_id;
+alter table transfer_persons alter column client_id set not null;
+create index transfer_persons_by_client on transfer_persons (transfer_id, client_id, customer_id);
 
 -- The manifest's file list, written batch by batch (paths hold client and recording ids only).
 create table transfer_files (
