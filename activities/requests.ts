@@ -1,4 +1,4 @@
-import { mkdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db, Sql, Tx } from '../db/index';
@@ -318,24 +318,49 @@ export function createRequestActivities(deps: RequestDeps) {
     return erasureContext({ store: deps.store, dataDir: deps.config.DATA_DIR }, { requestId: r.id, reason, workflowId: `request:${r.id}`, runId: r.id });
   }
 
+  /**
+   * Keeps an access export: one file per request (`exports/{requestId}.zip`) and its row, and
+   * nothing else on disk. The zip is written under a temporary name and moved into place inside
+   * the transaction that inserts the row, so an attempt cut off before its row commits (Postgres
+   * gone, the worker killed) leaves at most a file the next attempt replaces or removes, never a
+   * second copy of the person's data that no row, sweep or erasure knows about. Answers the id
+   * of the package that stands (an earlier attempt's, when one committed).
+   */
+  async function storeExport(requestId: string, zip: Uint8Array): Promise<string | undefined> {
+    const dir = path.join(deps.config.DATA_DIR, 'exports');
+    const fileKey = `exports/${requestId}.zip`;
+    const partial = `${requestId}.zip.partial-`;
+    await mkdir(dir, { recursive: true });
+    for (const stale of (await readdir(dir)).filter((f) => f.startsWith(partial))) await unlink(path.join(dir, stale)).catch(() => undefined);
+    const temp = path.join(dir, `${partial}${randomUUID()}`);
+    await writeFile(temp, zip, { mode: 0o600 });
+    try {
+      const id = randomUUID();
+      const stored = await deps.sql.begin(async (tx) => {
+        // A placeholder hash until the answer email mints the real link (nobody can hold this one).
+        const inserted = await tx`
+          insert into export_packages (id, request_id, token_hash, file_key, bytes, sha256, expires_at)
+          values (${id}, ${requestId}, ${hashToken(randomBytes(32).toString('hex'))}, ${fileKey}, ${zip.byteLength},
+                  ${createHash('sha256').update(zip).digest('hex')}, now() + interval '1 day')
+          on conflict (request_id) do nothing returning id`;
+        if (inserted.length) await rename(temp, path.join(deps.config.DATA_DIR, fileKey));
+        return inserted.length > 0;
+      });
+      if (stored) return id;
+      // An earlier attempt's package stands.
+      const [existing] = await deps.sql<{ id: string }[]>`select id from export_packages where request_id = ${requestId}`;
+      return existing?.id;
+    } finally {
+      await unlink(temp).catch(() => undefined); // gone already once moved into place
+    }
+  }
+
   async function execute(r: RequestRow): Promise<Record<string, unknown>> {
     switch (r.type) {
       case 'access': {
         const subject = await subjectOf(deps.sql, r);
         const { zip, categories } = await buildAccessExport(deps.sql, subject);
-        const id = randomUUID();
-        const fileKey = `exports/${id}.zip`;
-        const file = path.join(deps.config.DATA_DIR, fileKey);
-        await mkdir(path.dirname(file), { recursive: true });
-        await writeFile(file, zip, { mode: 0o600 });
-        // A placeholder hash until the answer email mints the real link (nobody can hold this one).
-        const inserted = await deps.sql`
-          insert into export_packages (id, request_id, token_hash, file_key, bytes, sha256, expires_at)
-          values (${id}, ${r.id}, ${hashToken(randomBytes(32).toString('hex'))}, ${fileKey}, ${zip.byteLength},
-                  ${createHash('sha256').update(zip).digest('hex')}, now() + interval '1 day')
-          on conflict (request_id) do nothing returning id`;
-        if (!inserted.length) await unlink(file).catch(() => undefined); // an earlier attempt's package stands
-        return { exportId: inserted.length ? id : undefined, categories };
+        return { exportId: await storeExport(r.id, zip), categories };
       }
       case 'rectification': {
         if (!r.customerId) return { changed: [], noAccount: true };

@@ -9,6 +9,12 @@ export interface DevServer {
   /** False when a server was already listening and is being reused. */
   started: boolean;
   stop(): Promise<void>;
+  /**
+   * SIGKILL to the server and its watchdog at once: a crash, not a shutdown (fault drills). With
+   * `dbFile`, a server started again on the same port and file picks up where this one died.
+   * Does nothing to a server this call did not start.
+   */
+  kill(): Promise<void>;
 }
 
 export interface DevServerOptions {
@@ -71,6 +77,13 @@ async function waitUntilServing(address: string, deadline: number, child?: Child
   throw new Error(`Temporal dev server at ${address} did not answer in time: ${String(lastError)}`);
 }
 
+async function waitUntilClosed(port: number, host: string, deadline: number): Promise<void> {
+  while (await isPortOpen(port, host)) {
+    if (Date.now() > deadline) throw new Error(`port ${port} still answers after the Temporal dev server was killed`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /**
  * Starts `temporal server start-dev` with the contract's search attributes registered, or
  * reuses a server already listening on the port (a second `npm start`).
@@ -83,7 +96,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
 
   if (await isPortOpen(options.port, host)) {
     await waitUntilServing(address, deadline);
-    return { address, uiUrl, started: false, stop: async () => {} };
+    return { address, uiUrl, started: false, stop: async () => {}, kill: async () => {} };
   }
 
   const args = [
@@ -127,6 +140,14 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     stop: () => {
       child.stdin?.end();
       return stopProcess(child, 10_000);
+    },
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      // detached: the watchdog shell leads its own process group, the server in it.
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+      await waitUntilClosed(options.port, host, Date.now() + 10_000);
     },
   };
 }

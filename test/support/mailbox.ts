@@ -2,9 +2,9 @@ import type { SinkMessage } from '../../scripts/mail-sink';
 import { stack } from './stack';
 import { waitFor } from './wait';
 
-/** Reads what the real SMTP sink received. */
-export async function messagesTo(address: string): Promise<SinkMessage[]> {
-  const res = await fetch(`${stack().mailSinkUrl}/api/messages?to=${encodeURIComponent(address)}`);
+/** Reads what the real SMTP sink received for `address` (a repeated Message-ID once; `raw`: every SMTP delivery). */
+export async function messagesTo(address: string, options: { raw?: boolean } = {}): Promise<SinkMessage[]> {
+  const res = await fetch(`${stack().mailSinkUrl}/api/messages?to=${encodeURIComponent(address)}${options.raw ? '&raw=1' : ''}`);
   return (await res.json()) as SinkMessage[];
 }
 
