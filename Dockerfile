@@ -10,8 +10,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# The postinstall step repairs postgres.js (see the script).
-COPY scripts/patch-postgres.mjs ./scripts/
+# The postinstall step applies patches/ (patch-package): postgres.js survives a Postgres restart.
+COPY patches ./patches
 RUN --mount=type=cache,target=/root/.npm \
     npm ci
 COPY tsconfig.json ./
@@ -28,7 +28,7 @@ RUN npm run build
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY scripts/patch-postgres.mjs ./scripts/
+COPY patches ./patches
 # No --ignore-scripts: package.json's allowScripts says which install scripts run (npm 11
 # reads it). The native packages (@temporalio/core-bridge, @node-rs/argon2, @swc/core) ship
 # their binaries in packages of their own and need no script.

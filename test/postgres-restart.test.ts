@@ -82,7 +82,7 @@ async function failedOnRefusal(workflowId: string, type: string): Promise<boolea
 describe('Postgres restarted under the request and sweep workflows', () => {
   it('the driver: a transaction cut off by a fast shutdown rejects, nothing throws outside it, and the pool answers once Postgres is back', async () => {
     // postgres.js 3.4.9 threw an uncaught TypeError here (ending the process) and then answered
-    // CONNECT_TIMEOUT for good; scripts/patch-postgres.mjs (postinstall) repairs it.
+    // CONNECT_TIMEOUT for good; patches/postgres+3.4.9.patch (patch-package, postinstall) repairs it.
     const sql = createSql(cluster.url('postgres'), { max: 2 });
     try {
       let release!: () => void;
