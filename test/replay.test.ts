@@ -27,24 +27,39 @@ describe('recorded workflow histories replay against the current code', async ()
   });
 });
 
+/** The same workflow code, bundled with every patch taken as applied and no marker written. */
+async function unpatchedBundle(): Promise<string> {
+  const shim = fileURLToPath(new URL('./support/unpatched-workflow.ts', import.meta.url));
+  const { code } = await bundleWorkflowCode({
+    workflowsPath,
+    webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as object), '@temporalio/workflow$': shim } } }),
+    logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never,
+  });
+  return code;
+}
+
+async function failuresWithoutPatches(histories: Awaited<ReturnType<typeof loadHistories>>): Promise<number> {
+  const results = Worker.runReplayHistories({ workflowBundle: { code: await unpatchedBundle() }, replayName: 'unpatched' }, histories.map((h) => ({ workflowId: h.workflowId, history: h.history })));
+  let failed = 0;
+  for await (const result of results) if (result.error) failed += 1;
+  return failed;
+}
+
 describe('a workflow change shipped without patched() is caught', () => {
   it('the decision change of issue 13, with its patch removed, no longer replays runs decided before it', { timeout: 120_000 }, async () => {
     // Runs decided under the old code (test/histories/kept/) executed the decision inside the update.
     const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/') && h.workflowType === 'accessRequest');
     expect(before.length, 'kept histories of requests decided before the change').toBeGreaterThan(0);
-    // The same workflow code, bundled with every patch taken as applied and no marker written.
-    const shim = fileURLToPath(new URL('./support/unpatched-workflow.ts', import.meta.url));
-    const { code } = await bundleWorkflowCode({
-      workflowsPath,
-      webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as object), '@temporalio/workflow$': shim } } }),
-      logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never,
-    });
-    const results = Worker.runReplayHistories({ workflowBundle: { code }, replayName: 'unpatched' }, before.map((h) => ({ workflowId: h.workflowId, history: h.history })));
-    let failed = 0;
-    for await (const result of results) if (result.error) failed += 1;
-    expect(failed, 'every old decided run fails to replay without the patch').toBe(before.length);
+    expect(await failuresWithoutPatches(before), 'every old decided run fails to replay without the patch').toBe(before.length);
+  });
+
+  it('the transfer package change of issue 10, with its patch removed, no longer replays transfers packaged before it', { timeout: 120_000 }, async () => {
+    // Runs packaged under the old code built the package in one activity; the new code starts the child workflow transferPackage.
+    const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/before-transfer-package-v2') && h.workflowType === 'businessTransfer');
+    expect(before.length, 'kept histories of transfers packaged before the change').toBeGreaterThan(0);
+    expect(await failuresWithoutPatches(before), 'every old packaged run fails to replay without the patch').toBe(before.length);
   });
 });
 
 /** Types added since the last recording; the recording script empties this. */
-const UNRECORDED_YET = new Set<string>(['transferPackage']);
+const UNRECORDED_YET = new Set<string>([]);
