@@ -211,9 +211,10 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
   const clientId = state.clientIds[state.clientIndex]!;
   const persons = (
     await deps.sql<{ id: string }[]>`
-      select p.customer_id as id from transfer_persons p join customers c on c.id = p.customer_id
-      where p.transfer_id = ${transferId} and p.client_id = ${clientId} and c.status = 'active' and not c.processing_restricted
-        ${state.after ? deps.sql`and p.customer_id > ${state.after}` : deps.sql``}
+      select p.customer_id as id from transfer_persons p
+      where p.transfer_id = ${transferId} and p.client_id = ${clientId} ${state.after ? deps.sql`and p.customer_id > ${state.after}` : deps.sql``}
+        -- (a join here read every customer for each batch; this walks the index and checks each person by key)
+        and exists (select 1 from customers c where c.id = p.customer_id and c.status = 'active' and not c.processing_restricted)
       order by p.customer_id limit ${batchSize}`
   ).map((r) => r.id);
 
