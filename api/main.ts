@@ -1,8 +1,7 @@
 import { serve } from '@hono/node-server';
-import { loadConfigOrExit } from '../lib/config';
+import { loadConfigOrExit, orExitOnConfigError } from '../lib/config';
 import { createLogger } from '../lib/log';
-import { temporalAddress } from '../lib/endpoints';
-import { createLazyClient } from '../lib/temporal';
+import { createLazyClient, temporalConnectionOptions } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { ensureBootstrapAdmin } from '../db/access-tokens';
 import { createApp } from './app';
@@ -10,6 +9,7 @@ import { recordingStoreFor } from '../lib/recording-store';
 
 const config = loadConfigOrExit();
 const log = createLogger('api', config.LOG_LEVEL);
+const temporalOptions = orExitOnConfigError(() => temporalConnectionOptions(config));
 
 const sql = await prepareDatabase(config.DATABASE_URL, log);
 const generated = await ensureBootstrapAdmin(sql, config.STAFF_BOOTSTRAP_TOKEN);
@@ -22,7 +22,7 @@ if (generated) {
 }
 
 // Lazy: the API starts and answers /readyz with 503 until Temporal is reachable.
-const temporal = createLazyClient(temporalAddress(config), config.TEMPORAL_NAMESPACE);
+const temporal = createLazyClient(temporalOptions, config.TEMPORAL_NAMESPACE);
 const store = recordingStoreFor(config.DATA_DIR);
 const app = createApp({ config, sql, temporal, store, log });
 

@@ -80,6 +80,15 @@ const urlWithProtocols = (protocols: string[], example: string) =>
       { message: `must be a URL such as ${example}` },
     );
 
+/** The settings that only mean something over TLS: any of them turns TLS on unless TEMPORAL_TLS says otherwise. */
+const TEMPORAL_TLS_SETTINGS = [
+  'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  'TEMPORAL_TLS_SERVER_NAME',
+  'TEMPORAL_API_KEY',
+] as const;
+
 const schema = z
   .object({
     PORT: port.default(3000),
@@ -90,6 +99,15 @@ const schema = z
       message: 'must be host:port, such as 127.0.0.1:7233',
     }),
     TEMPORAL_NAMESPACE: z.string().trim().min(1).default('default'),
+    // Issue 12: TLS, mTLS and API-key settings for every Temporal connection, under the names of
+    // Temporal's own environment configuration (the `temporal` CLI and the SDKs read the same).
+    // TEMPORAL_TLS unset: on when a certificate, a CA or an API key is given, off otherwise.
+    TEMPORAL_TLS: optionalString.pipe(flag.optional()),
+    TEMPORAL_TLS_SERVER_CA_CERT_PATH: optionalString,
+    TEMPORAL_TLS_CLIENT_CERT_PATH: optionalString,
+    TEMPORAL_TLS_CLIENT_KEY_PATH: optionalString,
+    TEMPORAL_TLS_SERVER_NAME: optionalString,
+    TEMPORAL_API_KEY: optionalString,
     TEMPORAL_TASK_QUEUE: z.string().trim().min(1).default('privacy-backoffice'),
     SMTP_URL: optionalString.pipe(
       urlWithProtocols(['smtp:', 'smtps:'], 'smtp://user:pass@host:587').optional(),
@@ -156,6 +174,16 @@ const schema = z
     WORKER_METRICS_ADDRESS: listenAddress.default('127.0.0.1:9464'),
   })
   .superRefine((c, ctx) => {
+    // mTLS takes a certificate and its key; TLS switched off cannot carry a credential.
+    const cert = c.TEMPORAL_TLS_CLIENT_CERT_PATH, key = c.TEMPORAL_TLS_CLIENT_KEY_PATH;
+    if (cert && !key) ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS_CLIENT_KEY_PATH'], message: 'must be set with TEMPORAL_TLS_CLIENT_CERT_PATH (the client certificate needs its key)' });
+    if (key && !cert) ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS_CLIENT_CERT_PATH'], message: 'must be set with TEMPORAL_TLS_CLIENT_KEY_PATH (the client key needs its certificate)' });
+    if (c.TEMPORAL_TLS === false) {
+      const needTls = TEMPORAL_TLS_SETTINGS.filter((k) => c[k] !== undefined);
+      if (needTls.length) {
+        ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS'], message: `is false, but ${needTls.join(', ')} ${needTls.length > 1 ? 'need' : 'needs'} TLS (an API key or client certificate is not sent in clear)` });
+      }
+    }
     // Reminders and the escalation only make sense before the answer is due.
     const all = [c.REQUEST_SLA, c.REQUEST_ESCALATION, ...c.REQUEST_REMINDERS];
     if (all.some((v) => parseIsoDuration(v) === undefined)) return; // already reported above
@@ -174,6 +202,11 @@ const schema = z
   });
 
 export type Config = z.infer<typeof schema>;
+
+/** Whether the Temporal connections use TLS: TEMPORAL_TLS, or else whether any TLS setting or an API key is given. */
+export function temporalTlsOn(config: Config): boolean {
+  return config.TEMPORAL_TLS ?? TEMPORAL_TLS_SETTINGS.some((k) => config[k] !== undefined);
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -197,7 +230,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Error messages name the bad value, but never a secret. */
 function redact(key: string, raw: string): string {
-  if (key === 'STAFF_BOOTSTRAP_TOKEN') return '<hidden>';
+  if (key === 'STAFF_BOOTSTRAP_TOKEN' || key === 'TEMPORAL_API_KEY') return '<hidden>';
   try {
     const url = new URL(raw);
     if (url.password) url.password = '***';
@@ -209,8 +242,13 @@ function redact(key: string, raw: string): string {
 
 /** For entry points: print a config error plainly and exit, instead of a stack trace. */
 export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  return orExitOnConfigError(() => loadConfig(env));
+}
+
+/** Runs `fn`; a ConfigError it throws is printed plainly (no stack trace) and ends the process with 78. */
+export function orExitOnConfigError<T>(fn: () => T): T {
   try {
-    return loadConfig(env);
+    return fn();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);

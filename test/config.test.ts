@@ -1,5 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../lib/config';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { ConfigError, loadConfig, temporalTlsOn } from '../lib/config';
+import { temporalConnectionOptions } from '../lib/temporal';
 
 const problemsOf = (env: Record<string, string>) => {
   try {
@@ -89,5 +95,85 @@ describe('configuration', () => {
     const config = loadConfig({ TEMPORAL_ADDRESS: '', SMTP_URL: '' });
     expect(config.TEMPORAL_ADDRESS).toBeUndefined();
     expect(config.SMTP_URL).toBeUndefined();
+  });
+});
+
+describe('Temporal TLS, mTLS and API key (issue 12)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'temporal-tls-'));
+  const file = (name: string, text: string) => {
+    const p = path.join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n');
+  const crt = file('client.pem', '-----BEGIN CERTIFICATE-----\nclient\n-----END CERTIFICATE-----\n');
+  const key = file('client.key', '-----BEGIN PRIVATE KEY-----\nsecret-key-bytes\n-----END PRIVATE KEY-----\n');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('connects in plaintext when nothing asks for TLS (the embedded dev server), as before', () => {
+    const config = loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233' });
+    expect(temporalTlsOn(config)).toBe(false);
+    expect(temporalConnectionOptions(config)).toEqual({ address: 'temporal:7233' });
+    expect(temporalConnectionOptions(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
+  });
+
+  it('turns TLS on with TEMPORAL_TLS=true, trusting the system CAs', () => {
+    const config = loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_TLS: 'true' });
+    expect(temporalTlsOn(config)).toBe(true);
+    expect(temporalConnectionOptions(config)).toEqual({ address: 'ns.acct.tmprl.cloud:7233', tls: {} });
+  });
+
+  it('reads the CA, the mTLS pair and the server name into the connection options', () => {
+    const config = loadConfig({
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: ca,
+      TEMPORAL_TLS_CLIENT_CERT_PATH: crt,
+      TEMPORAL_TLS_CLIENT_KEY_PATH: key,
+      TEMPORAL_TLS_SERVER_NAME: 'frontend.temporal.internal',
+    });
+    expect(temporalTlsOn(config), 'a certificate implies TLS').toBe(true);
+    const options = temporalConnectionOptions(config);
+    expect(options.address).toBe('temporal.internal:7233');
+    expect(options.tls?.serverNameOverride).toBe('frontend.temporal.internal');
+    expect(Buffer.from(options.tls!.serverRootCACertificate!).toString()).toContain('ca');
+    expect(Buffer.from(options.tls!.clientCertPair!.crt).toString()).toContain('client');
+    expect(Buffer.from(options.tls!.clientCertPair!.key).toString()).toContain('secret-key-bytes');
+    expect(options.apiKey).toBeUndefined();
+  });
+
+  it('sends an API key over TLS (an API key alone implies TLS)', () => {
+    const options = temporalConnectionOptions(loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_API_KEY: 'key-abc' }));
+    expect(options).toEqual({ address: 'ns.acct.tmprl.cloud:7233', tls: {}, apiKey: 'key-abc' });
+  });
+
+  it('carries TLS onto the wire: the plaintext test server answers the plain options and refuses the TLS ones', async () => {
+    const address = inject('temporalAddress');
+    const plain = await Connection.connect({ ...temporalConnectionOptions(loadConfig({ TEMPORAL_ADDRESS: address })), connectTimeout: 10_000 });
+    await plain.close();
+    const tls = temporalConnectionOptions(loadConfig({ TEMPORAL_ADDRESS: address, TEMPORAL_TLS: 'true' }));
+    await expect(Connection.connect({ ...tls, connectTimeout: 1500 })).rejects.toThrow();
+    await expect(NativeConnection.connect(tls)).rejects.toThrow();
+  });
+
+  it('refuses half an mTLS pair, and TLS switched off under a credential', () => {
+    expect(problemsOf({ TEMPORAL_TLS_CLIENT_CERT_PATH: crt })).toEqual([
+      'TEMPORAL_TLS_CLIENT_KEY_PATH: must be set with TEMPORAL_TLS_CLIENT_CERT_PATH (the client certificate needs its key)',
+    ]);
+    expect(problemsOf({ TEMPORAL_TLS_CLIENT_KEY_PATH: key })[0]).toMatch(/^TEMPORAL_TLS_CLIENT_CERT_PATH: must be set with TEMPORAL_TLS_CLIENT_KEY_PATH/);
+    const problems = problemsOf({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'key-abc' });
+    expect(problems).toEqual(['TEMPORAL_TLS: is false, but TEMPORAL_API_KEY needs TLS (an API key or client certificate is not sent in clear) (got "false")']);
+    expect(problemsOf({ TEMPORAL_TLS: 'maybe' })).toEqual(['TEMPORAL_TLS: must be true or false (got "maybe")']);
+  });
+
+  it('names the variable of a certificate file it cannot read, and never echoes the API key', () => {
+    const config = loadConfig({ TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'missing.pem'), TEMPORAL_API_KEY: 'key-abc' });
+    expect(() => temporalConnectionOptions(config)).toThrow(ConfigError);
+    try {
+      temporalConnectionOptions(config);
+    } catch (err) {
+      expect((err as ConfigError).problems).toEqual([`TEMPORAL_TLS_SERVER_CA_CERT_PATH: cannot read ${JSON.stringify(path.join(dir, 'missing.pem'))} (ENOENT)`]);
+    }
+    const problems = problemsOf({ TEMPORAL_API_KEY: 'key-abc', TEMPORAL_TLS: 'false' });
+    expect(problems.join('\n')).not.toContain('key-abc');
   });
 });
