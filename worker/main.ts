@@ -12,6 +12,7 @@ import { ensureDataRetentionSchedule, ensureRetentionSchedule, ensureWorkflowSta
 import { recordingStoreFor } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
 
+// NODE_ENV=production: refuses to start on an unsafe setting (lib/config.ts, productionProblems).
 const config = loadConfigOrExit();
 const log = createLogger('worker', config.LOG_LEVEL);
 // Address, TLS and API key of both connections below (the files are read now; a missing one stops the worker here).
