@@ -1,18 +1,24 @@
 import { serve } from '@hono/node-server';
-import { loadConfigOrExit } from '../lib/config';
+import { ConfigError, isProduction, loadConfigOrExit, orExitOnConfigError } from '../lib/config';
 import { createLogger } from '../lib/log';
-import { temporalAddress } from '../lib/endpoints';
-import { createLazyClient } from '../lib/temporal';
+import { createLazyClient, temporalConnectionOptions } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { ensureBootstrapAdmin } from '../db/access-tokens';
 import { createApp } from './app';
 import { recordingStoreFor } from '../lib/recording-store';
 
+// NODE_ENV=production: refuses to start on an unsafe setting (lib/config.ts, productionProblems).
 const config = loadConfigOrExit();
 const log = createLogger('api', config.LOG_LEVEL);
+const temporalOptions = orExitOnConfigError(() => temporalConnectionOptions(config));
 
 const sql = await prepareDatabase(config.DATABASE_URL, log);
-const generated = await ensureBootstrapAdmin(sql, config.STAFF_BOOTSTRAP_TOKEN);
+const generated = await ensureBootstrapAdmin(sql, config.STAFF_BOOTSTRAP_TOKEN, { generate: !isProduction(config) }).catch(async (err: unknown) => {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  await sql.end({ timeout: 5 });
+  process.exit(78); // EX_CONFIG
+});
 if (generated) {
   // Printed once, to the terminal only (not the structured log); only its hash is stored.
   process.stdout.write(
@@ -22,7 +28,7 @@ if (generated) {
 }
 
 // Lazy: the API starts and answers /readyz with 503 until Temporal is reachable.
-const temporal = createLazyClient(temporalAddress(config), config.TEMPORAL_NAMESPACE);
+const temporal = createLazyClient(temporalOptions, config.TEMPORAL_NAMESPACE);
 const store = recordingStoreFor(config.DATA_DIR);
 const app = createApp({ config, sql, temporal, store, log });
 

@@ -1,4 +1,5 @@
 import { fixedDurationMs } from '../lib/durations';
+import { ConfigError } from '../lib/config';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db, Sql } from './index';
 
@@ -53,8 +54,14 @@ export async function revokeToken(sql: Db, id: string): Promise<boolean> {
 /**
  * Seeds the admin token: STAFF_BOOTSTRAP_TOKEN when given, otherwise a random one the first
  * time no admin token exists. Returns the generated token (to print once) or undefined.
+ * `generate: false` (production mode, issue 12: no token is ever printed) throws a ConfigError
+ * naming STAFF_BOOTSTRAP_TOKEN where a token would have been generated, and creates nothing.
  */
-export async function ensureBootstrapAdmin(sql: Sql, bootstrapToken: string | undefined): Promise<string | undefined> {
+export async function ensureBootstrapAdmin(
+  sql: Sql,
+  bootstrapToken: string | undefined,
+  { generate = true }: { generate?: boolean } = {},
+): Promise<string | undefined> {
   const generated = await sql.begin(async (tx) => {
     // Two replicas starting together must not both mint an admin token.
     await tx`select pg_advisory_xact_lock(7233002)`;
@@ -67,6 +74,13 @@ export async function ensureBootstrapAdmin(sql: Sql, bootstrapToken: string | un
     }
     const [admin] = await tx`select 1 from access_tokens where kind = 'staff' and role = 'admin' limit 1`;
     if (admin) return null;
+    if (!generate) {
+      throw new ConfigError(
+        ['STAFF_BOOTSTRAP_TOKEN: must be set for the first start in production: there is no admin staff token yet, and production mode prints none. ' +
+          'Set it (at least 32 characters, from your secret store), create real tokens with POST /v1/staff/tokens, then revoke it and remove it from the environment'],
+        'Refusing to start in production mode (NODE_ENV=production)',
+      );
+    }
     const token = newToken('staff');
     await insertStaffToken(tx, { token, role: 'admin', label: 'bootstrap (generated on first start)' });
     return token;

@@ -80,6 +80,15 @@ const urlWithProtocols = (protocols: string[], example: string) =>
       { message: `must be a URL such as ${example}` },
     );
 
+/** The settings that only mean something over TLS: any of them turns TLS on unless TEMPORAL_TLS says otherwise. */
+const TEMPORAL_TLS_SETTINGS = [
+  'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  'TEMPORAL_TLS_SERVER_NAME',
+  'TEMPORAL_API_KEY',
+] as const;
+
 const schema = z
   .object({
     PORT: port.default(3000),
@@ -90,6 +99,15 @@ const schema = z
       message: 'must be host:port, such as 127.0.0.1:7233',
     }),
     TEMPORAL_NAMESPACE: z.string().trim().min(1).default('default'),
+    // Issue 12: TLS, mTLS and API-key settings for every Temporal connection, under the names of
+    // Temporal's own environment configuration (the `temporal` CLI and the SDKs read the same).
+    // TEMPORAL_TLS unset: on when a certificate, a CA or an API key is given, off otherwise.
+    TEMPORAL_TLS: optionalString.pipe(flag.optional()),
+    TEMPORAL_TLS_SERVER_CA_CERT_PATH: optionalString,
+    TEMPORAL_TLS_CLIENT_CERT_PATH: optionalString,
+    TEMPORAL_TLS_CLIENT_KEY_PATH: optionalString,
+    TEMPORAL_TLS_SERVER_NAME: optionalString,
+    TEMPORAL_API_KEY: optionalString,
     TEMPORAL_TASK_QUEUE: z.string().trim().min(1).default('privacy-backoffice'),
     SMTP_URL: optionalString.pipe(
       urlWithProtocols(['smtp:', 'smtps:'], 'smtp://user:pass@host:587').optional(),
@@ -154,8 +172,20 @@ const schema = z
     METRICS_ALLOW_REMOTE: flag.default(false),
     // The worker's Temporal SDK metrics (Prometheus text at http://{address}/metrics); empty: off.
     WORKER_METRICS_ADDRESS: listenAddress.default('127.0.0.1:9464'),
+    // Issue 12: `production` turns on the checks of productionProblems() below.
+    NODE_ENV: optionalString,
   })
   .superRefine((c, ctx) => {
+    // mTLS takes a certificate and its key; TLS switched off cannot carry a credential.
+    const cert = c.TEMPORAL_TLS_CLIENT_CERT_PATH, key = c.TEMPORAL_TLS_CLIENT_KEY_PATH;
+    if (cert && !key) ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS_CLIENT_KEY_PATH'], message: 'must be set with TEMPORAL_TLS_CLIENT_CERT_PATH (the client certificate needs its key)' });
+    if (key && !cert) ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS_CLIENT_CERT_PATH'], message: 'must be set with TEMPORAL_TLS_CLIENT_KEY_PATH (the client key needs its certificate)' });
+    if (c.TEMPORAL_TLS === false) {
+      const needTls = TEMPORAL_TLS_SETTINGS.filter((k) => c[k] !== undefined);
+      if (needTls.length) {
+        ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS'], message: `is false, but ${needTls.join(', ')} ${needTls.length > 1 ? 'need' : 'needs'} TLS (an API key or client certificate is not sent in clear)` });
+      }
+    }
     // Reminders and the escalation only make sense before the answer is due.
     const all = [c.REQUEST_SLA, c.REQUEST_ESCALATION, ...c.REQUEST_REMINDERS];
     if (all.some((v) => parseIsoDuration(v) === undefined)) return; // already reported above
@@ -175,9 +205,57 @@ const schema = z
 
 export type Config = z.infer<typeof schema>;
 
+/** Whether the Temporal connections use TLS: TEMPORAL_TLS, or else whether any TLS setting or an API key is given. */
+export function temporalTlsOn(config: Config): boolean {
+  return config.TEMPORAL_TLS ?? TEMPORAL_TLS_SETTINGS.some((k) => config[k] !== undefined);
+}
+
+export const isProduction = (config: Config) => config.NODE_ENV === 'production';
+
+/**
+ * Issue 12: what production mode (NODE_ENV=production) refuses, one line per offending
+ * setting, in the form of the other configuration errors. Both the API and the worker run it
+ * (through loadConfig): a deployment that is unsafe for one is unsafe for both.
+ * The bootstrap token is the one check that needs the database: the API refuses to print a
+ * generated admin token in production (api/main.ts, ensureBootstrapAdmin).
+ */
+export function productionProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const got = (key: string, value: string) => ` (got ${JSON.stringify(redact(key, value))})`; // passwords hidden
+
+  if (new URL(config.PUBLIC_URL).protocol !== 'https:') {
+    problems.push(`PUBLIC_URL: must be an https:// URL in production: links in emails carry sign-in and download tokens (got ${JSON.stringify(config.PUBLIC_URL)})`);
+  }
+
+  if (!config.SMTP_URL) {
+    problems.push('SMTP_URL: must be set in production: unset means the development mail sink on 127.0.0.1');
+  } else {
+    const url = new URL(config.SMTP_URL);
+    const query = (name: string) => url.searchParams.get(name)?.toLowerCase();
+    const tls = url.protocol === 'smtps:' || (['true', '1'].includes(query('requireTLS') ?? '') && !['true', '1'].includes(query('ignoreTLS') ?? ''));
+    if (!tls) {
+      problems.push(`SMTP_URL: must use TLS in production: smtps://host:465, or STARTTLS required with smtp://host:587?requireTLS=true${got('SMTP_URL', config.SMTP_URL)}`);
+    } else if (['false', '0'].includes(query('tls.rejectUnauthorized') ?? '')) {
+      problems.push(`SMTP_URL: must verify the mail server's certificate in production (no tls.rejectUnauthorized=false)${got('SMTP_URL', config.SMTP_URL)}`);
+    }
+  }
+
+  if (!config.TEMPORAL_ADDRESS) {
+    problems.push('TEMPORAL_ADDRESS: must be set in production: unset means the development server on 127.0.0.1:7233');
+  }
+  if (!temporalTlsOn(config)) {
+    problems.push('TEMPORAL_TLS: must be on in production: set TEMPORAL_TLS=true (with TEMPORAL_TLS_SERVER_CA_CERT_PATH for a private CA)' +
+      (config.TEMPORAL_TLS === false ? ' (got "false")' : ''));
+  } else if (!config.TEMPORAL_TLS_CLIENT_CERT_PATH && !config.TEMPORAL_API_KEY) {
+    // TLS alone encrypts, but lets anyone who reaches the frontend send `decide` or `resolve`.
+    problems.push('TEMPORAL_TLS_CLIENT_CERT_PATH or TEMPORAL_API_KEY: one must be set in production, so that Temporal admits only the back office: a client certificate (with TEMPORAL_TLS_CLIENT_KEY_PATH, mTLS) or an API key');
+  }
+  return problems;
+}
+
 export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  constructor(readonly problems: string[], heading = 'Invalid configuration') {
+    super(`${heading}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
@@ -185,7 +263,12 @@ export class ConfigError extends Error {
 /** Parses the environment. Throws a ConfigError naming every bad variable and what it must be. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const result = schema.safeParse(env);
-  if (result.success) return result.data;
+  if (result.success) {
+    if (!isProduction(result.data)) return result.data;
+    const problems = productionProblems(result.data);
+    if (problems.length === 0) return result.data;
+    throw new ConfigError(problems, 'Refusing to start in production mode (NODE_ENV=production)');
+  }
   const problems = result.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? 'config');
     const raw = env[key];
@@ -197,7 +280,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Error messages name the bad value, but never a secret. */
 function redact(key: string, raw: string): string {
-  if (key === 'STAFF_BOOTSTRAP_TOKEN') return '<hidden>';
+  if (key === 'STAFF_BOOTSTRAP_TOKEN' || key === 'TEMPORAL_API_KEY') return '<hidden>';
   try {
     const url = new URL(raw);
     if (url.password) url.password = '***';
@@ -209,8 +292,13 @@ function redact(key: string, raw: string): string {
 
 /** For entry points: print a config error plainly and exit, instead of a stack trace. */
 export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  return orExitOnConfigError(() => loadConfig(env));
+}
+
+/** Runs `fn`; a ConfigError it throws is printed plainly (no stack trace) and ends the process with 78. */
+export function orExitOnConfigError<T>(fn: () => T): T {
   try {
-    return loadConfig(env);
+    return fn();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);

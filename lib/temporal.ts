@@ -1,10 +1,53 @@
-import { Client, Connection, type ConnectionLike } from '@temporalio/client';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection, type ConnectionLike, type TLSConfig } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { searchAttributeKeys } from '../workflows/search-attributes';
+import { ConfigError, temporalTlsOn, type Config } from './config';
+import { temporalAddress } from './endpoints';
+
+/**
+ * What every Temporal connection of the project takes (the API's client, the worker's
+ * NativeConnection and its admin connection): address, TLS (server CA, mTLS client pair, server
+ * name) and API key, from the TEMPORAL_* settings. Reads the certificate and key files now, so a
+ * missing file stops the process at start with the variable named. The key and the API key go
+ * to the SDK only; nothing here is logged.
+ */
+export interface TemporalConnectionOptions {
+  address: string;
+  tls?: TLSConfig;
+  apiKey?: string;
+}
+
+export function temporalConnectionOptions(config: Config): TemporalConnectionOptions {
+  const address = temporalAddress(config);
+  if (!temporalTlsOn(config)) return { address };
+  const problems: string[] = [];
+  const read = (key: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH' | 'TEMPORAL_TLS_CLIENT_CERT_PATH' | 'TEMPORAL_TLS_CLIENT_KEY_PATH') => {
+    const file = config[key];
+    if (!file) return undefined;
+    try {
+      return readFileSync(path.resolve(file));
+    } catch (err) {
+      problems.push(`${key}: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return undefined;
+    }
+  };
+  const ca = read('TEMPORAL_TLS_SERVER_CA_CERT_PATH');
+  const crt = read('TEMPORAL_TLS_CLIENT_CERT_PATH');
+  const key = read('TEMPORAL_TLS_CLIENT_KEY_PATH');
+  if (problems.length) throw new ConfigError(problems);
+  const tls: TLSConfig = {
+    ...(config.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: config.TEMPORAL_TLS_SERVER_NAME } : {}),
+    ...(ca ? { serverRootCACertificate: ca } : {}),
+    ...(crt && key ? { clientCertPair: { crt, key } } : {}),
+  };
+  return { address, tls, ...(config.TEMPORAL_API_KEY ? { apiKey: config.TEMPORAL_API_KEY } : {}) };
+}
 
 /** A client whose connection opens on first use, so the API can start (and say 503) before Temporal is up. */
-export function createLazyClient(address: string, namespace: string): Client {
-  const connection = Connection.lazy({ address });
+export function createLazyClient(options: string | TemporalConnectionOptions, namespace: string): Client {
+  const connection = Connection.lazy(typeof options === 'string' ? { address: options } : options);
   return new Client({ connection, namespace });
 }
 

@@ -5,7 +5,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import YAML from 'yaml';
-import { loadConfig } from '../lib/config';
+import { ConfigError, loadConfig } from '../lib/config';
 import { createMetrics, PROMISE_GAUGES } from '../api/metrics';
 import { createLogger } from '../lib/log';
 import { dashboardExpressions, dashboardMetricNames, PROMISES_DASHBOARD } from './support/prometheus';
@@ -34,6 +34,16 @@ const CONFIG: ReadonlyArray<{
   { name: 'TEMPORAL_ADDRESS', compose: 'temporal:7233' },
   { name: 'TEMPORAL_NAMESPACE', compose: '${TEMPORAL_NAMESPACE:-default}' },
   { name: 'TEMPORAL_TASK_QUEUE', compose: '${TEMPORAL_TASK_QUEUE:-privacy-backoffice}' },
+  // issue 12: passed through, off by default (the compose Temporal serves plaintext)
+  { name: 'TEMPORAL_TLS', compose: '${TEMPORAL_TLS:-}' },
+  { name: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', compose: '${TEMPORAL_TLS_SERVER_CA_CERT_PATH:-}' },
+  { name: 'TEMPORAL_TLS_CLIENT_CERT_PATH', compose: '${TEMPORAL_TLS_CLIENT_CERT_PATH:-}' },
+  { name: 'TEMPORAL_TLS_CLIENT_KEY_PATH', compose: '${TEMPORAL_TLS_CLIENT_KEY_PATH:-}' },
+  { name: 'TEMPORAL_TLS_SERVER_NAME', compose: '${TEMPORAL_TLS_SERVER_NAME:-}' },
+  // a secret: only ever passed through from the user's environment
+  { name: 'TEMPORAL_API_KEY', compose: '${TEMPORAL_API_KEY:-}' },
+  // a development stack: the image's NODE_ENV=production would refuse it (issue 12)
+  { name: 'NODE_ENV', compose: 'development' },
   { name: 'SMTP_URL', compose: 'smtp://mailpit:1025' },
   { name: 'MAIL_FROM', compose: '${MAIL_FROM:-TopCall <kundeservice@topcall.dk>}' },
   { name: 'STAFF_EMAIL', compose: '${STAFF_EMAIL:-privacy@topcall.dk}' },
@@ -321,6 +331,24 @@ describe.each(APP_SERVICES)('%s', (name) => {
     const dataDir = env(name).DATA_DIR;
     const mount = mounts(name).find((m) => m.target === dataDir);
     expect(isNamedVolume(mount?.source), `${name} needs a named volume at ${dataDir}`).toBe(true);
+  });
+});
+
+describe('development mode (issue 12)', () => {
+  // The variables as compose resolves them with nothing set in the shell: `${VAR:-default}` → default.
+  const resolved = (name: 'api' | 'worker') =>
+    Object.fromEntries(Object.entries(env(name)).map(([k, v]) => [k, v.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]));
+
+  it.each(APP_SERVICES)('%s starts in development mode, which production mode would refuse', (name) => {
+    const e = resolved(name);
+    expect(loadConfig(e).NODE_ENV).toBe('development');
+    let refused: string[] = [];
+    try {
+      loadConfig({ ...e, NODE_ENV: 'production' });
+    } catch (err) {
+      refused = (err as ConfigError).problems.map((p) => p.split(':')[0]!);
+    }
+    expect(refused).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_TLS']);
   });
 });
 

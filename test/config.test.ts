@@ -1,5 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../lib/config';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { ConfigError, isProduction, loadConfig, productionProblems, temporalTlsOn } from '../lib/config';
+import { temporalConnectionOptions } from '../lib/temporal';
 
 const problemsOf = (env: Record<string, string>) => {
   try {
@@ -89,5 +95,172 @@ describe('configuration', () => {
     const config = loadConfig({ TEMPORAL_ADDRESS: '', SMTP_URL: '' });
     expect(config.TEMPORAL_ADDRESS).toBeUndefined();
     expect(config.SMTP_URL).toBeUndefined();
+  });
+});
+
+describe('Temporal TLS, mTLS and API key (issue 12)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'temporal-tls-'));
+  const file = (name: string, text: string) => {
+    const p = path.join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n');
+  const crt = file('client.pem', '-----BEGIN CERTIFICATE-----\nclient\n-----END CERTIFICATE-----\n');
+  const key = file('client.key', '-----BEGIN PRIVATE KEY-----\nsecret-key-bytes\n-----END PRIVATE KEY-----\n');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('connects in plaintext when nothing asks for TLS (the embedded dev server), as before', () => {
+    const config = loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233' });
+    expect(temporalTlsOn(config)).toBe(false);
+    expect(temporalConnectionOptions(config)).toEqual({ address: 'temporal:7233' });
+    expect(temporalConnectionOptions(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
+  });
+
+  it('turns TLS on with TEMPORAL_TLS=true, trusting the system CAs', () => {
+    const config = loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_TLS: 'true' });
+    expect(temporalTlsOn(config)).toBe(true);
+    expect(temporalConnectionOptions(config)).toEqual({ address: 'ns.acct.tmprl.cloud:7233', tls: {} });
+  });
+
+  it('reads the CA, the mTLS pair and the server name into the connection options', () => {
+    const config = loadConfig({
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: ca,
+      TEMPORAL_TLS_CLIENT_CERT_PATH: crt,
+      TEMPORAL_TLS_CLIENT_KEY_PATH: key,
+      TEMPORAL_TLS_SERVER_NAME: 'frontend.temporal.internal',
+    });
+    expect(temporalTlsOn(config), 'a certificate implies TLS').toBe(true);
+    const options = temporalConnectionOptions(config);
+    expect(options.address).toBe('temporal.internal:7233');
+    expect(options.tls?.serverNameOverride).toBe('frontend.temporal.internal');
+    expect(Buffer.from(options.tls!.serverRootCACertificate!).toString()).toContain('ca');
+    expect(Buffer.from(options.tls!.clientCertPair!.crt).toString()).toContain('client');
+    expect(Buffer.from(options.tls!.clientCertPair!.key).toString()).toContain('secret-key-bytes');
+    expect(options.apiKey).toBeUndefined();
+  });
+
+  it('sends an API key over TLS (an API key alone implies TLS)', () => {
+    const options = temporalConnectionOptions(loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_API_KEY: 'key-abc' }));
+    expect(options).toEqual({ address: 'ns.acct.tmprl.cloud:7233', tls: {}, apiKey: 'key-abc' });
+  });
+
+  it('carries TLS onto the wire: the plaintext test server answers the plain options and refuses the TLS ones', async () => {
+    const address = inject('temporalAddress');
+    const plain = await Connection.connect({ ...temporalConnectionOptions(loadConfig({ TEMPORAL_ADDRESS: address })), connectTimeout: 10_000 });
+    await plain.close();
+    const tls = temporalConnectionOptions(loadConfig({ TEMPORAL_ADDRESS: address, TEMPORAL_TLS: 'true' }));
+    await expect(Connection.connect({ ...tls, connectTimeout: 1500 })).rejects.toThrow();
+    await expect(NativeConnection.connect(tls)).rejects.toThrow();
+  });
+
+  it('refuses half an mTLS pair, and TLS switched off under a credential', () => {
+    expect(problemsOf({ TEMPORAL_TLS_CLIENT_CERT_PATH: crt })).toEqual([
+      'TEMPORAL_TLS_CLIENT_KEY_PATH: must be set with TEMPORAL_TLS_CLIENT_CERT_PATH (the client certificate needs its key)',
+    ]);
+    expect(problemsOf({ TEMPORAL_TLS_CLIENT_KEY_PATH: key })[0]).toMatch(/^TEMPORAL_TLS_CLIENT_CERT_PATH: must be set with TEMPORAL_TLS_CLIENT_KEY_PATH/);
+    const problems = problemsOf({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'key-abc' });
+    expect(problems).toEqual(['TEMPORAL_TLS: is false, but TEMPORAL_API_KEY needs TLS (an API key or client certificate is not sent in clear) (got "false")']);
+    expect(problemsOf({ TEMPORAL_TLS: 'maybe' })).toEqual(['TEMPORAL_TLS: must be true or false (got "maybe")']);
+  });
+
+  it('names the variable of a certificate file it cannot read, and never echoes the API key', () => {
+    const config = loadConfig({ TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'missing.pem'), TEMPORAL_API_KEY: 'key-abc' });
+    expect(() => temporalConnectionOptions(config)).toThrow(ConfigError);
+    try {
+      temporalConnectionOptions(config);
+    } catch (err) {
+      expect((err as ConfigError).problems).toEqual([`TEMPORAL_TLS_SERVER_CA_CERT_PATH: cannot read ${JSON.stringify(path.join(dir, 'missing.pem'))} (ENOENT)`]);
+    }
+    const problems = problemsOf({ TEMPORAL_API_KEY: 'key-abc', TEMPORAL_TLS: 'false' });
+    expect(problems.join('\n')).not.toContain('key-abc');
+  });
+});
+
+describe('production mode, NODE_ENV=production (issue 12)', () => {
+  /** A production configuration that passes: https links, SMTP over TLS, Temporal over mTLS. */
+  const safe: Record<string, string> = {
+    NODE_ENV: 'production',
+    PUBLIC_URL: 'https://privacy.topcall.dk',
+    SMTP_URL: 'smtps://mailer:hunter2@smtp.topcall.dk:465',
+    TEMPORAL_ADDRESS: 'temporal.internal:7233',
+    TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/run/secrets/temporal-ca.pem',
+    TEMPORAL_TLS_CLIENT_CERT_PATH: '/run/secrets/temporal-client.pem',
+    TEMPORAL_TLS_CLIENT_KEY_PATH: '/run/secrets/temporal-client.key',
+  };
+  const without = (...keys: string[]) => Object.fromEntries(Object.entries(safe).filter(([k]) => !keys.includes(k)));
+  const refusal = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      if (err instanceof ConfigError) return err;
+      throw err;
+    }
+    throw new Error('expected production mode to refuse');
+  };
+
+  it('accepts a safe configuration: https, smtps or required STARTTLS, Temporal over mTLS or with an API key', () => {
+    expect(loadConfig(safe)).toMatchObject({ NODE_ENV: 'production', PUBLIC_URL: 'https://privacy.topcall.dk' });
+    expect(loadConfig({ ...safe, SMTP_URL: 'smtp://mailer:pw@smtp.topcall.dk:587?requireTLS=true' }).SMTP_URL).toContain('requireTLS');
+    const cloud = { ...without('TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'), TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_API_KEY: 'key-abc' };
+    expect(loadConfig(cloud).TEMPORAL_API_KEY).toBe('key-abc');
+    expect(productionProblems(loadConfig(safe))).toEqual([]);
+  });
+
+  it('refuses an http PUBLIC_URL', () => {
+    expect(refusal({ ...safe, PUBLIC_URL: 'http://privacy.topcall.dk' }).problems).toEqual([
+      'PUBLIC_URL: must be an https:// URL in production: links in emails carry sign-in and download tokens (got "http://privacy.topcall.dk")',
+    ]);
+  });
+
+  it('refuses SMTP without TLS, the development mail sink, and an unverified mail server, never echoing the password', () => {
+    expect(refusal(without('SMTP_URL')).problems).toEqual(['SMTP_URL: must be set in production: unset means the development mail sink on 127.0.0.1']);
+    const plain = refusal({ ...safe, SMTP_URL: 'smtp://mailer:hunter2@smtp.topcall.dk:587' });
+    expect(plain.problems).toEqual([
+      'SMTP_URL: must use TLS in production: smtps://host:465, or STARTTLS required with smtp://host:587?requireTLS=true (got "smtp://mailer:***@smtp.topcall.dk:587")',
+    ]);
+    expect(plain.message).not.toContain('hunter2');
+    expect(refusal({ ...safe, SMTP_URL: 'smtp://smtp.topcall.dk:587?requireTLS=true&ignoreTLS=true' }).problems[0]).toMatch(/^SMTP_URL: must use TLS in production/);
+    expect(refusal({ ...safe, SMTP_URL: 'smtps://smtp.topcall.dk:465?tls.rejectUnauthorized=false' }).problems).toEqual([
+      'SMTP_URL: must verify the mail server\'s certificate in production (no tls.rejectUnauthorized=false) (got "smtps://smtp.topcall.dk:465?tls.rejectUnauthorized=false")',
+    ]);
+  });
+
+  it('refuses Temporal without TLS, without a client credential, or the development server', () => {
+    expect(refusal(without('TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH')).problems).toEqual([
+      'TEMPORAL_TLS: must be on in production: set TEMPORAL_TLS=true (with TEMPORAL_TLS_SERVER_CA_CERT_PATH for a private CA)',
+    ]);
+    expect(refusal({ ...without('TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'), TEMPORAL_TLS: 'false' }).problems).toEqual([
+      'TEMPORAL_TLS: must be on in production: set TEMPORAL_TLS=true (with TEMPORAL_TLS_SERVER_CA_CERT_PATH for a private CA) (got "false")',
+    ]);
+    expect(refusal({ ...without('TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH') }).problems).toEqual([
+      'TEMPORAL_TLS_CLIENT_CERT_PATH or TEMPORAL_API_KEY: one must be set in production, so that Temporal admits only the back office: a client certificate (with TEMPORAL_TLS_CLIENT_KEY_PATH, mTLS) or an API key',
+    ]);
+    expect(refusal(without('TEMPORAL_ADDRESS')).problems).toEqual([
+      'TEMPORAL_ADDRESS: must be set in production: unset means the development server on 127.0.0.1:7233',
+    ]);
+  });
+
+  it('names every offending setting at once, under a heading that says why', () => {
+    const err = refusal({ NODE_ENV: 'production' });
+    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS']);
+    expect(err.message).toMatch(/^Refusing to start in production mode \(NODE_ENV=production\):\n {2}- PUBLIC_URL: /);
+  });
+
+  it('reports a malformed value first, as in development', () => {
+    expect(problemsOf({ ...safe, PUBLIC_URL: 'privacy.topcall.dk' })).toEqual(['PUBLIC_URL: must be a URL such as https://privacy.topcall.dk (got "privacy.topcall.dk")']);
+  });
+
+  it('leaves development unchanged: the defaults (http, the mail sink, plaintext dev server) start without NODE_ENV or with another one', () => {
+    for (const NODE_ENV of [undefined, 'development', 'test']) {
+      const config = loadConfig(NODE_ENV ? { NODE_ENV } : {});
+      expect(config.PUBLIC_URL).toBe('http://127.0.0.1:3000');
+      expect(config.SMTP_URL).toBeUndefined();
+      expect(temporalTlsOn(config)).toBe(false);
+      expect(isProduction(config)).toBe(false);
+    }
+    // What production refuses is still reported when asked, e.g. for a readiness page.
+    expect(productionProblems(loadConfig({})).length).toBe(4);
   });
 });

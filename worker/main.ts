@@ -1,10 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
-import { loadConfigOrExit } from '../lib/config';
+import { loadConfigOrExit, orExitOnConfigError } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { createMailer } from '../lib/mailer';
-import { smtpUrl, temporalAddress } from '../lib/endpoints';
-import { ensureSearchAttributes } from '../lib/temporal';
+import { smtpUrl } from '../lib/endpoints';
+import { ensureSearchAttributes, temporalConnectionOptions, type TemporalConnectionOptions } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { createActivities } from '../activities';
 import { createWorker } from './create-worker';
@@ -12,8 +12,11 @@ import { ensureDataRetentionSchedule, ensureRetentionSchedule, ensureWorkflowSta
 import { recordingStoreFor } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
 
+// NODE_ENV=production: refuses to start on an unsafe setting (lib/config.ts, productionProblems).
 const config = loadConfigOrExit();
 const log = createLogger('worker', config.LOG_LEVEL);
+// Address, TLS and API key of both connections below (the files are read now; a missing one stops the worker here).
+const temporalOptions = orExitOnConfigError(() => temporalConnectionOptions(config));
 
 // The SDK's own log lines go through the same structured logger (and the same level).
 const sdkLevels: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
@@ -40,10 +43,11 @@ try {
   Runtime.install({ logger });
 }
 
-async function connectWhenUp(address: string): Promise<NativeConnection> {
+async function connectWhenUp(options: TemporalConnectionOptions): Promise<NativeConnection> {
+  const { address } = options;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await NativeConnection.connect({ address });
+      return await NativeConnection.connect(options);
     } catch (err) {
       if (attempt === 1 || attempt % 10 === 0) log.warn({ address }, 'waiting for Temporal');
       if (attempt > 120) throw err;
@@ -54,10 +58,10 @@ async function connectWhenUp(address: string): Promise<NativeConnection> {
 
 const sql = await prepareDatabase(config.DATABASE_URL, log);
 const mailer = createMailer(smtpUrl(config), { pool: true, maxConnections: config.MAIL_CONCURRENCY });
-const address = temporalAddress(config);
-const connection = await connectWhenUp(address);
+const { address } = temporalOptions;
+const connection = await connectWhenUp(temporalOptions);
 
-const admin = await Connection.connect({ address });
+const admin = await Connection.connect(temporalOptions);
 const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
 if (added.length) log.info({ searchAttributes: added }, 'registered search attributes');
 const schedule = await ensureRetentionSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE }), {
@@ -85,7 +89,7 @@ const worker = await createWorker({
   tuning: { maxCachedWorkflows: config.WORKFLOW_CACHE_SIZE },
 });
 
-log.info({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
+log.info({ address, tls: temporalOptions.tls !== undefined, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
 if (process.env.EXIT_WITH_PARENT === '1') {
   // Tests and benchmarks run workers as children: when the parent goes, so does the worker.
   // unref: the pipe must not keep the process alive once the worker has stopped.
