@@ -209,19 +209,29 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
   const state: PackageState = { ...t.state, missingAudio: [...t.state.missingAudio] };
   if (state.done) return progressOf(state);
   const clientId = state.clientIds[state.clientIndex]!;
-  const persons = (
-    await deps.sql<{ id: string }[]>`
-      select p.customer_id as id from transfer_persons p
-      where p.transfer_id = ${transferId} and p.client_id = ${clientId} ${state.after ? deps.sql`and p.customer_id > ${state.after}` : deps.sql``}
-        -- (a join here read every customer for each batch; this walks the index and checks each person by key)
-        and exists (select 1 from customers c where c.id = p.customer_id and c.status = 'active' and not c.processing_restricted)
-      order by p.customer_id limit ${batchSize}`
-  ).map((r) => r.id);
+  // The next slice of the inventory, straight off its index; who of it is still active and
+  // unrestricted is checked by key (a person erased or restricted since is skipped).
+  const slice = await deps.sql<{ id: string; ok: boolean }[]>`
+    with next as (
+      select customer_id from transfer_persons
+      where transfer_id = ${transferId} and client_id = ${clientId} ${state.after ? deps.sql`and customer_id > ${state.after}` : deps.sql``}
+      order by customer_id limit ${batchSize})
+    select n.customer_id as id,
+           -- a lookup by key per person (a join here read every customer for each batch)
+           coalesce((select c.status = 'active' and not c.processing_restricted from customers c where c.id = n.customer_id), false) as ok
+    from next n order by n.customer_id`;
 
-  if (!persons.length) {
+  if (!slice.length) {
     // This client is done: on to the next (nothing is written, so nothing to cut back).
     Object.assign(state, { clientIndex: state.clientIndex + 1, after: null, part: 0 });
     state.done = state.clientIndex >= state.clientIds.length;
+    await deps.sql`update transfers set package_state = ${deps.sql.json(state as never)} where id = ${transferId}`;
+    return progressOf(state);
+  }
+  const persons = slice.filter((r) => r.ok).map((r) => r.id);
+  if (!persons.length) {
+    // Everyone in this slice was erased or restricted since the inventory: nothing to write.
+    state.after = slice.at(-1)!.id;
     await deps.sql`update transfers set package_state = ${deps.sql.json(state as never)} where id = ${transferId}`;
     return progressOf(state);
   }
@@ -282,7 +292,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
   const next: PackageState = {
     ...state,
     offset,
-    after: persons.at(-1)!,
+    after: slice.at(-1)!.id,
     part: state.part + 1,
     seq: state.seq + files.length,
     persons: state.persons + persons.length,
