@@ -8,7 +8,12 @@ import type { Db } from '../db/index';
  * person opens works (issue 13). Only the link's hash is ever stored.
  */
 export async function linkTokenFor(db: Db, outboxKey: string): Promise<string> {
-  const [row] = await db<{ value: Buffer }[]>`select value from app_secrets where name = 'link_key'`;
-  if (!row) throw new Error('app_secrets.link_key is missing: run the migrations');
-  return createHmac('sha256', row.value).update(outboxKey).digest('base64url');
+  return createHmac('sha256', await appSecret(db, 'link_key')).update(outboxKey).digest('base64url');
+}
+
+/** A server key the migrations put in app_secrets (link_key, transfer_key, transfer_signing_seed, …). */
+export async function appSecret(db: Db, name: string): Promise<Buffer> {
+  const [row] = await db<{ value: Buffer }[]>`select value from app_secrets where name = ${name}`;
+  if (!row) throw new Error(`app_secrets.${name} is missing: run the migrations`);
+  return row.value;
 }

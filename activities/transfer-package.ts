@@ -7,6 +7,7 @@ import type { Sql } from '../db/index';
 import { PLACES } from '../db/personal-data';
 import type { RecordingStore } from '../lib/recording-store';
 import { TarAppender } from '../lib/tar-writer';
+import { appSecret } from './links';
 import {
   ENCRYPTION_OVERHEAD,
   encryptFile,
@@ -16,6 +17,7 @@ import {
   MANIFEST_ENTRY,
   PACKAGE_FORMAT,
   publicKeyFingerprint,
+  sha256Hex,
   SIGNATURE_ENTRY,
   signingKeyFromSeed,
   signManifest,
@@ -47,11 +49,9 @@ export interface PackageState {
   after: string | null;
   /** Part number of the next JSON Lines files of the current client. */
   part: number;
-  /** Sequence number of the next file in the manifest. */
-  seq: number;
   persons: number;
   recordings: number;
-  /** Files and bytes written so far (the manifest's entries). */
+  /** Files and bytes written so far (the manifest's entries; `files` is also the next file's sequence number). */
   files: number;
   bytes: number;
   missingAudio: string[];
@@ -100,19 +100,11 @@ const packageFile = (deps: PackageDeps, transferId: string) => path.join(deps.co
 /** The handover categories of the personal-data map, in map order. */
 const HANDOVER = PLACES.flatMap((p) => (p.handover && 'file' in p.handover ? [p.handover] : []));
 
-async function secret(sql: Sql, name: string): Promise<Buffer> {
-  const [row] = await sql<{ value: Buffer }[]>`select value from app_secrets where name = ${name}`;
-  if (!row) throw new Error(`app_secrets.${name} is missing: run the migrations`);
-  return row.value;
-}
-
 /** The package's AES-256 key: derived from TopCall's transfer key and the transfer id, so a rebuild uses the same. */
-const dataKeyFor = async (sql: Sql, transferId: string) => createHmac('sha256', await secret(sql, 'transfer_key')).update(`transfer-data-key:${transferId}`).digest();
+const dataKeyFor = async (sql: Sql, transferId: string) => createHmac('sha256', await appSecret(sql, 'transfer_key')).update(`transfer-data-key:${transferId}`).digest();
 
 /** TopCall's signing key (Ed25519, from a seed in app_secrets). */
-export const transferSigningKey = async (sql: Sql) => signingKeyFromSeed(await secret(sql, 'transfer_signing_seed'));
-
-const header = (name: string, size: number) => ({ name, size, mode: 0o600, mtime: ENTRY_MTIME, uid: 0, gid: 0, uname: '', gname: '', type: 'file' as const });
+export const transferSigningKey = async (sql: Sql) => signingKeyFromSeed(await appSecret(sql, 'transfer_signing_seed'));
 
 /**
  * Appends entries to the tar at `offset` (cutting off whatever a crashed attempt wrote after it)
@@ -182,7 +174,6 @@ export async function beginPackage(deps: PackageDeps, transferId: string): Promi
     clientIndex: 0,
     after: null,
     part: 0,
-    seq: files.length,
     persons: 0,
     recordings: 0,
     files: files.length,
@@ -192,7 +183,7 @@ export async function beginPackage(deps: PackageDeps, transferId: string): Promi
   };
   await deps.sql.begin(async (tx) => {
     await tx`delete from transfer_files where transfer_id = ${transferId}`;
-    await tx`insert into transfer_files ${tx(files.map((f, seq) => ({ transfer_id: transferId, seq, path: f.path, bytes: f.data.length, sha256: createHash('sha256').update(f.data).digest('hex') })))}`;
+    await tx`insert into transfer_files ${tx(files.map((f, seq) => ({ transfer_id: transferId, seq, path: f.path, bytes: f.data.length, sha256: sha256Hex(f.data) })))}`;
     await tx`update transfers set package_state = ${tx.json(state as never)}, package_key_wrapped = ${wrapped}, package_started_at = coalesce(package_started_at, now()),
                package_file_key = ${packageFileKey(transferId)}, signer_key_sha256 = ${publicKeyFingerprint(publicKey)} where id = ${transferId}`;
   });
@@ -257,7 +248,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
   const files: { path: string; bytes: number; sha256: string }[] = [];
   const addFile = async (tar: TarAppender, entryPath: string, data: Buffer) => {
     await tar.add(entryPath, data);
-    files.push({ path: entryPath, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+    files.push({ path: entryPath, bytes: data.length, sha256: sha256Hex(data) });
   };
   const offset = await appendToTar(packageFile(deps, transferId), state.offset, async (tar) => {
     for (const p of parts) await addFile(tar, p.path, p.data);
@@ -294,7 +285,6 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
     offset,
     after: slice.at(-1)!.id,
     part: state.part + 1,
-    seq: state.seq + files.length,
     persons: state.persons + persons.length,
     recordings: state.recordings + audio.length,
     files: state.files + files.length,
@@ -305,7 +295,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
       // Arrays, not one parameter per value: a thousand files are four parameters.
       await tx`
         insert into transfer_files (transfer_id, seq, path, bytes, sha256)
-        select ${transferId}, * from unnest(${files.map((_, i) => state.seq + i)}::int[], ${files.map((f) => f.path)}::text[], ${files.map((f) => f.bytes)}::bigint[], ${files.map((f) => f.sha256)}::text[])
+        select ${transferId}, * from unnest(${files.map((_, i) => state.files + i)}::int[], ${files.map((f) => f.path)}::text[], ${files.map((f) => f.bytes)}::bigint[], ${files.map((f) => f.sha256)}::text[])
         on conflict (transfer_id, seq) do update set path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`;
     }
     await tx`update transfer_persons set handed_over = true where transfer_id = ${transferId} and customer_id = any(${persons}::uuid[])`;

@@ -100,10 +100,11 @@ export function createTransferActivities(deps: TransferDeps) {
     if (!(await alreadySent(deps.sql, key))) {
       // The link is a bearer secret derived from the outbox key, so a retried send carries the same one; only its hash is kept.
       const token = await linkTokenFor(deps.sql, key);
-      const [ended] = await deps.sql<{ hash: Buffer | null; endedAt: Date | null; signer: string }[]>`
+      // Only while the transfer has not been cancelled or rejected: an ended one sends no link.
+      const [open] = await deps.sql<{ signer: string }[]>`
         update transfers set acquirer_token_hash = ${hashToken(token)} where id = ${t.id} and ended_at is null
-        returning acquirer_token_hash as hash, ended_at as "endedAt", signer_key_sha256 as signer`;
-      if (ended) {
+        returning signer_key_sha256 as signer`;
+      if (open) {
         await deliverEmail(
           emailDeps,
           {
@@ -115,8 +116,8 @@ export function createTransferActivities(deps: TransferDeps) {
               `The package is one tar file. Each file in it is encrypted with AES-256-GCM under a data key that is wrapped for your RSA key (RSA-OAEP-SHA256, key.json).\n` +
               `Download: {{link}}\n\n` +
               `Manifest SHA-256: ${manifestSha256}\n` +
-              `TopCall's signing key (Ed25519), SHA-256 of its public key: ${ended.signer}\n\n` +
-              `Check the package before you confirm: npm run verify-transfer -- <package.tar> --key <your private key PEM> --signer ${ended.signer}\n` +
+              `TopCall's signing key (Ed25519), SHA-256 of its public key: ${open.signer}\n\n` +
+              `Check the package before you confirm: npm run verify-transfer -- <package.tar> --key <your private key PEM> --signer ${open.signer}\n` +
               `(from TopCall's privacy back office; it checks the signature, every file's hash, and decrypts).\n` +
               `Then confirm receipt by POSTing {"manifestSha256": "…"} to ${deps.config.PUBLIC_URL}/v1/transfers/${t.id}/acknowledgement with the token from the link (?token=…).\n` +
               `If you do not want the data, reject it: POST ${deps.config.PUBLIC_URL}/v1/transfers/${t.id}/rejection with the same token.\n\n--\n${CONTACT_BLOCK.en}\n`,
