@@ -117,7 +117,9 @@ export async function businessTransfer(input: BusinessTransferInput): Promise<Tr
       validator: ({ reason }) => {
         if (ended) throw ApplicationFailure.nonRetryable(`the transfer is already being ${ended.reason}`, 'AlreadyEnding');
         if (acknowledged || !ENDABLE.includes(state.status)) throw ApplicationFailure.nonRetryable(`the transfer is ${acknowledged ? 'acknowledged' : state.status}: it can no longer be ${reason}`, 'NotEndable');
-        if (reason === 'rejected' && state.status !== 'awaiting_acknowledgement' && state.status !== 'acknowledgement_overdue') {
+        // The link goes out as the package is sealed, a moment before the status says so: the
+        // acquirer (the API checked its token) may reject from then on.
+        if (reason === 'rejected' && !['packaging', 'awaiting_acknowledgement', 'acknowledgement_overdue'].includes(state.status)) {
           throw ApplicationFailure.nonRetryable('the acquirer can reject a package only once it was sent', 'NotEndable');
         }
       },
