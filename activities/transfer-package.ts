@@ -190,18 +190,33 @@ export async function beginPackage(deps: PackageDeps, transferId: string): Promi
   return progressOf(state);
 }
 
+interface AudioRow {
+  id: string;
+  key: string;
+  sha256: string;
+  bytes: string;
+}
+
+/** What one batch reads from Postgres before anything is written: where it stands, who, their JSON Lines and their recordings. */
+interface BatchRead {
+  /** The client's inventory is exhausted: the next batch starts on the next client. */
+  exhausted: boolean;
+  /** The last person of the slice (packaged or skipped). */
+  lastId: string | null;
+  persons: string[];
+  audio: AudioRow[];
+  parts: { path: string; data: Buffer }[];
+}
+
 /**
- * One batch: up to `batchSize` persons of the current client, each handover category of the
- * map as one JSON Lines part, and their recordings' audio. Returns the progress so far.
+ * Reads one batch: the next slice of the current client's inventory, straight off its index,
+ * with who of it is still active and unrestricted checked by key (a person erased or
+ * restricted since is skipped), each handover category of the map as one encrypted JSON Lines
+ * part, and the slice's retained recordings. Reads only, so it can run while the batch before
+ * it is still being written.
  */
-export async function appendBatch(deps: PackageDeps, transferId: string, batchSize: number, heartbeat: (details?: unknown) => void = () => {}): Promise<PackageProgress> {
-  const t = await loadTransfer(deps.sql, transferId);
-  if (!t.state) throw new Error('the package has not been begun');
-  const state: PackageState = { ...t.state, missingAudio: [...t.state.missingAudio] };
-  if (state.done) return progressOf(state);
+async function readBatch(deps: PackageDeps, transferId: string, state: PackageState, batchSize: number, dataKey: Buffer): Promise<BatchRead> {
   const clientId = state.clientIds[state.clientIndex]!;
-  // The next slice of the inventory, straight off its index; who of it is still active and
-  // unrestricted is checked by key (a person erased or restricted since is skipped).
   const slice = await deps.sql<{ id: string; ok: boolean }[]>`
     with next as (
       select customer_id from transfer_persons
@@ -211,54 +226,71 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
            -- a lookup by key per person (a join here read every customer for each batch)
            coalesce((select c.status = 'active' and not c.processing_restricted from customers c where c.id = n.customer_id), false) as ok
     from next n order by n.customer_id`;
-
-  if (!slice.length) {
-    // This client is done: on to the next (nothing is written, so nothing to cut back).
-    Object.assign(state, { clientIndex: state.clientIndex + 1, after: null, part: 0 });
-    state.done = state.clientIndex >= state.clientIds.length;
-    await deps.sql`update transfers set package_state = ${deps.sql.json(state as never)} where id = ${transferId}`;
-    return progressOf(state);
-  }
+  if (!slice.length) return { exhausted: true, lastId: null, persons: [], audio: [], parts: [] };
   const persons = slice.filter((r) => r.ok).map((r) => r.id);
-  if (!persons.length) {
-    // Everyone in this slice was erased or restricted since the inventory: nothing to write.
-    state.after = slice.at(-1)!.id;
-    await deps.sql`update transfers set package_state = ${deps.sql.json(state as never)} where id = ${transferId}`;
-    return progressOf(state);
-  }
-
-  // The audio is read (a window ahead) while the JSON Lines are queried and encrypted.
-  const audio = await deps.sql<{ id: string; key: string; sha256: string; bytes: string }[]>`
-    select id, audio_key as key, audio_sha256 as sha256, audio_bytes::text as bytes from recordings
-    where customer_id = any(${persons}::uuid[]) and status = 'retained' order by id`;
-  const reads = readAhead(audio, READ_AHEAD, (a) => (Number(a.bytes) <= WHOLE_FILE_MAX ? deps.store.read(a.key) : Promise.resolve(undefined)));
-  const dataKey = await dataKeyFor(deps.sql, transferId);
+  const lastId = slice.at(-1)!.id;
+  if (!persons.length) return { exhausted: false, lastId, persons, audio: [], parts: [] };
   const part = String(state.part).padStart(5, '0');
-  const parts = (
-    await Promise.all(
-      HANDOVER.map(async (h) => {
-        const lines = await h.lines(deps.sql, persons, { id: transferId });
-        if (!lines.length) return undefined;
-        const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
-        return { path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) };
-      }),
-    )
-  ).filter((p) => p !== undefined);
+  const [audio, ...parts] = await Promise.all([
+    deps.sql<AudioRow[]>`
+      select id, audio_key as key, audio_sha256 as sha256, audio_bytes::text as bytes from recordings
+      where customer_id = any(${persons}::uuid[]) and status = 'retained' order by id`,
+    ...HANDOVER.map(async (h) => {
+      const lines = await h.lines(deps.sql, persons, { id: transferId });
+      if (!lines.length) return undefined;
+      const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
+      return { path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) };
+    }),
+  ]);
+  return { exhausted: false, lastId, persons, audio: audio as AudioRow[], parts: parts.filter((p) => p !== undefined) };
+}
 
-  const files: { path: string; bytes: number; sha256: string }[] = [];
+/** Where the package stands after `read` (before its files are counted): the position the next read starts from. */
+function positionAfter(state: PackageState, read: BatchRead): PackageState {
+  if (read.exhausted) {
+    const clientIndex = state.clientIndex + 1;
+    return { ...state, clientIndex, after: null, part: 0, done: clientIndex >= state.clientIds.length };
+  }
+  return { ...state, after: read.lastId, part: read.persons.length ? state.part + 1 : state.part };
+}
+
+interface PackagedFile {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Appends a read batch to the tar — its JSON Lines parts, then each recording's audio (read a
+ * window ahead; short ones whole, long ones streamed, so memory stays at the window) — and
+ * returns the state after it with the files written. Nothing is committed here.
+ */
+async function writeBatch(
+  deps: PackageDeps,
+  transferId: string,
+  state: PackageState,
+  read: BatchRead,
+  dataKey: Buffer,
+  heartbeat: (details?: unknown) => void,
+): Promise<{ next: PackageState; files: PackagedFile[] }> {
+  const position = positionAfter(state, read);
+  if (!read.persons.length) return { next: position, files: [] };
+  const clientId = state.clientIds[state.clientIndex]!;
+  const missingAudio = [...state.missingAudio];
+  const reads = readAhead(read.audio, READ_AHEAD, (a) => (Number(a.bytes) <= WHOLE_FILE_MAX ? deps.store.read(a.key) : Promise.resolve(undefined)));
+  const files: PackagedFile[] = [];
   const addFile = async (tar: TarAppender, entryPath: string, data: Buffer) => {
     await tar.add(entryPath, data);
     files.push({ path: entryPath, bytes: data.length, sha256: sha256Hex(data) });
   };
   const offset = await appendToTar(packageFile(deps, transferId), state.offset, async (tar) => {
-    for (const p of parts) await addFile(tar, p.path, p.data);
-    // Short recordings arrive read whole; long ones are streamed, so memory stays at the read-ahead window.
+    for (const p of read.parts) await addFile(tar, p.path, p.data);
     let n = 0;
     for await (const [a, whole] of reads) {
       const entryPath = `clients/${clientId}/audio/${a.id}.enc`;
       if (whole instanceof Error) {
         // Retained but its audio is gone: listed in the manifest instead of failing the handover.
-        if (!state.missingAudio.includes(a.id)) state.missingAudio.push(a.id);
+        if (!missingAudio.includes(a.id)) missingAudio.push(a.id);
         continue;
       }
       if (whole) {
@@ -268,7 +300,7 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
         try {
           source = await deps.store.open(a.key);
         } catch {
-          if (!state.missingAudio.includes(a.id)) state.missingAudio.push(a.id);
+          if (!missingAudio.includes(a.id)) missingAudio.push(a.id);
           continue;
         }
         const size = Number(a.bytes) + ENCRYPTION_OVERHEAD;
@@ -279,41 +311,94 @@ export async function appendBatch(deps: PackageDeps, transferId: string, batchSi
       if (++n % 200 === 0) heartbeat({ clientIndex: state.clientIndex, after: state.after, audio: n });
     }
   });
-
   const next: PackageState = {
-    ...state,
+    ...position,
     offset,
-    after: slice.at(-1)!.id,
-    part: state.part + 1,
-    persons: state.persons + persons.length,
-    recordings: state.recordings + audio.length,
+    missingAudio,
+    persons: state.persons + read.persons.length,
+    recordings: state.recordings + read.audio.length,
     files: state.files + files.length,
     bytes: state.bytes + files.reduce((sum, f) => sum + f.bytes, 0),
   };
+  return { next, files };
+}
+
+/** Commits a written batch: its files' hashes, who was packaged, and the state (the tar's new offset) — one transaction. */
+async function commitBatch(deps: PackageDeps, transferId: string, before: PackageState, written: { next: PackageState; files: PackagedFile[] }, persons: string[]) {
+  const { next, files } = written;
   await deps.sql.begin(async (tx) => {
     if (files.length) {
       // Arrays, not one parameter per value: a thousand files are four parameters.
       await tx`
         insert into transfer_files (transfer_id, seq, path, bytes, sha256)
-        select ${transferId}, * from unnest(${files.map((_, i) => state.files + i)}::int[], ${files.map((f) => f.path)}::text[], ${files.map((f) => f.bytes)}::bigint[], ${files.map((f) => f.sha256)}::text[])
+        select ${transferId}, * from unnest(${files.map((_, i) => before.files + i)}::int[], ${files.map((f) => f.path)}::text[], ${files.map((f) => f.bytes)}::bigint[], ${files.map((f) => f.sha256)}::text[])
         on conflict (transfer_id, seq) do update set path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`;
     }
-    await tx`update transfer_persons set handed_over = true where transfer_id = ${transferId} and customer_id = any(${persons}::uuid[])`;
+    if (persons.length) await tx`update transfer_persons set handed_over = true where transfer_id = ${transferId} and customer_id = any(${persons}::uuid[])`;
     await tx`update transfers set package_state = ${tx.json(next as never)} where id = ${transferId}`;
   });
-  heartbeat({ clientIndex: next.clientIndex, after: next.after });
-  return progressOf(next);
 }
+
+/** A promise whose rejection is handled later (awaited), not reported as unhandled meanwhile. */
+function later<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+/**
+ * Batches of up to `batchSize` persons for up to `maxMs` (at least one batch), each committed
+ * on its own, so a retry resumes after the last committed one. The batches overlap: the next
+ * batch is read from Postgres while this one's audio is written, and a batch commits while the
+ * next is written — the tar itself is appended strictly in order, and a batch commits only
+ * after the one before it has.
+ */
+export async function appendBatches(
+  deps: PackageDeps,
+  transferId: string,
+  batchSize: number,
+  options: { maxMs?: number; heartbeat?: (details?: unknown) => void } = {},
+): Promise<PackageProgress> {
+  const heartbeat = options.heartbeat ?? (() => {});
+  const t = await loadTransfer(deps.sql, transferId);
+  if (!t.state) throw new Error('the package has not been begun');
+  let state: PackageState = t.state;
+  if (state.done) return progressOf(state);
+  const until = Date.now() + (options.maxMs ?? 0);
+  const dataKey = await dataKeyFor(deps.sql, transferId);
+  let reading = later(readBatch(deps, transferId, state, batchSize, dataKey));
+  let committing: Promise<void> = Promise.resolve();
+  for (;;) {
+    const read = await reading;
+    const position = positionAfter(state, read);
+    const more = !position.done && Date.now() < until;
+    if (more) reading = later(readBatch(deps, transferId, position, batchSize, dataKey));
+    const written = await writeBatch(deps, transferId, state, read, dataKey, heartbeat);
+    await committing;
+    committing = later(commitBatch(deps, transferId, state, written, read.persons));
+    state = written.next;
+    if (!more) break;
+  }
+  await committing;
+  heartbeat({ clientIndex: state.clientIndex, after: state.after });
+  return progressOf(state);
+}
+
+/** One batch (see appendBatches). */
+export const appendBatch = (deps: PackageDeps, transferId: string, batchSize: number, heartbeat?: (details?: unknown) => void) =>
+  appendBatches(deps, transferId, batchSize, { heartbeat });
 
 /** Writes a JSON array from rows read in pages, so a manifest of any size needs no more memory than a page. */
 async function writeArray<T>(write: (s: string) => Promise<void>, pages: AsyncIterable<T[]>) {
   let first = true;
   await write('[');
   for await (const page of pages) {
+    // One write (one buffer, one hash update) per page: the files list alone has a row per file.
+    let text = '';
     for (const row of page) {
-      await write(`${first ? '\n' : ',\n'}  ${JSON.stringify(row)}`);
+      text += `${first ? '\n' : ',\n'}  ${JSON.stringify(row)}`;
       first = false;
     }
+    if (text) await write(text);
   }
   await write(first ? ']' : '\n ]');
 }

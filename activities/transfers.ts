@@ -10,7 +10,7 @@ import { complaintLines, CONTACT_BLOCK } from '../lib/email-templates';
 import { alreadySent, deliverEmail } from './email';
 import { erasureContext } from './recordings';
 import { linkTokenFor } from './links';
-import { appendBatch, beginPackage, deletePackageFiles, writeManifest, type PackageProgress } from './transfer-package';
+import { appendBatch, appendBatches, beginPackage, deletePackageFiles, writeManifest, type PackageProgress } from './transfer-package';
 
 export interface TransferDeps {
   sql: Sql;
@@ -217,11 +217,7 @@ export function createTransferActivities(deps: TransferDeps) {
 
     /** Batches for up to `maxMs` (at least one): each commits on its own, so a retry resumes at the last one. */
     async packageTransferBatch(input: { transferId: string; batchSize: number; maxMs?: number }): Promise<PackageProgress> {
-      const until = Date.now() + (input.maxMs ?? 0);
-      let progress: PackageProgress;
-      do progress = await appendBatch(packageDeps, input.transferId, input.batchSize, (details) => Context.current().heartbeat(details));
-      while (!progress.done && Date.now() < until);
-      return progress;
+      return appendBatches(packageDeps, input.transferId, input.batchSize, { maxMs: input.maxMs, heartbeat: (details) => Context.current().heartbeat(details) });
     },
 
     /**

@@ -19,9 +19,43 @@ function octal(value: number, width: number): string {
   return `${digits.padStart(width - 1, '0')}\0`;
 }
 
-/** A ustar header: names up to 100 bytes, or split at a slash into a prefix of up to 155. */
+/** The fields every entry shares (mode, owner, mtime, type, magic), and their checksum contribution, per mtime and mode. */
+const templates = new Map<string, { block: Buffer; sum: number }>();
+function template(mtime: Date, mode: number) {
+  const key = `${mtime.getTime()}:${mode}`;
+  let t = templates.get(key);
+  if (!t) {
+    const block = Buffer.alloc(BLOCK);
+    block.write(octal(mode, 8), 100, 'ascii');
+    block.write(octal(0, 8), 108, 'ascii'); // uid
+    block.write(octal(0, 8), 116, 'ascii'); // gid
+    block.write(octal(Math.floor(mtime.getTime() / 1000), 12), 136, 'ascii');
+    block.write('        ', 148, 'ascii'); // the checksum field counts as spaces while summing
+    block.write('0', 156, 'ascii'); // regular file
+    block.write('ustar\0', 257, 'ascii');
+    block.write('00', 263, 'ascii');
+    let sum = 0;
+    for (const byte of block) sum += byte;
+    t = { block, sum };
+    templates.set(key, t);
+  }
+  return t;
+}
+
+const sumOf = (block: Buffer, from: number, to: number) => {
+  let sum = 0;
+  for (let i = from; i < to; i++) sum += block[i]!;
+  return sum;
+};
+
+/**
+ * A ustar header: names up to 100 bytes, or split at a slash into a prefix of up to 155. Starts
+ * from the entry-independent template, so only the name, prefix and size are written and summed.
+ */
 export function ustarHeader(name: string, size: number, mtime: Date, mode = 0o600): Buffer {
-  const header = Buffer.alloc(BLOCK);
+  const t = template(mtime, mode);
+  const header = Buffer.allocUnsafe(BLOCK);
+  t.block.copy(header);
   let base = name;
   let prefix = '';
   if (Buffer.byteLength(name) > 100) {
@@ -30,19 +64,10 @@ export function ustarHeader(name: string, size: number, mtime: Date, mode = 0o60
     base = name.slice(cut + 1);
     if (cut < 0 || Buffer.byteLength(base) > 100 || Buffer.byteLength(prefix) > 155) throw new Error(`tar: name too long for ustar: ${name}`);
   }
-  header.write(base, 0, 100, 'utf8');
-  header.write(octal(mode, 8), 100, 'ascii');
-  header.write(octal(0, 8), 108, 'ascii'); // uid
-  header.write(octal(0, 8), 116, 'ascii'); // gid
+  const nameBytes = header.write(base, 0, 100, 'utf8');
   header.write(octal(size, 12), 124, 'ascii');
-  header.write(octal(Math.floor(mtime.getTime() / 1000), 12), 136, 'ascii');
-  header.write('        ', 148, 'ascii'); // checksum field counts as spaces while summing
-  header.write('0', 156, 'ascii'); // regular file
-  header.write('ustar\0', 257, 'ascii');
-  header.write('00', 263, 'ascii');
-  header.write(prefix, 345, 155, 'utf8');
-  let sum = 0;
-  for (const byte of header) sum += byte;
+  const prefixBytes = prefix ? header.write(prefix, 345, 155, 'utf8') : 0;
+  const sum = t.sum + sumOf(header, 0, nameBytes) + sumOf(header, 124, 136) + sumOf(header, 345, 345 + prefixBytes);
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
   return header;
 }

@@ -1,4 +1,4 @@
-import { type DecipherGCM, createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { type DecipherGCM, createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, hash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
@@ -47,7 +47,8 @@ export interface SignatureEntry {
   signerKeySha256: string;
 }
 
-export const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+/** One-shot `crypto.hash` (Node ≥ 20.12): no Hash object per call, which counts for a package of 100,000 small files. */
+export const sha256Hex = (data: Buffer | string): string => hash('sha256', data, 'hex');
 
 /** SHA-256 of a public key's SPKI DER: the fingerprint an acquirer compares out of band. */
 export const publicKeyFingerprint = (key: KeyObject | string) => sha256Hex((typeof key === 'string' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' }));
