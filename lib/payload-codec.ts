@@ -2,8 +2,12 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { METADATA_ENCODING_KEY, ValueError, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import { createRequire } from 'node:module';
 import type { PayloadKeyRing } from './payload-keys';
+
+// CommonJS whose named exports Node's ESM loader cannot detect: required, so it loads the same
+// under tsx, compiled node and vitest.
+const { temporal } = createRequire(import.meta.url)('@temporalio/proto') as typeof import('@temporalio/proto');
 
 /**
  * Issue 12, D9: every payload the back office hands to Temporal (workflow and activity inputs
