@@ -30,6 +30,7 @@ import { accountRoutes } from './routes/account';
 import { siteRoutes } from './routes/site';
 import { policyRoutes } from './routes/policies';
 import { metricsRoutes, statsRoutes } from './routes/metrics';
+import { CODEC_BODY_LIMIT, codecRoutes } from './routes/codec';
 import { createMetrics } from './metrics';
 import { routePath } from 'hono/route';
 
@@ -86,6 +87,10 @@ export function createApp(deps: ApiDeps) {
       onError: (c) => problem(c, 413, 'payload-too-large', `Request bodies are limited to ${JSON_BODY_LIMIT} bytes.`),
     })(c, next);
   });
+  app.use(
+    '/codec/*',
+    bodyLimit({ maxSize: CODEC_BODY_LIMIT, onError: (c) => problem(c, 413, 'payload-too-large', `Codec requests are limited to ${CODEC_BODY_LIMIT} bytes.`) }),
+  );
   // Characters Postgres refuses (NUL, lone surrogates) answer 400 naming the field, once for every route.
   app.use('*', async (c, next) => {
     const refused = (field: string, where: 'body' | 'query' | 'param') =>
@@ -141,6 +146,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1', exportRoutes());
   app.route('/v1', policyRoutes());
   app.route('/v1', statsRoutes());
+  app.route('/', codecRoutes());
   app.route('/', accountRoutes());
   app.route('/', siteRoutes());
 
@@ -186,10 +192,9 @@ export function createApp(deps: ApiDeps) {
         return problem(c, 400, 'bad-request', `A value in the request cannot be stored (SQLSTATE ${sqlState}); check for NUL characters, out-of-range dates and numbers.`);
       }
     }
-    // Name and code only: driver messages may quote the data that failed.
-    const causes: string[] = [];
-    for (let cause = err.cause; cause instanceof Error && causes.length < 5; cause = cause.cause) causes.push(`${cause.name}: ${cause.message}`);
-    deps.log.error({ requestId: c.var.requestId, err: { name: err.name, code: (err as { code?: string }).code, stack: err.stack, causes } }, 'unhandled error');
+    // Class, codes and stack frames only, causes included (the logger's err serializer, issue 12):
+    // driver messages and stack headers quote the data that failed.
+    deps.log.error({ requestId: c.var.requestId, err }, 'unhandled error');
     return problem(c, 500, 'internal', 'Something went wrong on our side; the request id identifies it in our logs.');
   });
 

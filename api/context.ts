@@ -1,6 +1,7 @@
 import type { WebSession } from './web/session';
 import type { CustomerRow } from '../db/customers';
 import type { Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import type { Config } from '../lib/config';
 import type { Logger } from '../lib/log';
 import type { Sql } from '../db/index';
@@ -14,6 +15,8 @@ export interface ApiDeps {
   temporal: Client;
   store: RecordingStore;
   log: Logger;
+  /** Issue 12: the payload codec the Temporal client uses, for the Web UI's codec endpoints (/codec/encode, /codec/decode). */
+  payloadCodec: PayloadCodec;
 }
 
 export type AppEnv = {

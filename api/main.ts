@@ -6,6 +6,8 @@ import { prepareDatabase } from '../db/prepare';
 import { ensureBootstrapAdmin } from '../db/access-tokens';
 import { createApp } from './app';
 import { recordingStoreFor } from '../lib/recording-store';
+import { AesGcmPayloadCodec, createDataConverter } from '../lib/payload-codec';
+import { resolvePayloadKeyRing } from '../lib/payload-keys';
 
 // NODE_ENV=production: refuses to start on an unsafe setting (lib/config.ts, productionProblems).
 const config = loadConfigOrExit();
@@ -27,10 +29,13 @@ if (generated) {
   );
 }
 
+// Issue 12: the payload key ring before the Temporal client exists (PAYLOAD_KEYS, or in
+// development the key the first of the API and the worker generated and kept in Postgres).
+const keyRing = await resolvePayloadKeyRing(config, sql);
 // Lazy: the API starts and answers /readyz with 503 until Temporal is reachable.
-const temporal = createLazyClient(temporalOptions, config.TEMPORAL_NAMESPACE);
+const temporal = createLazyClient(temporalOptions, config.TEMPORAL_NAMESPACE, createDataConverter(keyRing));
 const store = recordingStoreFor(config.DATA_DIR);
-const app = createApp({ config, sql, temporal, store, log });
+const app = createApp({ config, sql, temporal, store, log, payloadCodec: new AesGcmPayloadCodec(keyRing) });
 
 // Partial uploads of a process that died mid-stream are removed at start and then every quarter
 // hour; a file still being written (its mtime moves) is left alone.

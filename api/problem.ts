@@ -37,6 +37,7 @@ const titles: Record<string, string> = {
   conflict: 'Conflict',
   'not-ready': 'Not ready',
   timeout: 'Timed out',
+  undecodable: 'A payload cannot be decoded with the configured keys',
   internal: 'Internal error',
 };
 

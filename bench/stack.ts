@@ -11,6 +11,8 @@ import { startMailSink, type MailSink } from '../scripts/mail-sink';
 import { createSql, dropDatabase, ensureDatabase, type Sql } from '../db/index';
 import { migrate } from '../db/migrate';
 import { build } from '../scripts/build';
+import { createDataConverter } from '../lib/payload-codec';
+import { generateKeyRing } from '../lib/payload-keys';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -34,9 +36,14 @@ export async function openBenchStack(): Promise<BenchStack> {
   const sql = createSql(url.toString(), { max: 10 });
   await migrate(sql);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'privacy-backoffice-bench-'));
+  // Issue 12: the benchmarks measure the encrypted stack, as production runs it: one fresh key
+  // for the run, in the workers' and API's environment and in this process's client (the
+  // baselines' plain client.workflow.start included).
+  const keys = generateKeyRing(['bench']);
   const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection, namespace: 'default' });
+  const client = new Client({ connection, namespace: 'default', dataConverter: createDataConverter(keys.ring) });
   const env = {
+    PAYLOAD_KEYS: keys.spec,
     DATABASE_URL: url.toString(),
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_TASK_QUEUE: `bench-${randomBytes(4).toString('hex')}`,

@@ -632,7 +632,7 @@ export const PLACES: Place[] = [
     kind: 'table',
     where: 'app_secrets',
     personal: {},
-    other: { name: 'secret name', value: 'the key of the phone-number hashes' },
+    other: { name: 'secret name', value: 'server keys: of the phone-number hashes, one-time links, transfer packages, and in development the payload codec key (payload_key_dev; production takes PAYLOAD_KEYS from the environment)' },
     access: 'not applicable',
     rectification: 'not applicable',
     erasure: 'not applicable',

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { isFixedLength, parseIsoDuration, addCalendarDuration } from './durations';
+import { parseKeyRing } from './payload-keys';
 
 /**
  * Every setting of the back office, parsed once from the environment (see docs/contract.md).
@@ -109,6 +110,18 @@ const schema = z
     TEMPORAL_TLS_SERVER_NAME: optionalString,
     TEMPORAL_API_KEY: optionalString,
     TEMPORAL_TASK_QUEUE: z.string().trim().min(1).default('privacy-backoffice'),
+    // Issue 12: the AES-256-GCM key ring of the payload codec (lib/payload-codec.ts), as
+    // `id:base64key,id:base64key` (32-byte keys); the first encrypts unless PAYLOAD_KEY_ID names
+    // another, every one decrypts. Unset (development only): a key generated once and kept in
+    // Postgres (app_secrets.payload_key_dev). A secret: never echoed, never logged.
+    PAYLOAD_KEYS: optionalString,
+    PAYLOAD_KEY_ID: optionalString,
+    // The Temporal Web UI's origin(s), comma-separated, allowed by CORS to call /codec/*;
+    // unset: http://127.0.0.1:TEMPORAL_UI_PORT (the embedded dev server's UI).
+    TEMPORAL_UI_ORIGIN: optionalString.refine(
+      (v) => v === undefined || v.split(',').every((o) => /^https?:\/\/[^/\s?#]+$/.test(o.trim())),
+      { message: 'must be one or more origins (scheme, host and port, no path), comma-separated, such as https://temporal-ui.topcall.dk' },
+    ),
     SMTP_URL: optionalString.pipe(
       urlWithProtocols(['smtp:', 'smtps:'], 'smtp://user:pass@host:587').optional(),
     ),
@@ -176,6 +189,13 @@ const schema = z
     NODE_ENV: optionalString,
   })
   .superRefine((c, ctx) => {
+    if (c.PAYLOAD_KEYS !== undefined || c.PAYLOAD_KEY_ID !== undefined) {
+      const { problems } = parseKeyRing(c.PAYLOAD_KEYS ?? '', c.PAYLOAD_KEY_ID);
+      for (const message of problems) {
+        const key = message.startsWith('PAYLOAD_KEY_ID ') ? 'PAYLOAD_KEY_ID' : 'PAYLOAD_KEYS';
+        ctx.addIssue({ code: 'custom', path: [key], message: message.replace(/^PAYLOAD_KEY_ID /, '') });
+      }
+    }
     // mTLS takes a certificate and its key; TLS switched off cannot carry a credential.
     const cert = c.TEMPORAL_TLS_CLIENT_CERT_PATH, key = c.TEMPORAL_TLS_CLIENT_KEY_PATH;
     if (cert && !key) ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS_CLIENT_KEY_PATH'], message: 'must be set with TEMPORAL_TLS_CLIENT_CERT_PATH (the client certificate needs its key)' });
@@ -211,6 +231,10 @@ export function temporalTlsOn(config: Config): boolean {
 }
 
 export const isProduction = (config: Config) => config.NODE_ENV === 'production';
+
+/** The origins CORS lets call the codec endpoints: TEMPORAL_UI_ORIGIN, or the embedded UI's. */
+export const temporalUiOrigins = (config: Config): string[] =>
+  config.TEMPORAL_UI_ORIGIN ? config.TEMPORAL_UI_ORIGIN.split(',').map((o) => o.trim()).filter(Boolean) : [`http://127.0.0.1:${config.TEMPORAL_UI_PORT}`];
 
 /**
  * Issue 12: what production mode (NODE_ENV=production) refuses, one line per offending
@@ -250,6 +274,10 @@ export function productionProblems(config: Config): string[] {
     // TLS alone encrypts, but lets anyone who reaches the frontend send `decide` or `resolve`.
     problems.push('TEMPORAL_TLS_CLIENT_CERT_PATH or TEMPORAL_API_KEY: one must be set in production, so that Temporal admits only the back office: a client certificate (with TEMPORAL_TLS_CLIENT_KEY_PATH, mTLS) or an API key');
   }
+  if (!config.PAYLOAD_KEYS) {
+    // The development key lives in the same database as the data it would protect.
+    problems.push('PAYLOAD_KEYS: must be set in production (id:base64key, 32-byte keys from your secret store): unset means a development key kept in Postgres beside the data');
+  }
   return problems;
 }
 
@@ -280,7 +308,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Error messages name the bad value, but never a secret. */
 function redact(key: string, raw: string): string {
-  if (key === 'STAFF_BOOTSTRAP_TOKEN' || key === 'TEMPORAL_API_KEY') return '<hidden>';
+  if (key === 'STAFF_BOOTSTRAP_TOKEN' || key === 'TEMPORAL_API_KEY' || key === 'PAYLOAD_KEYS') return '<hidden>';
   try {
     const url = new URL(raw);
     if (url.password) url.password = '***';

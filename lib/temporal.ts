@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, type ConnectionLike, type TLSConfig } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { searchAttributeKeys } from '../workflows/search-attributes';
 import { ConfigError, temporalTlsOn, type Config } from './config';
@@ -45,10 +46,14 @@ export function temporalConnectionOptions(config: Config): TemporalConnectionOpt
   return { address, tls, ...(config.TEMPORAL_API_KEY ? { apiKey: config.TEMPORAL_API_KEY } : {}) };
 }
 
-/** A client whose connection opens on first use, so the API can start (and say 503) before Temporal is up. */
-export function createLazyClient(options: string | TemporalConnectionOptions, namespace: string): Client {
+/**
+ * A client whose connection opens on first use, so the API can start (and say 503) before
+ * Temporal is up. `dataConverter`: the payload codec (lib/payload-codec.ts), which every client
+ * of the back office passes; without it the client reads and writes payloads in clear.
+ */
+export function createLazyClient(options: string | TemporalConnectionOptions, namespace: string, dataConverter: DataConverter | undefined): Client {
   const connection = Connection.lazy(typeof options === 'string' ? { address: options } : options);
-  return new Client({ connection, namespace });
+  return new Client({ connection, namespace, ...(dataConverter ? { dataConverter } : {}) });
 }
 
 /** Answers within `timeoutMs` whether the Temporal frontend serves requests. */

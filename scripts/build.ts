@@ -24,7 +24,8 @@ const dist = path.join(root, 'dist');
 const SOURCE_DIRS = ['api', 'worker', 'workflows', 'activities', 'db', 'lib', 'scripts'];
 /** Besides the sources, what changes the output: the dependencies and the build itself (in scripts/). */
 const OTHER_INPUTS = ['package.json', 'package-lock.json'];
-const ASSETS = ['db/migrations', 'db/seed'];
+// lib/failure-converter.cjs: the SDK require()s it by path next to the compiled lib/payload-codec.js.
+const ASSETS = ['db/migrations', 'db/seed', 'lib/failure-converter.cjs'];
 const infoFile = path.join(dist, 'build-info.json');
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -86,7 +87,8 @@ export async function build(options: { force?: boolean; say?: (line: string) => 
   for (const asset of ASSETS) await cp(path.join(root, asset), path.join(dist, asset), { recursive: true });
 
   const quiet = { info() {}, debug() {}, trace() {}, log() {}, warn: console.warn, error: console.error };
-  const bundle = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows', 'index.ts'), logger: quiet as never });
+  // The failure converter of issue 12 (encodeCommonAttributes) runs inside the workflow sandbox too.
+  const bundle = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows', 'index.ts'), failureConverterPath: path.join(root, 'lib', 'failure-converter.cjs'), logger: quiet as never });
   await writeFile(path.join(dist, 'workflow-bundle.js'), bundle.code);
 
   // Last: an interrupted build leaves no matching hash behind, so the next start builds again.

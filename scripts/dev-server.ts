@@ -28,6 +28,11 @@ export interface DevServerOptions {
   /** More namespaces to create at start (tests isolate Schedules in their own). */
   extraNamespaces?: string[];
   headless?: boolean;
+  /**
+   * Issue 12: the Web UI decodes payloads through this codec server (the API's /codec, which
+   * answers admins and privacy officers only): `--ui-codec-endpoint`.
+   */
+  uiCodecEndpoint?: string;
   /** Server dynamic config (`--dynamic-config-value key=value`), e.g. a low continue-as-new threshold for a test. */
   dynamicConfig?: Record<string, string | number | boolean>;
   log?: (line: string) => void;
@@ -116,7 +121,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   ];
   if (options.dbFile) args.push('--db-filename', options.dbFile);
   if (options.headless) args.push('--headless');
-  else args.push('--ui-port', String(options.uiPort ?? options.port + 1000));
+  else {
+    args.push('--ui-port', String(options.uiPort ?? options.port + 1000));
+    if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+  }
 
   // A small shell keeps watch: when our end of its stdin closes (we stopped it, or we died in
   // any way, SIGKILL included), it stops the server. No orphaned dev servers.

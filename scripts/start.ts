@@ -85,6 +85,8 @@ try {
       uiPort: config.TEMPORAL_UI_PORT,
       dbFile: path.join(config.DATA_DIR, 'temporal.db'),
       namespace: config.TEMPORAL_NAMESPACE,
+      // Issue 12: histories are encrypted; the UI asks the API's codec server, which decodes for staff only.
+      uiCodecEndpoint: `${config.PUBLIC_URL}/codec`,
       log: (line) => log.debug({ temporal: line }),
     });
     if (temporal.started) stoppers.push(temporal.stop);
@@ -118,7 +120,7 @@ try {
   say('');
   say(ready ? 'Ready:' : 'Started, but /readyz does not say ready yet:');
   say(`  API              ${apiUrl}   (reference: ${apiUrl}/docs, OpenAPI: ${apiUrl}/openapi.json)`);
-  if (temporal?.uiUrl) say(`  Temporal UI      ${temporal.uiUrl}`);
+  if (temporal?.uiUrl) say(`  Temporal UI      ${temporal.uiUrl}   (payloads encrypted; admins and privacy officers sign in at ${config.PUBLIC_URL}/codec/login to see them decoded)`);
   say(`  Temporal         ${config.TEMPORAL_ADDRESS ?? temporal?.address}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE}`);
   if (sink) say(`  Mail viewer      http://127.0.0.1:${sink.webPort}   (SMTP 127.0.0.1:${sink.smtpPort})`);
   say(`  Database         ${new URL(config.DATABASE_URL).host}${new URL(config.DATABASE_URL).pathname}`);

@@ -108,7 +108,7 @@ describe('the bootstrap admin token', () => {
       const generated = await ensureBootstrapAdmin(sql, undefined);
       expect(generated).toMatch(/^tc_staff_[\w-]{43}$/);
       expect(await ensureBootstrapAdmin(sql, undefined)).toBeUndefined();
-      const scratchApp = createApp({ config: s.config, sql, temporal: s.client, store: s.store, log: silentLog });
+      const scratchApp = createApp({ config: s.config, sql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
       const me = await scratchApp.request('/v1/staff/me', { headers: { authorization: `Bearer ${generated}` } });
       expect(await me.json()).toMatchObject({ role: 'admin' });
       expect(await sql`select count(*)::int as n from access_tokens`).toEqual([{ n: 1 }]);

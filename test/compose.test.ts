@@ -42,6 +42,9 @@ const CONFIG: ReadonlyArray<{
   { name: 'TEMPORAL_TLS_SERVER_NAME', compose: '${TEMPORAL_TLS_SERVER_NAME:-}' },
   // a secret: only ever passed through from the user's environment
   { name: 'TEMPORAL_API_KEY', compose: '${TEMPORAL_API_KEY:-}' },
+  // issue 12: the payload codec's key ring, a secret passed through (empty: the development key)
+  { name: 'PAYLOAD_KEYS', compose: '${PAYLOAD_KEYS:-}' },
+  { name: 'TEMPORAL_UI_ORIGIN', compose: '${TEMPORAL_UI_ORIGIN:-http://localhost:8233}' },
   // a development stack: the image's NODE_ENV=production would refuse it (issue 12)
   { name: 'NODE_ENV', compose: 'development' },
   { name: 'SMTP_URL', compose: 'smtp://mailpit:1025' },
@@ -348,7 +351,7 @@ describe('development mode (issue 12)', () => {
     } catch (err) {
       refused = (err as ConfigError).problems.map((p) => p.split(':')[0]!);
     }
-    expect(refused).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_TLS']);
+    expect(refused).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_TLS', 'PAYLOAD_KEYS']);
   });
 });
 

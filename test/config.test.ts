@@ -188,6 +188,7 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
     TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/run/secrets/temporal-ca.pem',
     TEMPORAL_TLS_CLIENT_CERT_PATH: '/run/secrets/temporal-client.pem',
     TEMPORAL_TLS_CLIENT_KEY_PATH: '/run/secrets/temporal-client.key',
+    PAYLOAD_KEYS: `2026-1:${Buffer.alloc(32, 9).toString('base64')}`,
   };
   const without = (...keys: string[]) => Object.fromEntries(Object.entries(safe).filter(([k]) => !keys.includes(k)));
   const refusal = (env: Record<string, string>) => {
@@ -227,6 +228,12 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
     ]);
   });
 
+  it('refuses to run without PAYLOAD_KEYS: the development key would sit in Postgres beside the data (issue 12)', () => {
+    expect(refusal(without('PAYLOAD_KEYS')).problems).toEqual([
+      'PAYLOAD_KEYS: must be set in production (id:base64key, 32-byte keys from your secret store): unset means a development key kept in Postgres beside the data',
+    ]);
+  });
+
   it('refuses Temporal without TLS, without a client credential, or the development server', () => {
     expect(refusal(without('TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH')).problems).toEqual([
       'TEMPORAL_TLS: must be on in production: set TEMPORAL_TLS=true (with TEMPORAL_TLS_SERVER_CA_CERT_PATH for a private CA)',
@@ -244,7 +251,7 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
 
   it('names every offending setting at once, under a heading that says why', () => {
     const err = refusal({ NODE_ENV: 'production' });
-    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS']);
+    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'PAYLOAD_KEYS']);
     expect(err.message).toMatch(/^Refusing to start in production mode \(NODE_ENV=production\):\n {2}- PUBLIC_URL: /);
   });
 
@@ -261,6 +268,6 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
       expect(isProduction(config)).toBe(false);
     }
     // What production refuses is still reported when asked, e.g. for a readiness page.
-    expect(productionProblems(loadConfig({})).length).toBe(4);
+    expect(productionProblems(loadConfig({})).length).toBe(5);
   });
 });

@@ -9,7 +9,7 @@ import { freePort, startDevServer } from '../scripts/dev-server';
 import { startMailSink } from '../scripts/mail-sink';
 import { createSql, dropDatabase, ensureDatabase } from '../db/index';
 import { migrate } from '../db/migrate';
-import { workflowsPath } from '../worker/create-worker';
+import { bundleOptions } from '../worker/create-worker';
 import { recordHistories } from './support/histories';
 
 /** A second namespace for tests that run the real worker entry point (it owns a Schedule). */
@@ -46,7 +46,7 @@ export default async function setup(project: TestProject) {
   const [temporal, sink, bundle] = await Promise.all([
     freePort().then((port) => startDevServer({ binary, port, headless: true, extraNamespaces: [ISOLATED_NAMESPACE], readyTimeoutMs: 120_000 })),
     startMailSink(),
-    bundleWorkflowCode({ workflowsPath, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never }),
+    bundleWorkflowCode({ ...bundleOptions, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never }),
     ensureDatabase(databaseUrl).then(async () => {
       const sql = createSql(databaseUrl, { max: 1 });
       await migrate(sql);

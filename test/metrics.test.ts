@@ -250,7 +250,7 @@ describe('/metrics is for scrapers on this machine', () => {
     expect((await app.request('/metrics', { headers: { 'x-forwarded-for': '203.0.113.9' } }, local('127.0.0.1'))).status).toBe(403);
     expect((await app.request('/metrics', { headers: { forwarded: 'for=203.0.113.9' } }, local('::1'))).status).toBe(403);
 
-    const open = createApp({ config: { ...s.config, METRICS_ALLOW_REMOTE: true }, sql: s.sql, temporal: s.client, store: s.store, log: silentLog });
+    const open = createApp({ config: { ...s.config, METRICS_ALLOW_REMOTE: true }, sql: s.sql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
     expect((await open.request('/metrics', {}, remote)).status).toBe(200);
   });
 

@@ -54,7 +54,7 @@ beforeAll(async () => {
   worker = await spawnWorker(workerEnvFor(s.config, { STAFF_EMAIL: staffEmail, DATA_RETENTION_SWEEP_INTERVAL: 'P30D' }));
   // The API with a pool of its own, as api/main.ts has.
   apiSql = createSql(url, { max: 5 });
-  app = createApp({ config: s.config, sql: apiSql, temporal: s.client, store: s.store, log: silentLog });
+  app = createApp({ config: s.config, sql: apiSql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
 }, 180_000);
 
 afterAll(async () => {

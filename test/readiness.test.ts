@@ -4,7 +4,7 @@ import { createSql, type Sql } from '../db/index';
 import { createLazyClient } from '../lib/temporal';
 import { recordingStoreFor } from '../lib/recording-store';
 import { freePort } from '../scripts/dev-server';
-import { silentLog, stack, testConfig } from './support/stack';
+import { silentLog, stack, testConfig, testDataConverter, testPayloadCodec } from './support/stack';
 import { startTcpProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 
@@ -28,8 +28,8 @@ beforeAll(async () => {
   pg.port = String(pgProxy.port);
   const config = testConfig({ DATABASE_URL: pg.toString(), TEMPORAL_ADDRESS: `127.0.0.1:${temporalProxy.port}` });
   sql = createSql(config.DATABASE_URL);
-  client = createLazyClient(config.TEMPORAL_ADDRESS!, config.TEMPORAL_NAMESPACE);
-  app = createApp({ config, sql, temporal: client, store: recordingStoreFor(config.DATA_DIR), log: silentLog });
+  client = createLazyClient(config.TEMPORAL_ADDRESS!, config.TEMPORAL_NAMESPACE, testDataConverter());
+  app = createApp({ config, sql, temporal: client, store: recordingStoreFor(config.DATA_DIR), log: silentLog, payloadCodec: testPayloadCodec() });
 });
 
 afterAll(async () => {
@@ -76,9 +76,9 @@ describe('/readyz', () => {
   });
 
   it('is 503 when Temporal has never been reachable (the API still starts)', async () => {
-    const nowhere = createLazyClient(`127.0.0.1:${await freePort()}`, 'default');
+    const nowhere = createLazyClient(`127.0.0.1:${await freePort()}`, 'default', testDataConverter());
     try {
-      const lonely = createApp({ config: testConfig(), sql, temporal: nowhere, store: recordingStoreFor(testConfig().DATA_DIR), log: silentLog });
+      const lonely = createApp({ config: testConfig(), sql, temporal: nowhere, store: recordingStoreFor(testConfig().DATA_DIR), log: silentLog, payloadCodec: testPayloadCodec() });
       const res = await lonely.request('/readyz');
       expect(res.status).toBe(503);
       expect(res.headers.get('content-type')).toBe('application/problem+json');

@@ -2,7 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { describe, expect, inject, it } from 'vitest';
 import { loadHistories } from './support/histories';
-import { workflowsPath } from '../worker/create-worker';
+import { bundleOptions } from '../worker/create-worker';
+import { testDataConverter } from './support/stack';
 
 /**
  * Every recorded history (test/histories, from real test runs: happy paths, crash drills,
@@ -22,7 +23,7 @@ describe('recorded workflow histories replay against the current code', async ()
   });
 
   it.each(histories.map((h) => [h.file, h] as const))('%s', async (_file, h) => {
-    const results = Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: h.file }, [{ workflowId: h.workflowId, history: h.history }]);
+    const results = Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: testDataConverter(), replayName: h.file }, [{ workflowId: h.workflowId, history: h.history }]);
     for await (const result of results) expect(result.error, `${h.file} no longer replays`).toBeUndefined();
   });
 });
@@ -31,7 +32,7 @@ describe('recorded workflow histories replay against the current code', async ()
 async function unpatchedBundle(): Promise<string> {
   const shim = fileURLToPath(new URL('./support/unpatched-workflow.ts', import.meta.url));
   const { code } = await bundleWorkflowCode({
-    workflowsPath,
+    ...bundleOptions,
     webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as object), '@temporalio/workflow$': shim } } }),
     logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never,
   });
@@ -39,7 +40,7 @@ async function unpatchedBundle(): Promise<string> {
 }
 
 async function failuresWithoutPatches(histories: Awaited<ReturnType<typeof loadHistories>>): Promise<number> {
-  const results = Worker.runReplayHistories({ workflowBundle: { code: await unpatchedBundle() }, replayName: 'unpatched' }, histories.map((h) => ({ workflowId: h.workflowId, history: h.history })));
+  const results = Worker.runReplayHistories({ workflowBundle: { code: await unpatchedBundle() }, dataConverter: testDataConverter(), replayName: 'unpatched' }, histories.map((h) => ({ workflowId: h.workflowId, history: h.history })));
   let failed = 0;
   for await (const result of results) if (result.error) failed += 1;
   return failed;

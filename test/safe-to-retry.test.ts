@@ -98,7 +98,7 @@ describe('a start that fails after the row is committed', () => {
         });
       },
     });
-    const broken = createApp({ config: s.config, sql: s.sql, temporal: failing, store: s.store, log: silentLog });
+    const broken = createApp({ config: s.config, sql: s.sql, temporal: failing, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
     const res = await broken.request('/v1/requests', json({ type: 'access' }, auth));
     expect(res.status, 'the request is received: its row and its start are committed').toBe(202);
     const { id } = (await res.json()) as { id: string };

@@ -35,7 +35,7 @@ beforeAll(async () => {
   s = await openStack({}, { ownDatabase: true });
   // The API's own pool, sized as in production (db/index.ts), not the test helper's small one.
   apiSql = createSql(s.config.DATABASE_URL);
-  const app = createApp({ config: s.config, sql: apiSql, temporal: s.client, store: s.store, log: silentLog });
+  const app = createApp({ config: s.config, sql: apiSql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
   server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await once(server, 'listening');
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -64,8 +64,8 @@ beforeAll(async () => {
     workerEnvFor(s.config, { ...periods, RETENTION_SWEEP_INTERVAL: 'P30D', DATA_RETENTION_SWEEP_INTERVAL: 'P30D', WORKFLOW_START_RECONCILE_INTERVAL: 'PT5S' }),
   );
   // The API as api/main.ts builds it: a lazy Temporal client that reconnects on its own.
-  temporal = createLazyClient(server.address, s.config.TEMPORAL_NAMESPACE);
-  app = createApp({ config: s.config, sql: s.sql, temporal, store: s.store, log: silentLog });
+  temporal = createLazyClient(server.address, s.config.TEMPORAL_NAMESPACE, s.dataConverter);
+  app = createApp({ config: s.config, sql: s.sql, temporal, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
 }, 180_000);
 
 afterAll(async () => {

@@ -26,7 +26,7 @@ beforeAll(async () => {
   s = await openStack({}, { ownDatabase: true });
   token = (await staffAuth(s.sql, 'support')).token;
   clientId = await newClient(s);
-  const app = createApp({ config: s.config, sql: s.sql, temporal: s.client, store: s.store, log: silentLog });
+  const app = createApp({ config: s.config, sql: s.sql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
   server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await once(server, 'listening');
   port = (server.address() as AddressInfo).port;

@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type Logger, type WorkerOptions } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import type { Activities } from '../activities';
+import { failureConverterPath } from '../lib/payload-codec';
+import { sanitiseActivityFailures } from './sanitise-failures';
 
 /** This file runs compiled (dist/worker/create-worker.js, `npm run build`) or from source through tsx. */
 const compiled = import.meta.url.endsWith('.js');
@@ -12,8 +15,17 @@ export const workflowsPath = fileURLToPath(new URL(compiled ? '../workflows/inde
  */
 export const prebuiltBundlePath = compiled ? fileURLToPath(new URL('../workflow-bundle.js', import.meta.url)) : undefined;
 
+/**
+ * What every workflow bundle is built with (here, `npm run build`, the tests' global setup, the
+ * replay test): the failure converter that encodes messages and stack traces (issue 12), which
+ * runs inside the workflow sandbox too.
+ */
+export const bundleOptions = { workflowsPath, failureConverterPath } as const;
+
 export interface CreateWorkerOptions {
   connection: NativeConnection;
+  /** The payload codec and failure converter (lib/payload-codec.ts createDataConverter): required, every worker encrypts. */
+  dataConverter: DataConverter;
   namespace: string;
   taskQueue: string;
   activities: Activities;
@@ -34,7 +46,7 @@ async function bundleNow(): Promise<{ code: string }> {
     warn: (message, meta) => log.warn(message, meta),
     error: (message, meta) => log.error(message, meta),
   };
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quiet });
+  const { code } = await bundleWorkflowCode({ ...bundleOptions, logger: quiet });
   log.info('Workflows bundled at start (no prebuilt bundle; `npm run build` makes one)', { ms: Date.now() - started, bytes: code.length });
   return { code };
 }
@@ -47,6 +59,9 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     activities: options.activities,
+    dataConverter: options.dataConverter,
+    // Issue 12: an activity's error leaves the process only as a safe ApplicationFailure.
+    interceptors: { activity: [sanitiseActivityFailures] },
     workflowBundle,
     shutdownGraceTime: '10 seconds',
     ...options.tuning,

@@ -11,6 +11,8 @@ import { createWorker } from './create-worker';
 import { ensureDataRetentionSchedule, ensureRetentionSchedule, ensureWorkflowStartsSchedule } from './schedules';
 import { recordingStoreFor } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
+import { createDataConverter } from '../lib/payload-codec';
+import { resolvePayloadKeyRing } from '../lib/payload-keys';
 
 // NODE_ENV=production: refuses to start on an unsafe setting (lib/config.ts, productionProblems).
 const config = loadConfigOrExit();
@@ -57,6 +59,9 @@ async function connectWhenUp(options: TemporalConnectionOptions): Promise<Native
 }
 
 const sql = await prepareDatabase(config.DATABASE_URL, log);
+// Issue 12: the payload key ring before any Temporal connection (PAYLOAD_KEYS, or in development
+// the key kept in Postgres): every payload and failure this worker and its clients write is encrypted.
+const dataConverter = createDataConverter(await resolvePayloadKeyRing(config, sql));
 const mailer = createMailer(smtpUrl(config), { pool: true, maxConnections: config.MAIL_CONCURRENCY });
 const { address } = temporalOptions;
 const connection = await connectWhenUp(temporalOptions);
@@ -64,17 +69,17 @@ const connection = await connectWhenUp(temporalOptions);
 const admin = await Connection.connect(temporalOptions);
 const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
 if (added.length) log.info({ searchAttributes: added }, 'registered search attributes');
-const schedule = await ensureRetentionSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE }), {
+const schedule = await ensureRetentionSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), {
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   intervalMs: fixedDurationMs(config.RETENTION_SWEEP_INTERVAL),
 });
 log.info({ schedule, interval: config.RETENTION_SWEEP_INTERVAL }, 'retention schedule in place');
-const dataSchedule = await ensureDataRetentionSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE }), {
+const dataSchedule = await ensureDataRetentionSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), {
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   intervalMs: fixedDurationMs(config.DATA_RETENTION_SWEEP_INTERVAL),
 });
 log.info({ schedule: dataSchedule, interval: config.DATA_RETENTION_SWEEP_INTERVAL }, 'data-retention schedule in place');
-const startsSchedule = await ensureWorkflowStartsSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE }), {
+const startsSchedule = await ensureWorkflowStartsSchedule(new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), {
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   intervalMs: fixedDurationMs(config.WORKFLOW_START_RECONCILE_INTERVAL),
 });
@@ -83,6 +88,7 @@ await admin.close();
 
 const worker = await createWorker({
   connection,
+  dataConverter,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   activities: createActivities({ sql, mailer, store: recordingStoreFor(config.DATA_DIR), config }),

@@ -3,7 +3,7 @@ import { insertStaffToken, newToken, type StaffRole } from '../../db/access-toke
 import type { Sql } from '../../db/index';
 import { silentLog, type TestStack } from './stack';
 
-export const appFor = (s: TestStack) => createApp({ config: s.config, sql: s.sql, temporal: s.client, store: s.store, log: silentLog });
+export const appFor = (s: TestStack) => createApp({ config: s.config, sql: s.sql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
 
 /** Issues a real staff token (hash stored in Postgres) and returns the bearer header for it. */
 export async function staffAuth(sql: Sql, role: StaffRole): Promise<{ authorization: string; token: string }> {

@@ -1,6 +1,8 @@
 import { inject } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter, PayloadCodec } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../lib/config';
 import { createLogger } from '../../lib/log';
@@ -11,6 +13,8 @@ import { createActivities, type Activities } from '../../activities';
 import { createWorker } from '../../worker/create-worker';
 import { recordingStoreFor, type RecordingStore } from '../../lib/recording-store';
 import { mkdtempSync } from 'node:fs';
+import { AesGcmPayloadCodec, createDataConverter } from '../../lib/payload-codec';
+import { keyRingFromConfig, keySpec, resolvePayloadKeyRing } from '../../lib/payload-keys';
 import path from 'node:path';
 
 /** The real services global-setup started for this run. */
@@ -22,6 +26,16 @@ export const stack = () => ({
   workflowBundlePath: inject('workflowBundlePath'),
 });
 
+/**
+ * Issue 12: the tests run with the payload codec on, as production does, under a fixed test key
+ * (derived from a public string: it protects nothing) so that histories recorded by a test run
+ * (`npm run histories:record`) replay in test/replay.test.ts with the same ring.
+ */
+export const TEST_PAYLOAD_KEYS = keySpec('test-1', createHash('sha256').update('privacy-backoffice test payload key 1').digest());
+/** The data converter of every test client, worker and replayer (the test key ring). */
+export const testDataConverter = (spec = TEST_PAYLOAD_KEYS): DataConverter => createDataConverter(keyRingFromConfig(spec));
+export const testPayloadCodec = (spec = TEST_PAYLOAD_KEYS): PayloadCodec => new AesGcmPayloadCodec(keyRingFromConfig(spec));
+
 /** Config as the api and worker would parse it, pointed at the test stack, with a task queue of the file's own. */
 export function testConfig(env: Record<string, string> = {}): Config {
   const s = stack();
@@ -31,6 +45,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     SMTP_URL: s.smtpUrl,
     TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
     LOG_LEVEL: 'silent',
+    PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
     // Below the run's own folder, which global teardown removes: no test leaves data behind.
     DATA_DIR: mkdtempSync(path.join(inject('runTempDir'), 'data-')),
     ...env,
@@ -44,7 +59,10 @@ export interface TestStack {
   sql: Sql;
   mailer: Mailer;
   store: RecordingStore;
+  /** Encrypts with the stack's key ring (config.PAYLOAD_KEYS, or the database's development key when a test unsets it). */
   client: Client;
+  dataConverter: DataConverter;
+  payloadCodec: PayloadCodec;
   close(): Promise<void>;
 }
 
@@ -66,14 +84,18 @@ export async function openStack(env: Record<string, string> = {}, options: { own
   const config = testConfig(ownUrl ? { DATABASE_URL: ownUrl, ...env } : env);
   const sql = createSql(config.DATABASE_URL, { max: 5 });
   const mailer = createMailer(config.SMTP_URL!);
+  const ring = await resolvePayloadKeyRing(config, sql);
+  const dataConverter = createDataConverter(ring);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS! });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   return {
     config,
     sql,
     mailer,
     store: recordingStoreFor(config.DATA_DIR),
     client,
+    dataConverter,
+    payloadCodec: new AesGcmPayloadCodec(ring),
     async close() {
       await connection.close();
       mailer.close();
@@ -100,6 +122,7 @@ export async function startWorker(s: TestStack, activities?: Activities): Promis
   const connection = await NativeConnection.connect({ address: s.config.TEMPORAL_ADDRESS! });
   const worker = await createWorker({
     connection,
+    dataConverter: s.dataConverter,
     namespace: s.config.TEMPORAL_NAMESPACE,
     taskQueue: s.config.TEMPORAL_TASK_QUEUE,
     activities: activities ?? createActivities({ sql: s.sql, mailer: s.mailer, store: s.store, config: s.config }),

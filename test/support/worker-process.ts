@@ -64,6 +64,7 @@ export function workerEnvFor(config: import('../../lib/config').Config, extra: R
     RETENTION_SWEEP_INTERVAL: config.RETENTION_SWEEP_INTERVAL,
     MAIL_CONCURRENCY: String(config.MAIL_CONCURRENCY),
     LOG_LEVEL: 'info',
+    ...(config.PAYLOAD_KEYS ? { PAYLOAD_KEYS: config.PAYLOAD_KEYS } : {}),
     // Off unless a test asks: several workers at once would want the same port (issue 15).
     WORKER_METRICS_ADDRESS: '',
     ...extra,
