@@ -9,6 +9,7 @@ import { awaitDecision, fileRequest } from './support/requests';
 import { waitFor } from './support/wait';
 import { hashToken } from '../db/access-tokens';
 import { appendLedger } from '../db/audit-ledger';
+import { createSql } from '../db/index';
 import { accessRequestInput } from '../api/file-request';
 import { decideUpdate } from '../workflows/access-request';
 import { resolveUpdate } from '../workflows/dispute';
@@ -226,6 +227,32 @@ describe('the ledger is append-only and hash-chained', () => {
     expect(verdict.entries).toBeGreaterThanOrEqual(5);
     expect(verdict).not.toHaveProperty('brokenAt');
     expect((await app.request('/v1/audit/verify', { headers: support })).status).toBe(403);
+  });
+
+  it('stays one valid chain under concurrent appends from separate processes’ pools, and a rolled-back act leaves no entry', async () => {
+    const before = (await verify()).entries;
+    // Three pools stand in for three API or worker processes, each appending in transactions of its own.
+    const pools = [0, 1, 2].map(() => createSql(s.config.DATABASE_URL, { max: 4 }));
+    try {
+      await Promise.all(
+        pools.flatMap((pool) =>
+          Array.from({ length: 20 }, () =>
+            pool.begin((tx) => appendLedger(tx, [{ actor: { type: 'system', id: null, role: 'retention' }, action: 'recording.delete', outcome: 'done', objectType: 'recording', objectId: randomUUID() }])),
+          ),
+        ),
+      );
+      const objectId = randomUUID();
+      await expect(
+        pools[0]!.begin(async (tx) => {
+          await appendLedger(tx, [{ actor: { type: 'system', id: null, role: 'retention' }, action: 'recording.delete', outcome: 'done', objectType: 'recording', objectId }]);
+          throw new Error('the act failed after its entry was appended');
+        }),
+      ).rejects.toThrow('the act failed');
+      expect(await ledgerOf(objectId)).toEqual([]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+    expect(await verify()).toMatchObject({ valid: true, entries: before + 60 });
   });
 
   it('refuses UPDATE, DELETE and TRUNCATE in the database itself', async () => {
