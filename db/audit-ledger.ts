@@ -14,9 +14,10 @@ export const LEDGER_ACTIONS = [
   'recording.audio_download',
   'recording.override',
   'export.download',
+  'transfer.approve',
 ] as const;
 export type LedgerAction = (typeof LEDGER_ACTIONS)[number];
-export const LEDGER_OBJECTS = ['request', 'dispute', 'disclosure', 'recording', 'export'] as const;
+export const LEDGER_OBJECTS = ['request', 'dispute', 'disclosure', 'recording', 'export', 'transfer'] as const;
 export type LedgerObject = (typeof LEDGER_OBJECTS)[number];
 export type ActorType = 'staff' | 'customer' | 'system' | 'link' | 'unknown';
 
