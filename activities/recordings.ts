@@ -6,6 +6,8 @@ import { confirmDeletable, lockDueRecordings, tombstone, type DeletableRow } fro
 import { lockDispute } from '../db/disputes';
 import type { RecordingStore } from '../lib/recording-store';
 import type { EraseContext } from '../db/personal-data';
+import { appendLedger } from '../db/audit-ledger';
+import { requireStaffActor } from './actors';
 
 export interface RecordingDeps {
   sql: Sql;
@@ -51,6 +53,11 @@ export async function deleteConfirmed(tx: Tx, store: RecordingStore, rows: Delet
       audioSha256: r.audioSha256,
       ...ctx,
     })),
+  );
+  // The ledger after the receipts, always in that order, so two chains' locks never deadlock.
+  await appendLedger(
+    tx,
+    ids.map((id) => ({ actor: { type: 'system', id: null, role: ctx.reason }, action: 'recording.delete', outcome: 'done', objectType: 'recording', objectId: id })),
   );
   return ids;
 }
@@ -153,8 +160,11 @@ export function createRecordingActivities(deps: RecordingDeps) {
      * that is past its deadline and held by no other dispute (receipts name the dispute). The
      * rest fall back to the schedule. Idempotent: a retry reports what the first attempt deleted.
      */
-    async resolveDispute(input: { disputeId: string }): Promise<{ deleted: string[] }> {
+    async resolveDispute(input: { disputeId: string; resolvedBy?: string }): Promise<{ deleted: string[] }> {
       const { workflowId = 'unknown', runId = 'unknown' } = Context.current().info.workflowExecution ?? {};
+      // Below the API (issue 12): the resolving actor must hold the API's role for it, checked in Postgres.
+      const act = { action: 'dispute.resolve', objectType: 'dispute', objectId: input.disputeId } as const;
+      const actor = await requireStaffActor(deps.sql, input.resolvedBy, ['privacy_officer'], act);
       await deps.sql.begin(async (tx) => {
         const dispute = await lockDispute(tx, input.disputeId);
         if (!dispute) throw ApplicationFailure.nonRetryable('no such dispute', 'DisputeNotFound');
@@ -166,6 +176,7 @@ export function createRecordingActivities(deps: RecordingDeps) {
         const rows = await confirmDeletable(tx, held.map((r) => r.id), now);
         await deleteConfirmed(tx, deps.store, rows, { reason: 'dispute_resolved', workflowId, runId, disputeId: input.disputeId });
         await tx`update disputes set status = 'resolved', resolved_at = coalesce(resolved_at, ${now}) where id = ${input.disputeId}`;
+        await appendLedger(tx, [{ ...act, actor, outcome: 'done' }], { once: true });
       });
       return { deleted: (await receiptsOfDispute(deps.sql, input.disputeId)).map((r) => r.recordingId) };
     },

@@ -16,6 +16,8 @@ import { alreadySent, deliverEmail, suppressEmail, type EmailCategory } from './
 import { linkTokenFor } from './links';
 import { erasureContext } from './recordings';
 import { buildAccessExport } from './export-package';
+import { appendLedger, type LedgerActor } from '../db/audit-ledger';
+import { refuseActor, requireStaffActor } from './actors';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 
 export interface RequestDeps {
@@ -138,7 +140,24 @@ export function createRequestActivities(deps: RequestDeps) {
       await updateRequest(deps.sql, input.requestId, { slaBreached: true });
     },
 
+    /**
+     * Records the decision, once the stated actor is checked in Postgres (issue 12): an officer's
+     * decision needs an active staff token with the API's role for it (privacy officer or admin);
+     * an approval with no staff step needs the request to have been filed that way by the person
+     * (`data_requests.auto_approve`, written by the API). Anything else is refused and kept in the
+     * ledger, and the request stays as it was.
+     */
     async recordDecision(input: { requestId: string; decision: 'approve' | 'refuse'; reasonCode: string | null; decidedBy: string }): Promise<void> {
+      const r = await requireRequest(input.requestId);
+      const act = { action: 'request.decide', objectType: 'request', objectId: r.id } as const;
+      let actor: LedgerActor;
+      if (input.decidedBy === 'account-closure' || input.decidedBy === 'self-service') {
+        const authorised = r.autoApprove === input.decidedBy && r.filedBy === 'customer' && r.customerId !== null && input.decision === 'approve';
+        actor = { type: r.customerId ? 'customer' : 'unknown', id: r.customerId, role: input.decidedBy };
+        if (!authorised) await refuseActor(deps.sql, actor, act);
+      } else {
+        actor = await requireStaffActor(deps.sql, input.decidedBy, ['privacy_officer'], act);
+      }
       await deps.sql.begin(async (tx) => {
         await updateRequest(tx, input.requestId, { decision: input.decision, reasonCode: input.reasonCode, decidedBy: input.decidedBy, status: input.decision === 'refuse' ? 'refused' : 'executing' });
         // The winner's reason and evidence, from the draft its officer left (issue 13); the others' go.
@@ -148,6 +167,7 @@ export function createRequestActivities(deps: RequestDeps) {
                    from decision_drafts d where r.id = ${input.requestId} and d.request_id = r.id and d.token_id = ${input.decidedBy}`;
         }
         await tx`delete from decision_drafts where request_id = ${input.requestId}`;
+        await appendLedger(tx, [{ ...act, actor, outcome: 'done' }], { once: true });
       });
     },
 
@@ -158,8 +178,15 @@ export function createRequestActivities(deps: RequestDeps) {
     async executeRequest(input: { requestId: string }): Promise<Record<string, unknown>> {
       const r = await requireRequest(input.requestId);
       if (r.outcome) return r.outcome; // done before a crash; do not do it twice
+      // Below the API (issue 12): only what Postgres records as approved is carried out, whatever
+      // a workflow's input says (opting out of marketing alone needs no decision, D11).
+      const act = { action: 'request.execute', objectType: 'request', objectId: r.id } as const;
+      if (r.type !== 'marketing_opt_out' && r.decision !== 'approve') await refuseActor(deps.sql, { type: 'system', id: null, role: 'access_request' }, act);
       const outcome = await execute(r);
-      await updateRequest(deps.sql, r.id, { outcome });
+      await deps.sql.begin(async (tx) => {
+        await updateRequest(tx, r.id, { outcome });
+        await appendLedger(tx, [{ ...act, actor: { type: 'system', id: null, role: 'access_request' }, outcome: 'done' }], { once: true });
+      });
       return outcome;
     },
 

@@ -3,7 +3,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
 import type { RecordingStore } from '../lib/recording-store';
-import { hashToken } from '../db/access-tokens';
+import { activeStaffRole, hashToken } from '../db/access-tokens';
+import { appendLedger, recordInLedger, type LedgerActor } from '../db/audit-ledger';
 import { insertRecipient, recordDisclosure } from '../db/disclosures';
 import { eraseSubject, forgetAccount, resolveSubject } from '../db/personal-data';
 import { complaintLines, CONTACT_BLOCK } from '../lib/email-templates';
@@ -91,6 +92,7 @@ export function createTransferActivities(deps: TransferDeps) {
         });
         await tx`insert into disclosure_subjects (disclosure_id, customer_id)
                  select ${disclosureId}, customer_id from transfer_persons where transfer_id = ${t.id} and handed_over on conflict do nothing`;
+        await appendLedger(tx, [{ actor: { type: 'system', id: null, role: 'business_transfer' }, action: 'disclosure.record', outcome: 'done', objectType: 'disclosure', objectId: disclosureId }]);
         await tx`update transfers set manifest_sha256 = ${manifestSha256}, package_bytes = ${sealed.bytes}, package_files = ${files}, package_sealed_at = now(),
                    recipient_id = ${recipient.id}, disclosure_id = ${disclosureId}
                  where id = ${t.id}`;
@@ -137,11 +139,22 @@ export function createTransferActivities(deps: TransferDeps) {
     /** Four eyes, held below the API too: the approver must be an active privacy officer or admin, and not the creator. */
     async recordTransferApproval(input: { transferId: string; approverTokenId: string }): Promise<void> {
       const t = await requireTransfer(input.transferId);
-      const [token] = await deps.sql<{ role: string | null }[]>`
-        select role from access_tokens where id = ${input.approverTokenId} and kind = 'staff' and revoked_at is null and (expires_at is null or expires_at > now())`;
-      if (!token || (token.role !== 'privacy_officer' && token.role !== 'admin')) throw ApplicationFailure.nonRetryable('only privacy officers and admins approve transfers', 'NotAllowed');
-      if (input.approverTokenId === t.createdBy) throw ApplicationFailure.nonRetryable('the creator cannot approve their own transfer', 'FourEyes');
-      await deps.sql`insert into transfer_approvals (transfer_id, approver_token_id) values (${t.id}, ${input.approverTokenId}) on conflict do nothing`;
+      const role = await activeStaffRole(deps.sql, input.approverTokenId);
+      const actor: LedgerActor = { type: role ? 'staff' : 'unknown', id: input.approverTokenId, role: role ?? null };
+      const act = { actor, action: 'transfer.approve', objectType: 'transfer', objectId: t.id } as const;
+      // Refused attempts are kept in the audit ledger (issue 12), committed on their own.
+      if (!role || (role !== 'privacy_officer' && role !== 'admin')) {
+        await recordInLedger(deps.sql, { ...act, outcome: 'refused' });
+        throw ApplicationFailure.nonRetryable('only privacy officers and admins approve transfers', 'NotAllowed');
+      }
+      if (input.approverTokenId === t.createdBy) {
+        await recordInLedger(deps.sql, { ...act, outcome: 'refused' });
+        throw ApplicationFailure.nonRetryable('the creator cannot approve their own transfer', 'FourEyes');
+      }
+      await deps.sql.begin(async (tx) => {
+        const added = await tx`insert into transfer_approvals (transfer_id, approver_token_id) values (${t.id}, ${input.approverTokenId}) on conflict do nothing returning 1`;
+        if (added.length) await appendLedger(tx, [{ ...act, outcome: 'done' }]);
+      });
     },
 
     /**

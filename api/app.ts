@@ -22,6 +22,7 @@ import { transferRoutes } from './routes/transfers';
 import { recordingRoutes } from './routes/recordings';
 import { disputeRoutes } from './routes/disputes';
 import { retentionRoutes } from './routes/retention';
+import { auditRoutes } from './routes/audit';
 import { customerRoutes } from './routes/customers';
 import { authRoutes } from './routes/auth';
 import { requestRoutes } from './routes/requests';
@@ -140,6 +141,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1', recordingRoutes());
   app.route('/v1', disputeRoutes());
   app.route('/v1', retentionRoutes());
+  app.route('/v1', auditRoutes());
   app.route('/v1', customerRoutes());
   app.route('/v1', authRoutes());
   app.route('/v1', requestRoutes());

@@ -1,11 +1,19 @@
 import type { MiddlewareHandler } from 'hono';
 import { findActiveToken, type StaffRole } from '../db/access-tokens';
+import type { LedgerActor } from '../db/audit-ledger';
 import type { AppEnv } from './context';
 import { AppError } from './problem';
 
 export type Principal =
   | { kind: 'staff'; tokenId: string; role: StaffRole }
   | { kind: 'customer'; tokenId: string; customerId: string };
+
+/** Who acts, as the audit ledger records it: ids and the role, nothing else. */
+export function ledgerActorOf(principal: Principal | undefined): LedgerActor {
+  if (principal?.kind === 'staff') return { type: 'staff', id: principal.tokenId, role: principal.role };
+  if (principal?.kind === 'customer') return { type: 'customer', id: principal.customerId, role: null };
+  return { type: 'unknown', id: null, role: null };
+}
 
 const bearer = (header: string | undefined) => /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
 

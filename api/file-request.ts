@@ -69,7 +69,10 @@ export async function fileRequest(
   await commitAndStart(
     deps,
     async (tx) => {
-      const inserted = await insertRequest(tx, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy });
+      // The authority for an approval with no staff step is recorded here, where the person's own
+      // step is known; the workflow's input alone does not suffice (issue 12).
+      const autoApprove = r.autoApprove ? (r.autoApproveReason ?? 'account-closure') : null;
+      const inserted = await insertRequest(tx, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy, autoApprove });
       if (!inserted) {
         // A retry (same Idempotency-Key) after an answer that never arrived: the first one stands.
         const first = await findRequest(tx, id);

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { AppError } from './problem';
 
 /** The failure types workflows and activities throw, as the API answers them. */
-const statusOfFailure: Record<string, { status: 404 | 409 | 422; code: string }> = {
+const statusOfFailure: Record<string, { status: 403 | 404 | 409 | 422; code: string }> = {
   DisputeNotFound: { status: 404, code: 'not-found' },
   DisputeNotOpen: { status: 409, code: 'conflict' },
   RecordingDeleted: { status: 409, code: 'conflict' },
@@ -18,6 +18,8 @@ const statusOfFailure: Record<string, { status: 404 | 409 | 422; code: string }>
   TransferNotFound: { status: 404, code: 'not-found' },
   NotEndable: { status: 409, code: 'conflict' },
   AlreadyEnding: { status: 409, code: 'conflict' },
+  // The token was revoked (or lost its role) between the API's check and the activity's (issue 12).
+  ActorNotAllowed: { status: 403, code: 'forbidden' },
 };
 
 /** Turns a rejected or failed update into the AppError it means; anything else passes through. */

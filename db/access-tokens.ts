@@ -87,3 +87,17 @@ export async function ensureBootstrapAdmin(
   });
   return generated ?? undefined;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The role of an active staff token (not revoked, not expired) by its id, or undefined: what an
+ * activity checks below the API before it carries out an act a role is needed for (issue 12).
+ */
+export async function activeStaffRole(sql: Db, tokenId: string | null | undefined): Promise<StaffRole | undefined> {
+  if (!tokenId || !UUID.test(tokenId)) return undefined;
+  const [row] = await sql<{ role: StaffRole }[]>`
+    select role from access_tokens
+    where id = ${tokenId} and kind = 'staff' and revoked_at is null and (expires_at is null or expires_at > now())`;
+  return row?.role;
+}

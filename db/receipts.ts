@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Db, Sql, Tx } from './index';
+import { chainHash, linkEntries, walkChain, type Chain } from './hash-chain';
 
 export type DeletionReason = 'retention' | 'dispute_resolved' | 'erasure' | 'objection';
 
@@ -22,42 +22,33 @@ export interface Receipt extends ReceiptInput {
   hash: string;
 }
 
-export const GENESIS_HASH = '0'.repeat(64);
 /** Appending takes this lock, so the chain is one line even with sweeps and resolutions at once. */
-const CHAIN_LOCK = 7_233_004;
+const RECEIPT_CHAIN: Chain = { table: 'deletion_receipts', lock: 7_233_004 };
+
+/** The fields a receipt's hash covers, in a fixed order and format. */
+const canonicalReceipt = (seq: number, r: ReceiptInput) => [
+  seq,
+  r.recordingId,
+  r.clientId,
+  r.recordedAt.toISOString(),
+  r.deleteAfter.toISOString(),
+  r.deletedAt.toISOString(),
+  r.audioSha256,
+  r.reason,
+  r.workflowId,
+  r.runId,
+  r.disputeId,
+];
 
 /** The hash covers the previous hash and every field, in a fixed order and format. */
 export function receiptHash(prevHash: string, seq: number, r: ReceiptInput): string {
-  const canonical = JSON.stringify([
-    seq,
-    r.recordingId,
-    r.clientId,
-    r.recordedAt.toISOString(),
-    r.deleteAfter.toISOString(),
-    r.deletedAt.toISOString(),
-    r.audioSha256,
-    r.reason,
-    r.workflowId,
-    r.runId,
-    r.disputeId,
-  ]);
-  return createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex');
+  return chainHash(prevHash, canonicalReceipt(seq, r));
 }
 
 /** Appends receipts to the chain inside the caller's transaction (which also does the deleting). */
 export async function appendReceipts(tx: Tx, receipts: ReceiptInput[]): Promise<Receipt[]> {
-  if (receipts.length === 0) return [];
-  await tx`select pg_advisory_xact_lock(${CHAIN_LOCK})`;
-  const [last] = await tx<{ seq: string; hash: string }[]>`select seq, hash from deletion_receipts order by seq desc limit 1`;
-  let seq = last ? Number(last.seq) : 0;
-  let prevHash = last?.hash ?? GENESIS_HASH;
-  const chained = receipts.map((r) => {
-    seq += 1;
-    const hash = receiptHash(prevHash, seq, r);
-    const receipt = { ...r, seq, prevHash, hash };
-    prevHash = hash;
-    return receipt;
-  });
+  const chained = await linkEntries(tx, RECEIPT_CHAIN, receipts, canonicalReceipt);
+  if (chained.length === 0) return [];
   await tx`insert into deletion_receipts ${tx(
     chained.map((r) => ({
       seq: r.seq,
@@ -102,21 +93,6 @@ export interface ChainVerification {
 
 /** Recomputes every hash from the start; any edited, removed or reordered receipt is found. */
 export async function verifyReceiptChain(sql: Sql): Promise<ChainVerification> {
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1;
-  let count = 0;
-  let brokenAtSeq: number | undefined;
-  await sql<Receipt[]>`select ${receiptColumns(sql)} from deletion_receipts order by seq`.cursor(2000, async (rows) => {
-    for (const r of rows) {
-      count++;
-      if (brokenAtSeq !== undefined) continue;
-      if (r.seq !== expectedSeq || r.prevHash !== prevHash || receiptHash(prevHash, r.seq, r) !== r.hash) {
-        brokenAtSeq = r.seq;
-        continue;
-      }
-      prevHash = r.hash;
-      expectedSeq++;
-    }
-  });
-  return { valid: brokenAtSeq === undefined, receipts: count, brokenAtSeq, headHash: prevHash };
+  const walk = await walkChain(sql<Receipt[]>`select ${receiptColumns(sql)} from deletion_receipts order by seq`, (r) => canonicalReceipt(r.seq, r));
+  return { valid: walk.valid, receipts: walk.count, brokenAtSeq: walk.brokenAtSeq, headHash: walk.headHash };
 }

@@ -33,21 +33,34 @@ export interface RequestRow {
   outcome: Record<string, unknown> | null;
   slaBreached: boolean;
   answeredAt: Date | null;
+  /** Filed by the person's own account pages to be approved with no staff step (issue 12: the authority the workflow checks). */
+  autoApprove: 'account-closure' | 'self-service' | null;
 }
 
 const columns = (sql: Db) => sql`
   id, customer_id as "customerId", type, status, received_at as "receivedAt", due_at as "dueAt", details, requester, locale,
   filed_by as "filedBy", flags, earlier_request_ids::text[] as "earlierRequestIds", decision, reason_code as "reasonCode", reason,
-  outcome, sla_breached as "slaBreached", answered_at as "answeredAt"`;
+  outcome, sla_breached as "slaBreached", answered_at as "answeredAt", auto_approve as "autoApprove"`;
 
 export async function insertRequest(
   sql: Db,
-  r: { id: string; customerId: string | null; type: RequestType; receivedAt: Date; dueAt: Date; details: Record<string, unknown>; requester: Requester | null; locale: Locale; filedBy: 'customer' | 'staff' },
+  r: {
+    id: string;
+    customerId: string | null;
+    type: RequestType;
+    receivedAt: Date;
+    dueAt: Date;
+    details: Record<string, unknown>;
+    requester: Requester | null;
+    locale: Locale;
+    filedBy: 'customer' | 'staff';
+    autoApprove?: 'account-closure' | 'self-service' | null;
+  },
 ): Promise<boolean> {
   const rows = await sql`
-    insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by)
+    insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by, auto_approve)
     values (${r.id}, ${r.customerId}, ${r.type}, ${r.receivedAt}, ${r.dueAt}, ${sql.json(r.details as never)},
-            ${r.requester ? sql.json(r.requester as never) : null}, ${r.locale}, ${r.filedBy})
+            ${r.requester ? sql.json(r.requester as never) : null}, ${r.locale}, ${r.filedBy}, ${r.autoApprove ?? null})
     on conflict (id) do nothing returning 1`;
   return rows.length > 0;
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities';
 import { PLACES } from '../db/personal-data';
 import { loginKey } from '../db/customers';
+import { hashToken } from '../db/access-tokens';
 import type { RecordingStore } from '../lib/recording-store';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
@@ -207,7 +208,11 @@ describe('a retried erasure reports the same counts', () => {
         return s.store.delete(key);
       },
     };
-    const attempt = (store: RecordingStore) => createActivities({ sql: s.sql, mailer: { send: async () => undefined, close() {} } as never, store, config: s.config }).executeRequest({ requestId: id });
+    const activities = (store: RecordingStore) => createActivities({ sql: s.sql, mailer: { send: async () => undefined, close() {} } as never, store, config: s.config });
+    const attempt = (store: RecordingStore) => activities(store).executeRequest({ requestId: id });
+    // Only an approved request is carried out (issue 12): the officer's decision, recorded as the workflow would.
+    const [officerToken] = await s.sql<{ id: string }[]>`select id from access_tokens where token_hash = ${hashToken(officer.authorization.replace('Bearer ', ''))}`;
+    await activities(s.store).recordDecision({ requestId: id, decision: 'approve', reasonCode: null, decidedBy: officerToken!.id });
     await expect(attempt(failing)).rejects.toThrow('disk went away');
     expect((await s.sql`select count(*)::int as n from recordings where customer_id = ${who.id} and status = 'retained'`)[0]!.n).toBe(3);
     expect((await s.sql`select email from customers where id = ${who.id}`)[0]!.email).toBe(who.email);

@@ -49,7 +49,7 @@ async function failuresWithoutPatches(histories: Awaited<ReturnType<typeof loadH
 describe('a workflow change shipped without patched() is caught', () => {
   it('the decision change of issue 13, with its patch removed, no longer replays runs decided before it', { timeout: 120_000 }, async () => {
     // Runs decided under the old code (test/histories/kept/) executed the decision inside the update.
-    const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/') && h.workflowType === 'accessRequest');
+    const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/before-decision-returns-before-execution') && h.workflowType === 'accessRequest');
     expect(before.length, 'kept histories of requests decided before the change').toBeGreaterThan(0);
     expect(await failuresWithoutPatches(before), 'every old decided run fails to replay without the patch').toBe(before.length);
   });
@@ -59,6 +59,13 @@ describe('a workflow change shipped without patched() is caught', () => {
     const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/before-transfer-package-v2') && h.workflowType === 'businessTransfer');
     expect(before.length, 'kept histories of transfers packaged before the change').toBeGreaterThan(0);
     expect(await failuresWithoutPatches(before), 'every old packaged run fails to replay without the patch').toBe(before.length);
+  });
+
+  it('the decision change of issue 12 (a decision counts once recorded), with its patch removed, no longer replays runs decided before it', { timeout: 120_000 }, async () => {
+    // Runs decided before the change stopped their reminder timer when the update arrived; the new code stops it once recordDecision is done.
+    const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/before-decision-counts-when-recorded') && h.workflowType === 'accessRequest');
+    expect(before.length, 'kept histories of requests decided before the change').toBeGreaterThan(0);
+    expect(await failuresWithoutPatches(before), 'every old decided run fails to replay without the patch').toBe(before.length);
   });
 });
 

@@ -286,7 +286,11 @@ describe('decisions and what each one does', () => {
     const deleted = (await (await app.request(`/v1/recordings/${ids[0]}`, { headers: support })).json()) as { status: string; receipt: { reason: string } };
     expect(deleted).toMatchObject({ status: 'deleted', receipt: { reason: 'erasure' } });
     expect(await (await app.request(`/v1/recordings/${ids[1]}`, { headers: support })).json()).toMatchObject({ status: 'held' });
-    const [row] = await s.sql`select email, name, password_hash, status from customers where id = ${p.id}`;
+    // The account goes right after the answer (forgetContact), so it may still be on its way when the answer is in.
+    const row = await waitFor(async () => {
+      const [c] = await s.sql`select email, name, password_hash, status from customers where id = ${p.id}`;
+      return c?.status === 'erased' ? c : undefined;
+    }, { what: 'the account to be erased after the answer' });
     expect(row).toEqual({ email: null, name: null, password_hash: null, status: 'erased' });
     expect((await app.request('/v1/me', { headers: p.auth })).status).toBe(401);
     expect((await app.request('/v1/auth/login', json({ email: p.email, password: 'correct horse battery staple' }))).status).toBe(401);

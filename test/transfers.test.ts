@@ -151,6 +151,9 @@ describe('a transfer end to end', () => {
     expect((await approve(id, second)).status).toBe(200);
     expect((await approve(id, second)).status).toBe(409);
     expect(((await (await approve(id, admin)).json()) as { approvals: number }).approvals).toBe(2);
+    // Issue 12: each approval is in the audit ledger, once (the repeated one added nothing).
+    const approvals = await s.sql`select actor_role from audit_ledger where object_type = 'transfer' and object_id = ${id} and action = 'transfer.approve' and outcome = 'done' order by seq`;
+    expect(approvals.map((a) => a.actor_role)).toEqual(['privacy_officer', 'admin']);
 
     // Notice to the one person handed over, exactly once, before the handover; none to the others.
     const notice = await waitForMessage((m) => m.to.includes(moving.email) && /overdrages til Opkøber A\/S/.test(m.subject), 'the transfer notice');
@@ -199,6 +202,10 @@ describe('a transfer end to end', () => {
 
     // The disclosure register, and the person's own access export, name the acquirer with its contact details.
     const disclosed = await s.sql`select ds.customer_id from disclosures d join disclosure_subjects ds on ds.disclosure_id = d.id join recipients r on r.id = d.recipient_id where r.type = 'acquirer' and r.email = ${acquirer}`;
+    const [{ disclosure_id: disclosureId }] = (await s.sql`select disclosure_id from transfers where id = ${id}`) as unknown as [{ disclosure_id: string }];
+    expect(await s.sql`select actor_type, actor_role from audit_ledger where object_type = 'disclosure' and object_id = ${disclosureId} and action = 'disclosure.record'`).toEqual([
+      { actor_type: 'system', actor_role: 'business_transfer' },
+    ]);
     expect(disclosed.map((r) => r.customer_id)).toEqual([moving.id]);
     const exported = await exportSubject(s.sql, await resolveSubject(s.sql, { customerId: moving.id }));
     expect(exported.data.recipients).toEqual([expect.objectContaining({ recipient: 'Opkøber A/S', type: 'acquirer', email: acquirer })]);

@@ -24,6 +24,14 @@ import { erasedSignal, marketingOptedOutSignal, requestFiledSignal } from './cus
  * histories in test/histories/) keep executing inside the update, as they did.
  */
 export const DECISION_RETURNS_EARLY = 'decision-returns-before-execution';
+/**
+ * Patch (docs/workflow-changes.md), issue 12: `recordDecision` checks the deciding actor in
+ * Postgres and may refuse. A decision then counts only once it is recorded, so a refused one
+ * (an unknown or under-privileged actor sent straight to Temporal) neither stops the reminders,
+ * escalation and breach nor blocks the officer's real decision. Runs that took a decision
+ * before this change stopped their reminders when the update arrived, and replay that way.
+ */
+export const DECISION_COUNTS_WHEN_RECORDED = 'decision-counts-when-recorded';
 
 const activities = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -97,6 +105,8 @@ export const requestStateQuery = defineQuery<AccessRequestState>('requestState')
 export async function accessRequest(input: AccessRequestInput): Promise<AccessRequestState> {
   const state: AccessRequestState = { status: 'received', slaBreached: false, flags: [], earlierRequestIds: [], reminders: 0, escalated: false };
   let decision: Decision | undefined;
+  /** A decision being handled: the validator refuses a second one meanwhile. */
+  let pending: Decision | undefined;
   /** The accepted decision, once recorded (the main flow carries it out: DECISION_RETURNS_EARLY). */
   let recorded: Decision | undefined;
 
@@ -152,19 +162,32 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
   setHandler(
     decideUpdate,
     async (d) => {
-      decision = d;
+      const countsWhenRecorded = patched(DECISION_COUNTS_WHEN_RECORDED);
+      pending = d;
+      if (!countsWhenRecorded) decision = d;
       // Registered from the start so no decision is ever refused for arriving early; it waits for the assessment.
       await condition(() => state.status === 'awaiting_decision');
       if (d.decision === 'refuse') {
         // Decided before the assessment was in: the repetitive flag is known only now.
         const problem = refusalOf(d, state.flags.includes('repetitive'));
         if (problem) {
-          decision = undefined;
+          decision = pending = undefined;
           throw ApplicationFailure.nonRetryable(`${problem.field}: ${problem.message}`, 'InvalidDecision');
         }
       }
+      if (!countsWhenRecorded) state.decision = d.decision;
+      try {
+        await activities.recordDecision({ requestId: input.requestId, decision: d.decision, reasonCode: d.reasonCode ?? null, decidedBy: d.decidedBy });
+      } catch (err) {
+        // Refused below the API (the actor may not decide, issue 12): nothing was recorded, the
+        // request still awaits a decision, and the caller sees why.
+        decision = pending = undefined;
+        state.decision = undefined;
+        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+        throw err;
+      }
+      decision = d;
       state.decision = d.decision;
-      await activities.recordDecision({ requestId: input.requestId, decision: d.decision, reasonCode: d.reasonCode ?? null, decidedBy: d.decidedBy });
       if (patched(DECISION_RETURNS_EARLY)) {
         // Issue 13: the officer's call returns once the decision is recorded; the main flow
         // carries it out, so an SMTP outage delays the answer, not the officer.
@@ -180,7 +203,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     },
     {
       validator: (d) => {
-        if (decision) throw ApplicationFailure.nonRetryable('the request has already been decided', 'AlreadyDecided');
+        if (decision || pending) throw ApplicationFailure.nonRetryable('the request has already been decided', 'AlreadyDecided');
         if (input.type === 'marketing_opt_out' || input.autoApprove) throw ApplicationFailure.nonRetryable('this request needs no decision', 'AlreadyDecided');
         if (d.decision !== 'approve' && d.decision !== 'refuse') throw ApplicationFailure.nonRetryable('decision must be approve or refuse', 'InvalidDecision');
         if (d.decision === 'refuse') {

@@ -13,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ClientId, DisputeStatus } from './search-attributes';
+import { ACTOR_NOT_ALLOWED } from './request-types';
 
 const { placeHolds, resolveDispute, sendStaffEmail } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -38,7 +39,11 @@ export interface DisputeState {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const addRecordingsUpdate = defineUpdate<{ recordingIds: string[] }, [{ recordingIds: string[] }]>('addRecordings');
-export const resolveUpdate = defineUpdate<{ deleted: string[] }, []>('resolve');
+/**
+ * `resolvedBy`: the staff token id of who resolves (the API sends it). The activity checks it in
+ * Postgres (issue 12); runs resolved before it was sent carried no argument.
+ */
+export const resolveUpdate = defineUpdate<{ deleted: string[] }, [{ resolvedBy?: string } | undefined]>('resolve');
 export const disputeStateQuery = defineQuery<DisputeState>('disputeState');
 
 /** Lets the caller of an update see the activity's own failure type (e.g. RecordingDeleted). */
@@ -86,16 +91,20 @@ export async function dispute(input: DisputeInput): Promise<DisputeState> {
 
   setHandler(
     resolveUpdate,
-    async () => {
+    async (by: { resolvedBy?: string } | undefined) => {
       state.status = 'resolving';
-      const { deleted } = await resolveDispute({ disputeId: input.disputeId });
+      const { deleted } = await resolveDispute({ disputeId: input.disputeId, resolvedBy: by?.resolvedBy }).catch((err: unknown) => {
+        // Refused below the API (issue 12: the actor may not resolve disputes): the holds stay, the dispute stays open.
+        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ACTOR_NOT_ALLOWED) state.status = 'open';
+        return unwrapActivityFailure(err);
+      });
       state.deleted = deleted;
       state.status = 'resolved';
       upsertSearchAttributes([{ key: DisputeStatus, value: 'resolved' }]);
       return { deleted };
     },
     {
-      validator: () => {
+      validator: (_by: { resolvedBy?: string } | undefined) => {
         if (state.status !== 'open') throw ApplicationFailure.nonRetryable('the dispute is already resolved', 'DisputeNotOpen');
       },
     },

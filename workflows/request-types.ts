@@ -38,3 +38,6 @@ export function refusalProblem(r: { type: string; reasonCode?: string | null; ha
 
 /** The failure type of an email the receiving server refused for good (a 5xx reply): shared by the outbox and the workflows. */
 export const PERMANENT_SMTP_FAILURE = 'PermanentSmtpFailure';
+
+/** The failure type of an act whose stated actor may not do it (issue 12: roles below the API); workflows and the API know it. */
+export const ACTOR_NOT_ALLOWED = 'ActorNotAllowed';

@@ -11,6 +11,7 @@ import { hashPassword, verifyPassword } from '../passwords';
 import { hasRefusedCharacter, personName } from '../schemas';
 import { fileRequest } from '../file-request';
 import { exportDownload } from './exports';
+import { recordInLedger } from '../../db/audit-ledger';
 import { requestEmailChange, requestPasswordReset } from '../account-emails';
 import { consumePasswordToken, findCustomer, passwordTokenUsable, } from '../../db/customers';
 import { awaitAnswer, findRequest, listRequests, REQUEST_TYPES, type RequestRow, type RequestType } from '../../db/requests';
@@ -488,8 +489,8 @@ export function accountRoutes() {
     return r && r.customerId === c.var.me!.id ? r : undefined;
   };
   const exportOf = async (c: PageContext, requestId: string) => {
-    const [pkg] = await c.var.deps.sql<{ fileKey: string; bytes: number; sha256: string; expiresAt: Date; expired: boolean }[]>`
-      select file_key as "fileKey", bytes::int as bytes, sha256, expires_at as "expiresAt", expires_at <= now() as expired from export_packages where request_id = ${requestId}`;
+    const [pkg] = await c.var.deps.sql<{ id: string; fileKey: string; bytes: number; sha256: string; expiresAt: Date; expired: boolean }[]>`
+      select id, file_key as "fileKey", bytes::int as bytes, sha256, expires_at as "expiresAt", expires_at <= now() as expired from export_packages where request_id = ${requestId}`;
     return pkg;
   };
 
@@ -531,6 +532,7 @@ export function accountRoutes() {
     const pkg = r?.type === 'access' ? await exportOf(c, r.id) : undefined;
     if (!r || !pkg) return show(c, t(c).notFound, html``, 404);
     if (pkg.expired) return show(c, t(c).downloadGone, html`<p><a href="${href(c, '/account')}">${t(c).exportButton}</a></p>`, 404);
+    await recordInLedger(c.var.deps.sql, { actor: { type: 'customer', id: c.var.me!.id, role: null }, action: 'export.download', outcome: 'done', objectType: 'export', objectId: pkg.id });
     return exportDownload(c.var.deps.config.DATA_DIR, pkg) as never;
   });
 

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { access, staffSecurity } from '../auth';
+import { access, ledgerActorOf, staffSecurity } from '../auth';
+import { appendLedger } from '../../db/audit-ledger';
 import { AppError, problemResponse, type FieldError } from '../problem';
 import { boundedTimestamp, personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
@@ -116,15 +117,19 @@ export function disclosureRoutes() {
         if (restricted!.n > 0) errors.push({ field: 'callerNumbers', in: 'body', message: 'includes a caller who restricted processing (Art. 18): only an authority may receive their data' });
       }
       if (errors.length || !recipient) throw new AppError('validation-failed', 422, `${errors.length} problem(s); nothing was recorded.`, { errors });
-      const id = await sql.begin((tx) => recordDisclosure(tx, {
-        recipient,
-        category: body.category,
-        legalBasis: body.legalBasis,
-        customerIds,
-        callerNumbers: [...new Set(body.callerNumbers)],
-        disclosedAt: new Date(body.disclosedAt),
-        recordedBy: (c.var.principal as { tokenId: string }).tokenId,
-      }));
+      const id = await sql.begin(async (tx) => {
+        const disclosureId = await recordDisclosure(tx, {
+          recipient,
+          category: body.category,
+          legalBasis: body.legalBasis,
+          customerIds,
+          callerNumbers: [...new Set(body.callerNumbers)],
+          disclosedAt: new Date(body.disclosedAt),
+          recordedBy: (c.var.principal as { tokenId: string }).tokenId,
+        });
+        await appendLedger(tx, [{ actor: ledgerActorOf(c.var.principal), action: 'disclosure.record', outcome: 'done', objectType: 'disclosure', objectId: disclosureId }]);
+        return disclosureId;
+      });
       return c.json({ id }, 201);
     },
   );

@@ -183,7 +183,7 @@ export function disputeRoutes() {
       if (existing.status !== 'open') throw new AppError('conflict', 409, 'The dispute is already resolved.');
       await setResolutionText(deps.sql, id, c.req.valid('json').resolution);
       try {
-        const { deleted } = await deps.temporal.workflow.getHandle(disputeWorkflowId(id)).executeUpdate(resolveUpdate);
+        const { deleted } = await deps.temporal.workflow.getHandle(disputeWorkflowId(id)).executeUpdate(resolveUpdate, { args: [{ resolvedBy: (c.var.principal as { tokenId: string }).tokenId }] });
         return c.json({ id, status: 'resolved' as const, deleted }, 200);
       } catch (err) {
         throw updateFailureToAppError(err);

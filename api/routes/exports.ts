@@ -6,6 +6,7 @@ import { createRouter } from '../router';
 import { access } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { hashToken } from '../../db/access-tokens';
+import { recordInLedger } from '../../db/audit-ledger';
 
 /** An access export streamed from DATA_DIR: the bearer link's answer and the account page's alike. */
 export function exportDownload(dataDir: string, pkg: { fileKey: string; bytes: number; sha256: string }): Response {
@@ -48,6 +49,8 @@ export function exportRoutes() {
       // A link is a bearer secret: it works a few times (a retried download), not for anyone it reaches later.
       const counted = await sql`update export_packages set downloads = downloads + 1 where id = ${pkg.id} and downloads < ${config.EXPORT_LINK_MAX_DOWNLOADS} returning 1`;
       if (!counted.length) throw new AppError('gone', 410, `This download link has been used ${config.EXPORT_LINK_MAX_DOWNLOADS} times and no longer works. File a new access request to get a fresh export.`);
+      // Issue 12: the link is the only credential; the ledger keeps that it was used, not by whom.
+      await recordInLedger(sql, { actor: { type: 'link', id: null, role: null }, action: 'export.download', outcome: 'done', objectType: 'export', objectId: pkg.id });
       return exportDownload(config.DATA_DIR, pkg) as never;
     },
   );

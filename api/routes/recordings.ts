@@ -4,7 +4,8 @@ import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp } from '../schemas';
 import { createRouter } from '../router';
-import { access, requireStaff, staffSecurity } from '../auth';
+import { access, ledgerActorOf, requireStaff, staffSecurity } from '../auth';
+import { appendLedger, recordInLedger } from '../../db/audit-ledger';
 import { AppError, fieldErrors, problemResponse, type FieldError } from '../problem';
 import { parseRecordingUpload } from '../recording-upload';
 import { findClient } from '../../db/clients';
@@ -242,18 +243,32 @@ export function recordingRoutes() {
       if (!row) throw new AppError('not-found', 404, 'No recording with that id.');
       if (row.status === 'deleted') throw new AppError('gone', 410, `The recording was deleted at ${row.deletedAt!.toISOString()}; its receipt is at /v1/recordings/${row.id}.`);
       const { overrideReason } = c.req.valid('query');
-      if (await recordingRestricted(sql, row.id)) {
+      const actor = ledgerActorOf(c.var.principal);
+      const act = { actor, objectType: 'recording', objectId: row.id } as const;
+      const restricted = await recordingRestricted(sql, row.id);
+      if (restricted) {
         const principal = c.var.principal as { kind: 'staff'; role: string; tokenId: string };
         if (!overrideReason || (principal.role !== 'privacy_officer' && principal.role !== 'admin')) {
+          await recordInLedger(sql, { ...act, action: 'recording.override', outcome: 'refused' });
           throw new AppError(
             'restricted',
             403,
             'The person on this recording has restricted its processing (GDPR Art. 18): it is stored but not played. A privacy officer may play it with overrideReason, which is recorded.',
           );
         }
-        await sql`insert into restriction_overrides (recording_id, actor_token_id, reason) values (${row.id}, ${principal.tokenId}, ${overrideReason})`;
       }
       const audio = await store.open(row.audioKey);
+      // Issue 12: every play of a recording is in the ledger, and an override with it, before a byte goes out.
+      await sql.begin(async (tx) => {
+        if (restricted) await tx`insert into restriction_overrides (recording_id, actor_token_id, reason) values (${row.id}, ${(c.var.principal as { tokenId: string }).tokenId}, ${overrideReason!})`;
+        await appendLedger(tx, [
+          ...(restricted ? [{ ...act, action: 'recording.override' as const, outcome: 'done' as const }] : []),
+          { ...act, action: 'recording.audio_download', outcome: 'done' },
+        ]);
+      }).catch((err: unknown) => {
+        audio.destroy();
+        throw err;
+      });
       return new Response(Readable.toWeb(audio) as ReadableStream, {
         status: 200,
         headers: { 'content-type': row.contentType, 'content-length': String(row.audioBytes), 'x-content-sha256': row.audioSha256 },
