@@ -100,21 +100,13 @@ export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options:
   }
   const chained = await linkEntries(tx, LEDGER_CHAIN, rows, canonicalEntry);
   if (chained.length === 0) return [];
-  await tx`insert into audit_ledger ${tx(
-    chained.map((e) => ({
-      seq: e.seq,
-      at: e.at,
-      actor_type: e.actorType,
-      actor_id: e.actorId,
-      actor_role: e.actorRole,
-      action: e.action,
-      outcome: e.outcome,
-      object_type: e.objectType,
-      object_id: e.objectId,
-      prev_hash: e.prevHash,
-      hash: e.hash,
-    })),
-  )}`;
+  // One array per column (11 parameters), not a parameter per value: a sweep batch deletes 500 recordings.
+  const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((e) => e[k]);
+  await tx`
+    insert into audit_ledger (seq, at, actor_type, actor_id, actor_role, action, outcome, object_type, object_id, prev_hash, hash)
+    select * from unnest(${col('seq')}::bigint[], ${chained.map((e) => e.at.toISOString())}::timestamptz[], ${col('actorType')}::text[], ${col('actorId')}::uuid[],
+                         ${col('actorRole')}::text[], ${col('action')}::text[], ${col('outcome')}::text[], ${col('objectType')}::text[], ${col('objectId')}::uuid[],
+                         ${col('prevHash')}::text[], ${col('hash')}::text[])`;
   return chained;
 }
 

@@ -2,7 +2,7 @@ import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Db, Sql, Tx } from './index';
 import { loginKey } from './customers';
-import { confirmDeletable } from './recordings';
+import { tombstoneDeletable } from './recordings';
 import { recipientsOfPerson } from './disclosures';
 import type { RecordingStore } from '../lib/recording-store';
 
@@ -36,8 +36,8 @@ export interface EraseContext {
   reason: 'erasure' | 'objection';
   store: RecordingStore;
   dataDir: string;
-  /** Deletes recordings this transaction has locked and confirmed unheld (audio, tombstone, receipt). */
-  deleteRecordings: (tx: Tx, rows: Awaited<ReturnType<typeof confirmDeletable>>) => Promise<string[]>;
+  /** Finishes deleting recordings this transaction has tombstoned (`tombstoneDeletable`): audio, receipt, ledger entry. */
+  deleteRecordings: (tx: Tx, rows: Awaited<ReturnType<typeof tombstoneDeletable>>) => Promise<string[]>;
 }
 
 /** What erasure did in one place: how many items went, and what was kept and why. */
@@ -214,7 +214,7 @@ export const PLACES: Place[] = [
     erase: async (tx, s, ctx) => {
       const locked = await tx<{ id: string }[]>`
         select id from recordings where status = 'retained' and (${byCustomer(tx, s)} or ${byPhone(tx, s)}) order by id for update`;
-      const deletable = await confirmDeletable(tx, locked.map((r) => r.id), new Date('9999-12-31T00:00:00Z'));
+      const deletable = await tombstoneDeletable(tx, locked.map((r) => r.id), new Date('9999-12-31T00:00:00Z'));
       const deleted = await ctx.deleteRecordings(tx, deletable);
       // What a dispute holds stays, marked so its release deletes it at once (D4, D10).
       const held = await tx<{ id: string }[]>`

@@ -49,23 +49,14 @@ export function receiptHash(prevHash: string, seq: number, r: ReceiptInput): str
 export async function appendReceipts(tx: Tx, receipts: ReceiptInput[]): Promise<Receipt[]> {
   const chained = await linkEntries(tx, RECEIPT_CHAIN, receipts, canonicalReceipt);
   if (chained.length === 0) return [];
-  await tx`insert into deletion_receipts ${tx(
-    chained.map((r) => ({
-      seq: r.seq,
-      recording_id: r.recordingId,
-      client_id: r.clientId,
-      recorded_at: r.recordedAt,
-      delete_after: r.deleteAfter,
-      deleted_at: r.deletedAt,
-      audio_sha256: r.audioSha256,
-      reason: r.reason,
-      workflow_id: r.workflowId,
-      run_id: r.runId,
-      dispute_id: r.disputeId,
-      prev_hash: r.prevHash,
-      hash: r.hash,
-    })),
-  )}`;
+  // One array per column (13 parameters), not a parameter per value: a sweep batch of 500 would be 6,500.
+  const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((r) => r[k]);
+  const iso = (k: 'recordedAt' | 'deleteAfter' | 'deletedAt') => chained.map((r) => r[k].toISOString());
+  await tx`
+    insert into deletion_receipts (seq, recording_id, client_id, recorded_at, delete_after, deleted_at, audio_sha256, reason, workflow_id, run_id, dispute_id, prev_hash, hash)
+    select * from unnest(${col('seq')}::bigint[], ${col('recordingId')}::uuid[], ${col('clientId')}::uuid[], ${iso('recordedAt')}::timestamptz[],
+                         ${iso('deleteAfter')}::timestamptz[], ${iso('deletedAt')}::timestamptz[], ${col('audioSha256')}::text[], ${col('reason')}::text[],
+                         ${col('workflowId')}::text[], ${col('runId')}::text[], ${col('disputeId')}::uuid[], ${col('prevHash')}::text[], ${col('hash')}::text[])`;
   return chained;
 }
 

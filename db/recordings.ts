@@ -116,24 +116,23 @@ export async function lockDueRecordings(tx: Tx, dueBefore: Date, limit: number):
 }
 
 /**
- * Of recordings this transaction has locked, those still due and unheld. A fresh statement
+ * Of recordings this transaction has locked, those still due and unheld become tombstones — no
+ * audio key in use, no link to a person; the receipt says the rest — and are returned (in
+ * deadline order) for the caller to unlink and receipt before it commits. A fresh statement
  * after the lock sees every hold committed before it; a hold still being placed cannot exist,
- * because placing one needs the row lock we hold.
+ * because placing one needs the row lock we hold. Re-check and tombstone are one statement.
  */
-export async function confirmDeletable(tx: Tx, lockedIds: string[], dueBefore: Date): Promise<DeletableRow[]> {
-  if (lockedIds.length === 0) return [];
-  return tx<DeletableRow[]>`
-    select ${deletableColumns(tx)} from recordings r
-    where r.id = any(${lockedIds}::uuid[]) and r.status = 'retained' and r.delete_after <= ${dueBefore} and ${noActiveHold(tx)}
-    order by r.delete_after, r.id`;
-}
+export type TombstonedRow = DeletableRow & { deletedAt: Date };
 
-/** The metadata row becomes a tombstone: no audio, no link to a person, the receipt says the rest. */
-export async function tombstone(tx: Tx, ids: string[], deletedAt: Date): Promise<void> {
-  if (ids.length === 0) return;
-  await tx`
-    update recordings set status = 'deleted', deleted_at = ${deletedAt}, caller_number = null, customer_id = null
-    where id = any(${ids}::uuid[])`;
+export async function tombstoneDeletable(tx: Tx, lockedIds: string[], dueBefore: Date, deletedAt = new Date()): Promise<TombstonedRow[]> {
+  if (lockedIds.length === 0) return [];
+  const rows = await tx<DeletableRow[]>`
+    update recordings r set status = 'deleted', deleted_at = ${deletedAt}, caller_number = null, customer_id = null
+    where r.id = any(${lockedIds}::uuid[]) and r.status = 'retained' and r.delete_after <= ${dueBefore} and ${noActiveHold(tx)}
+    returning ${deletableColumns(tx)}`;
+  return rows
+    .map((r) => ({ ...r, deletedAt }))
+    .sort((a, b) => a.deleteAfter.getTime() - b.deleteAfter.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /**
