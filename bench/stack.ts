@@ -146,7 +146,9 @@ export async function spawnBenchApi(env: Record<string, string>): Promise<BenchA
   await ensureBuilt();
   const port = await freePort();
   // info, as in production: a log line per request (to /dev/null here) is part of what intake costs.
-  const child = spawn(process.execPath, ['dist/api/main.js'], { cwd: root, env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_PROFILE_DIR: a V8 CPU profile of the API, written when it stops (to see where intake's time goes).
+  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const child = spawn(process.execPath, [...profile, 'dist/api/main.js'], { cwd: root, env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
