@@ -531,7 +531,7 @@ export function accountRoutes() {
     const pkg = r?.type === 'access' ? await exportOf(c, r.id) : undefined;
     if (!r || !pkg) return show(c, t(c).notFound, html``, 404);
     if (pkg.expired) return show(c, t(c).downloadGone, html`<p><a href="${href(c, '/account')}">${t(c).exportButton}</a></p>`, 404);
-    return exportDownload(c.var.deps.config.DATA_DIR, pkg) as never;
+    return (await exportDownload(c.var.deps, pkg)) as never;
   });
 
   // ---- preferences --------------------------------------------------------------------------
