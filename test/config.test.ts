@@ -278,6 +278,6 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
       expect(isProduction(config)).toBe(false);
     }
     // What production refuses is still reported when asked, e.g. for a readiness page.
-    expect(productionProblems(loadConfig({})).length).toBe(5);
+    expect(productionProblems(loadConfig({})).length).toBe(6);
   });
 });
