@@ -144,6 +144,8 @@ describe('erasure leaves no trace outside what the map keeps with a reason', () 
     const erasure = await fileAndAnswer(support, { type: 'erasure', customerId: who.id, details: { phones: [phoneAsTyped] } });
     await waitFor(async () => ((await (await app.request(`/v1/requests/${erasure}`, { headers: officer })).json()) as { status: string }).status === 'answered', { what: 'the erasure to be answered' });
     const answer = await waitForMessage((m) => m.to.includes(secondEmail) && m.text.includes(erasure) && /gennemført/.test(m.subject), 'the erasure answer');
+    // 'answered' is recorded when the answer goes out; the contact details (that answer's outbox row among them) go just after.
+    await waitFor(async () => (await s.sql<{ status: string }[]>`select status from customers where id = ${who.id}`)[0]?.status === 'erased', { what: 'the last contact details to go (forgetContact)' });
     expect(answer.text).toContain('2 samtaleoptagelse(r)');
     expect(answer.text).toContain(held);
     expect(answer.text).toContain('Datatilsynet');
