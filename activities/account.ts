@@ -1,5 +1,6 @@
 import type { Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
+import type { PersonKeys } from '../db/person-keys';
 import { hashToken } from '../db/access-tokens';
 import { findCustomer } from '../db/customers';
 import { fixedDurationMs } from '../lib/durations';
@@ -12,6 +13,8 @@ export interface AccountEmailDeps {
   sql: Sql;
   mailer: Mailer;
   config: { MAIL_FROM: string; PUBLIC_URL: string; PASSWORD_LINK_TTL: string };
+  /** Issue 12: seals the bodies of emails to the person at rest. */
+  keys?: PersonKeys;
 }
 
 /** What `accountEmail` sends; ids only (names and addresses are read here, never carried in history). */
@@ -27,7 +30,7 @@ export interface AccountEmailInput {
 }
 
 export function createAccountActivities(deps: AccountEmailDeps) {
-  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM };
+  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM, keys: deps.keys };
   const ttlMs = () => fixedDurationMs(deps.config.PASSWORD_LINK_TTL);
 
   return {

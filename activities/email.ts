@@ -4,6 +4,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Mailer } from '../lib/mailer';
 import { safeErrorText } from '../lib/safe-error';
 import { PERMANENT_SMTP_FAILURE } from '../workflows/request-types';
+import { sealText, unsealText } from '../lib/at-rest';
+import { KeyDestroyedError, type KeyOwner, type PersonKeys } from '../db/person-keys';
 
 export type EmailCategory = 'service' | 'marketing';
 
@@ -20,6 +22,33 @@ export interface EmailDeps {
   sql: Sql;
   mailer: Mailer;
   mailFrom: string;
+  /** Issue 12: seals the bodies of emails to a person with their data key (without it, bodies are kept in clear). */
+  keys?: PersonKeys;
+}
+
+/**
+ * Whose data key seals an email's body, from its business key: the person it is to (an account,
+ * or a caller's request), or undefined for email about no person (staff alerts about systems,
+ * recipients' Art. 19 notices naming ids only), whose bodies stay in clear.
+ */
+export async function ownerOfEmail(sql: Sql, key: string): Promise<KeyOwner | undefined> {
+  const uuid = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})';
+  const customer =
+    new RegExp(`^customer:${uuid}(:|$)`).exec(key)?.[1] ??
+    new RegExp(`^policy:.+:${uuid}$`).exec(key)?.[1] ??
+    new RegExp(`^transfer:${uuid}:(notice|called-off):${uuid}$`).exec(key)?.[3];
+  if (customer) return { customerId: customer };
+  const requestId = new RegExp(`^request:${uuid}(:|$)`).exec(key)?.[1];
+  if (!requestId) return undefined;
+  const [r] = await sql<{ customerId: string | null }[]>`select customer_id as "customerId" from data_requests where id = ${requestId}`;
+  if (!r) return undefined;
+  return r.customerId ? { customerId: r.customerId } : { requestId };
+}
+
+/** The body as the outbox keeps it: sealed with the person's key when there is one. */
+async function bodyAtRest(sql: Sql, keys: PersonKeys | undefined, email: EmailToSend): Promise<string> {
+  const owner = keys ? await ownerOfEmail(sql, email.key) : undefined;
+  return owner ? sealText(await keys!.keyFor(owner), email.text) : email.text;
 }
 
 export { PERMANENT_SMTP_FAILURE };
@@ -55,9 +84,20 @@ export async function deliverEmail(
   secrets: Record<string, string> = {},
 ): Promise<{ messageId: string; alreadySent: boolean }> {
   const messageId = messageIdFor(email.key, deps.mailFrom);
+  let body: string;
+  try {
+    body = await bodyAtRest(deps.sql, deps.keys, email);
+  } catch (err) {
+    if (!(err instanceof KeyDestroyedError)) throw err;
+    // The person was erased: nothing more goes to them, and nothing of this email is kept.
+    await deps.sql`
+      insert into email_outbox (key, message_id, recipient, category, subject, text_body, status)
+      values (${email.key}, ${messageId}, '[erased]', ${email.category}, '[erased]', '[erased]', 'suppressed') on conflict (key) do nothing`;
+    return { messageId, alreadySent: true };
+  }
   await deps.sql`
     insert into email_outbox (key, message_id, recipient, category, subject, text_body)
-    values (${email.key}, ${messageId}, ${email.to}, ${email.category}, ${email.subject}, ${email.text})
+    values (${email.key}, ${messageId}, ${email.to}, ${email.category}, ${email.subject}, ${body})
     on conflict (key) do nothing`;
   const [row] = await deps.sql<{ status: string; recipient: string; subject: string; textBody: string }[]>`
     update email_outbox set attempts = attempts + 1 where key = ${email.key}
@@ -65,7 +105,8 @@ export async function deliverEmail(
   if (row!.status === 'sent' || row!.status === 'suppressed') return { messageId, alreadySent: true };
   try {
     // What the outbox holds is what goes out, even if a retry was built from newer data.
-    const text = row!.textBody.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => secrets[name] ?? whole);
+    const stored = deps.keys ? await unsealText(deps.keys, row!.textBody) : row!.textBody;
+    const text = stored.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => secrets[name] ?? whole);
     await deps.mailer.send({ from: deps.mailFrom, to: row!.recipient, subject: row!.subject, text, messageId });
   } catch (err) {
     // Only codes leave: the server's text quotes the address (D9, D15).
@@ -83,9 +124,13 @@ export async function deliverEmail(
 }
 
 /** Records a marketing email that was not sent because the person opted out (D11) or the client forbids it (D6). */
-export async function suppressEmail(sql: Sql, email: EmailToSend, mailFrom: string): Promise<void> {
+export async function suppressEmail(sql: Sql, email: EmailToSend, mailFrom: string, keys?: PersonKeys): Promise<void> {
+  const body = await bodyAtRest(sql, keys, email).catch((err: unknown) => {
+    if (err instanceof KeyDestroyedError) return '[erased]';
+    throw err;
+  });
   await sql`
     insert into email_outbox (key, message_id, recipient, category, subject, text_body, status)
-    values (${email.key}, ${messageIdFor(email.key, mailFrom)}, ${email.to}, ${email.category}, ${email.subject}, ${email.text}, 'suppressed')
+    values (${email.key}, ${messageIdFor(email.key, mailFrom)}, ${email.to}, ${email.category}, ${email.subject}, ${body}, 'suppressed')
     on conflict (key) do nothing`;
 }

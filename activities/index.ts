@@ -10,6 +10,7 @@ import { createPolicyActivities } from './policies';
 import { createTransferActivities } from './transfers';
 import { createAccountActivities } from './account';
 import type { RecordingStore } from '../lib/recording-store';
+import { personKeysFor, type PersonKeys } from '../db/person-keys';
 import { sweepRetention, type RetentionPeriods } from '../db/personal-data';
 import { subtractCalendarDuration } from '../lib/durations';
 import { startPendingWorkflows } from '../lib/workflow-starts';
@@ -19,11 +20,14 @@ export interface ActivityDeps {
   sql: Sql;
   mailer: Mailer;
   store: RecordingStore;
-  config: { DATABASE_URL: string; MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; PASSWORD_LINK_TTL: string } & RetentionPeriods;
+  config: { DATABASE_URL: string; MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; PASSWORD_LINK_TTL: string; DATA_KEYS?: string; DATA_KEY_ID?: string; NODE_ENV?: string } & RetentionPeriods;
+  /** Issue 12: the person data keys (db/person-keys.ts); unset, the pool's own (personKeysFor). */
+  keys?: PersonKeys;
 }
 
-export function createActivities(deps: ActivityDeps) {
-  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM };
+export function createActivities(given: ActivityDeps) {
+  const deps = { ...given, keys: given.keys ?? personKeysFor(given.sql, given.config) };
+  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM, keys: deps.keys };
   return {
     ...createRecordingActivities({ sql: deps.sql, store: deps.store }),
     ...createRequestActivities(deps),

@@ -21,15 +21,6 @@ interface DeletionContext {
   disputeId: string | null;
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(lanes);
-}
-
 /**
  * Finishes the deletion of recordings this transaction has tombstoned (`tombstoneDeletable`):
  * unlinks their audio and appends a chained receipt and a ledger entry each, all before the
@@ -38,7 +29,7 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promis
  */
 export async function deleteConfirmed(tx: Tx, store: RecordingStore, rows: TombstonedRow[], ctx: DeletionContext): Promise<string[]> {
   if (rows.length === 0) return [];
-  await eachLimited(rows, 32, (r) => store.delete(r.audioKey));
+  await store.deleteMany(rows.map((r) => r.audioKey), tx);
   const ids = rows.map((r) => r.id);
   await appendReceipts(
     tx,

@@ -5,6 +5,8 @@ import type { Db, Sql, Tx } from '../db/index';
 import { eraseSubject, forgetAccount, resolveSubject, type EraseContext, type Subject } from '../db/personal-data';
 import { recipientsOfPerson, type PersonRecipient } from '../db/disclosures';
 import type { Mailer } from '../lib/mailer';
+import { ownerOfRequest, type PersonKeys } from '../db/person-keys';
+import { seal } from '../lib/at-rest';
 import type { RecordingStore } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
 import { hashToken } from '../db/access-tokens';
@@ -25,6 +27,8 @@ export interface RequestDeps {
   mailer: Mailer;
   store: RecordingStore;
   config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string };
+  /** Issue 12: the person data keys that seal export packages and outbox bodies (required for exports). */
+  keys?: PersonKeys;
 }
 
 interface Recipient {
@@ -34,7 +38,7 @@ interface Recipient {
 }
 
 export function createRequestActivities(deps: RequestDeps) {
-  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM };
+  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM, keys: deps.keys };
 
   async function customerRecipient(customerId: string): Promise<Recipient | undefined> {
     const c = await findCustomer(deps.sql, customerId);
@@ -64,7 +68,7 @@ export function createRequestActivities(deps: RequestDeps) {
   async function sendToPerson(to: Recipient, key: string, category: EmailCategory, email: RenderedEmail, secrets?: Record<string, string>) {
     const message = { key, to: to.email, category, subject: email.subject, text: email.text };
     if (category === 'marketing' && !to.marketingAllowed) {
-      await suppressEmail(deps.sql, message, deps.config.MAIL_FROM);
+      await suppressEmail(deps.sql, message, deps.config.MAIL_FROM, deps.keys);
       return { sent: false };
     }
     await deliverEmail(emailDeps, message, secrets);
@@ -275,7 +279,8 @@ export function createRequestActivities(deps: RequestDeps) {
       const r = await requireRequest(input.requestId);
       await deps.sql.begin(async (tx) => {
         const subject = await subjectOf(tx, r);
-        await eraseSubject(tx, subject, eraseContext(r, 'erasure'), ['email_outbox', 'customer_emails', 'login_failures', 'access_tokens']);
+        // The person's data key last (issue 12): every copy of what it sealed, backups included, stops opening.
+        await eraseSubject(tx, subject, eraseContext(r, 'erasure'), ['email_outbox', 'customer_emails', 'login_failures', 'access_tokens', 'person_keys']);
         if (r.customerId) await forgetAccount(tx, r.customerId);
         await tx`update data_requests set requester = case when requester is null then null else '{"erased": true}'::jsonb end, details = '{}', details_erased_at = coalesce(details_erased_at, now())
                  where id = ${r.id}`;
@@ -352,15 +357,21 @@ export function createRequestActivities(deps: RequestDeps) {
    * gone, the worker killed) leaves at most a file the next attempt replaces or removes, never a
    * second copy of the person's data that no row, sweep or erasure knows about. Answers the id
    * of the package that stands (an earlier attempt's, when one committed).
+   *
+   * Issue 12: the file is sealed with the person's data key (lib/at-rest.ts); its row keeps the
+   * size and hash of the zip itself, which is what the download serves.
    */
-  async function storeExport(requestId: string, zip: Uint8Array): Promise<string | undefined> {
+  async function storeExport(r: RequestRow, zip: Uint8Array): Promise<string | undefined> {
+    if (!deps.keys) throw new Error('storing an export needs the person data keys');
+    const requestId = r.id;
+    const sealed = seal(await deps.keys.keyFor(ownerOfRequest(r)), zip);
     const dir = path.join(deps.config.DATA_DIR, 'exports');
     const fileKey = `exports/${requestId}.zip`;
     const partial = `${requestId}.zip.partial-`;
     await mkdir(dir, { recursive: true });
     for (const stale of (await readdir(dir)).filter((f) => f.startsWith(partial))) await unlink(path.join(dir, stale)).catch(() => undefined);
     const temp = path.join(dir, `${partial}${randomUUID()}`);
-    await writeFile(temp, zip, { mode: 0o600 });
+    await writeFile(temp, sealed, { mode: 0o600 });
     try {
       const id = randomUUID();
       const stored = await deps.sql.begin(async (tx) => {
@@ -387,7 +398,7 @@ export function createRequestActivities(deps: RequestDeps) {
       case 'access': {
         const subject = await subjectOf(deps.sql, r);
         const { zip, categories } = await buildAccessExport(deps.sql, subject);
-        return { exportId: await storeExport(r.id, zip), categories };
+        return { exportId: await storeExport(r, zip), categories };
       }
       case 'rectification': {
         if (!r.customerId) return { changed: [], noAccount: true };
@@ -546,7 +557,16 @@ export function outcomeLines(r: RequestRow, locale: Locale): string[] {
       return [
         ...erasureLines(o, da),
         '',
-        da ? 'Kopier i sikkerhedskopier kan findes i en periode, indtil de overskrives.' : 'Copies may remain in backups for a period until they are overwritten.',
+        // Issue 12: true because of crypto-shredding (db/person-keys.ts): the keys go with the erasure.
+        ...(da
+          ? [
+              'Dine samtaleoptagelser, dataudtræk og de e-mails, vi har sendt dig, er gemt krypteret med nøgler, der kun hører til dig. Vi destruerer de nøgler som sidste led i sletningen, så kopier af dem i vores sikkerhedskopier ikke længere kan læses.',
+              'Øvrige kopier i sikkerhedskopier (f.eks. af dine kontooplysninger) forsvinder, når sikkerhedskopierne overskrives.',
+            ]
+          : [
+              'Your call recordings, data exports and the emails we sent you are stored encrypted with keys that belong to you alone. We destroy those keys as the last step of the erasure, so copies of them in our backups can no longer be read.',
+              'Other copies in backups (such as of your account details) disappear when the backups are overwritten.',
+            ]),
       ];
     case 'restriction': {
       const account = o.accountRestricted === true;

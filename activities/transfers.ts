@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Sql } from '../db/index';
 import type { Mailer } from '../lib/mailer';
+import type { PersonKeys } from '../db/person-keys';
 import type { RecordingStore } from '../lib/recording-store';
 import { activeStaffRole, hashToken } from '../db/access-tokens';
 import { appendLedger, recordInLedger, type LedgerActor } from '../db/audit-ledger';
@@ -18,6 +19,8 @@ export interface TransferDeps {
   mailer: Mailer;
   store: RecordingStore;
   config: { MAIL_FROM: string; PUBLIC_URL: string; DATA_DIR: string; STAFF_EMAIL: string };
+  /** Issue 12: seals the bodies of emails to persons at rest. */
+  keys?: PersonKeys;
 }
 
 /** What a cancelled or rejected transfer did and did not hand over (kept on the transfer, shown by GET /v1/transfers/:id). */
@@ -52,7 +55,7 @@ const LEGAL_BASIS_WORDS = {
 } as const;
 
 export function createTransferActivities(deps: TransferDeps) {
-  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM };
+  const emailDeps = { sql: deps.sql, mailer: deps.mailer, mailFrom: deps.config.MAIL_FROM, keys: deps.keys };
 
   async function requireTransfer(id: string): Promise<TransferRow> {
     const [row] = await deps.sql<TransferRow[]>`
@@ -361,6 +364,7 @@ export function createTransferActivities(deps: TransferDeps) {
           const subject = await resolveSubject(tx, { customerId: p.id });
           const ctx = erasureContext({ store: deps.store, dataDir: deps.config.DATA_DIR }, { requestId: null, reason: 'erasure', workflowId: `transfer:${t.id}`, runId: t.id });
           await eraseSubject(tx, subject, ctx);
+          await eraseSubject(tx, subject, ctx, ['person_keys']); // no answer to send: the key goes now (issue 12)
           await forgetAccount(tx, p.id);
         });
         erased++;

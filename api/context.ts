@@ -7,6 +7,7 @@ import type { Logger } from '../lib/log';
 import type { Sql } from '../db/index';
 import type { Principal } from './auth';
 import type { RecordingStore } from '../lib/recording-store';
+import type { PersonKeys } from '../db/person-keys';
 
 /** What the API needs from the outside world; built by api/main.ts, or by a test. */
 export interface ApiDeps {
@@ -17,6 +18,8 @@ export interface ApiDeps {
   log: Logger;
   /** Issue 12: the payload codec the Temporal client uses, for the Web UI's codec endpoints (/codec/encode, /codec/decode). */
   payloadCodec: PayloadCodec;
+  /** Issue 12: the person data keys (db/person-keys.ts); unset, derived from `sql` and `config` (personKeysFor). */
+  keys?: PersonKeys;
 }
 
 export type AppEnv = {

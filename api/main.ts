@@ -7,7 +7,8 @@ import { ensureBootstrapAdmin } from '../db/access-tokens';
 import { createApp } from './app';
 import { recordingStoreFor } from '../lib/recording-store';
 import { AesGcmPayloadCodec, createDataConverter } from '../lib/payload-codec';
-import { resolvePayloadKeyRing } from '../lib/payload-keys';
+import { resolveDataKeyRing, resolvePayloadKeyRing } from '../lib/payload-keys';
+import { PersonKeys } from '../db/person-keys';
 
 // NODE_ENV=production: refuses to start on an unsafe setting (lib/config.ts, productionProblems).
 const config = loadConfigOrExit();
@@ -34,8 +35,11 @@ if (generated) {
 const keyRing = await resolvePayloadKeyRing(config, sql);
 // Lazy: the API starts and answers /readyz with 503 until Temporal is reachable.
 const temporal = createLazyClient(temporalOptions, config.TEMPORAL_NAMESPACE, createDataConverter(keyRing));
-const store = recordingStoreFor(config.DATA_DIR);
-const app = createApp({ config, sql, temporal, store, log, payloadCodec: new AesGcmPayloadCodec(keyRing) });
+// Issue 12: the master keys of the person data keys (DATA_KEYS, or in development the key kept in Postgres).
+const dataKeyRing = await resolveDataKeyRing(config, sql);
+const keys = new PersonKeys(sql, () => Promise.resolve(dataKeyRing));
+const store = recordingStoreFor(config.DATA_DIR, keys);
+const app = createApp({ config, sql, temporal, store, log, payloadCodec: new AesGcmPayloadCodec(keyRing), keys });
 
 // Partial uploads of a process that died mid-stream are removed at start and then every quarter
 // hour; a file still being written (its mtime moves) is left alone.

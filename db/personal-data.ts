@@ -5,6 +5,7 @@ import { loginKey } from './customers';
 import { tombstoneDeletable } from './recordings';
 import { recipientsOfPerson } from './disclosures';
 import type { RecordingStore } from '../lib/recording-store';
+import { destroyPersonKeys } from './person-keys';
 
 /**
  * D15: the one map of personal data. Every place that can hold a person's data — each table
@@ -73,6 +74,11 @@ export interface Place {
   /** Export category this place feeds (Art. 15, 20). */
   export?: { category: string; columns: string[]; rows: (db: Db, s: Subject) => Promise<Rows> };
   erase?: (tx: Tx, s: Subject, ctx: EraseContext) => Promise<PlaceResult>;
+  /**
+   * Erased only when named (`eraseSubject(…, only)`): the last step, once nothing more needs to
+   * reach the person (their answer has gone out) — the data key that seals that answer.
+   */
+  eraseLast?: boolean;
   /**
    * What a business transfer hands over from this place (D8): one JSON line per row for a batch
    * of persons (by account id, ordered), written to `clients/{client}/{file}/…jsonl.enc`; or why
@@ -230,10 +236,10 @@ export const PLACES: Place[] = [
     id: 'recording_audio',
     kind: 'files',
     where: 'recordings',
-    personal: { '*.audio': 'the call audio: the caller’s voice and what was said' },
+    personal: { '*.audio': 'the call audio: the caller’s voice and what was said; sealed (AES-256-GCM) under the recording’s own data key (person_keys), files written before that in clear' },
     access: 'listed in the recordings category; the audio itself on request',
     rectification: 'not applicable',
-    erasure: 'unlinked with its recording (above), before the tombstone commits',
+    erasure: 'unlinked with its recording (above), before the tombstone commits, and its data key destroyed: a copy in a backup no longer opens',
     restriction: 'as its recording',
     retention: { period: 'as its recording (D4)', config: 'RECORDING_RETENTION' },
   },
@@ -311,7 +317,7 @@ export const PLACES: Place[] = [
     personal: {
       recipient: 'the address an email went to',
       subject: 'the email’s subject',
-      text_body: 'the email’s text (names, request details; links only as placeholders)',
+      text_body: 'the email’s text (names, request details; links only as placeholders); sealed with the person’s data key (person_keys) when the email is about a person',
     },
     other: {
       last_error: 'the last failure as codes only (SMTP reply code and command, SQLSTATE): never the server’s text, which quotes addresses',
@@ -324,7 +330,7 @@ export const PLACES: Place[] = [
     },
     access: 'emails category (when, subject, status)',
     rectification: 'not applicable: a record of what was sent',
-    erasure: 'recipient, subject, text and error replaced by [erased] for every email to the person (found by business key and by every address they had); one still pending is suppressed',
+    erasure: 'recipient, subject, text and error replaced by [erased] for every email to the person (found by business key and by every address they had); one still pending is suppressed; the person’s data key is destroyed last, so bodies in backups no longer open',
     restriction: 'marketing is suppressed; service mail still goes (D11)',
     retention: { period: 'EMAIL_RETENTION after it was written; the key and Message-ID stay so nothing is sent twice', config: 'EMAIL_RETENTION' },
     handover: { none: 'TopCall’s own correspondence stays with TopCall and expires under EMAIL_RETENTION; what the acquirer must honour is in the manifest’s obligations' },
@@ -415,10 +421,10 @@ export const PLACES: Place[] = [
     id: 'export_files',
     kind: 'files',
     where: 'exports',
-    personal: { '*.zip': 'a full access export: everything in this map about the person' },
+    personal: { '*.zip': 'a full access export: everything in this map about the person; sealed with the person’s data key (person_keys)' },
     access: 'downloaded through the link in the answer email',
     rectification: 'not applicable: a snapshot',
-    erasure: 'the zip and its row are deleted',
+    erasure: 'the zip and its row are deleted; the person’s data key is destroyed as erasure’s last step, so a copy in a backup no longer opens',
     restriction: 'not applicable',
     retention: { period: 'until its link expires (EXPORT_LINK_TTL), then deleted by the data-retention Schedule', config: 'EXPORT_LINK_TTL' },
     erase: async (tx, s, ctx) => {
@@ -649,11 +655,30 @@ export const PLACES: Place[] = [
     retention: { period: 'as long as the objection stands' },
   },
   {
+    id: 'person_keys',
+    kind: 'table',
+    where: 'person_keys',
+    personal: {},
+    other: {
+      audio_key: 'the file name of the recording whose audio the key seals (derived from the recording id)',
+      master_key_id: 'id of the DATA_KEYS master key that wraps it',
+      wrapped: 'the data key, encrypted (AES-256-GCM) with that master key; null once destroyed',
+    },
+    access: 'not exported: keys, no personal values (what they seal is exported in the clear)',
+    rectification: 'not applicable',
+    erasure:
+      'crypto-shredding (issue 12): the person’s key (of their account, or of each request of a caller without one) is destroyed — overwritten with null, destroyed_at set — as the last step, after the answer has gone out; every copy of what it sealed (export packages and outbox bodies, in backups too) can then not be opened. A recording’s own key is destroyed when its audio is deleted (erasure, objection, retention, dispute), so a backup of deleted audio does not open either; a recording a dispute holds keeps its key',
+    restriction: 'not applicable',
+    retention: { period: 'while the person’s data exists; the destroyed row stays (id, owner, dates) as a record that the key is gone' },
+    eraseLast: true,
+    erase: async (tx, s) => ({ erased: await destroyPersonKeys(tx, s) }),
+  },
+  {
     id: 'app_secrets',
     kind: 'table',
     where: 'app_secrets',
     personal: {},
-    other: { name: 'secret name', value: 'server keys: of the phone-number hashes, one-time links, transfer packages, and in development the payload codec key (payload_key_dev; production takes PAYLOAD_KEYS from the environment)' },
+    other: { name: 'secret name', value: 'server keys: of the phone-number hashes, one-time links, transfer packages, and in development the payload codec key (payload_key_dev) and the master key of the person data keys (data_key_dev); production takes PAYLOAD_KEYS and DATA_KEYS from the environment' },
     access: 'not applicable',
     rectification: 'not applicable',
     erasure: 'not applicable',
@@ -902,7 +927,7 @@ export async function forgetAccount(tx: Tx, customerId: string): Promise<void> {
 export async function eraseSubject(tx: Tx, s: Subject, ctx: EraseContext, only?: string[]): Promise<ErasureReport> {
   const report: ErasureReport = { erased: {}, kept: {} };
   for (const place of PLACES) {
-    if (!place.erase || (only && !only.includes(place.id))) continue;
+    if (!place.erase || (only ? !only.includes(place.id) : place.eraseLast)) continue;
     const result = await place.erase(tx, s, ctx);
     report.erased[place.id] = result.erased;
     if (result.kept?.count) report.kept[place.id] = result.kept;

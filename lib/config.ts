@@ -116,6 +116,12 @@ const schema = z
     // Postgres (app_secrets.payload_key_dev). A secret: never echoed, never logged.
     PAYLOAD_KEYS: optionalString,
     PAYLOAD_KEY_ID: optionalString,
+    // Issue 12: the master keys (AES-256-GCM, same `id:base64key` form) that wrap each person's
+    // data key in Postgres (person_keys); the key of audio, export packages and outbox bodies at
+    // rest. The first wraps new keys unless DATA_KEY_ID names another; every one unwraps. Unset
+    // (development only): a key generated once and kept in app_secrets.data_key_dev. A secret.
+    DATA_KEYS: optionalString,
+    DATA_KEY_ID: optionalString,
     // The Temporal Web UI's origin(s), comma-separated, allowed by CORS to call /codec/*;
     // unset: http://127.0.0.1:TEMPORAL_UI_PORT (the embedded dev server's UI).
     TEMPORAL_UI_ORIGIN: optionalString.refine(
@@ -194,6 +200,13 @@ const schema = z
       for (const message of problems) {
         const key = message.startsWith('PAYLOAD_KEY_ID ') ? 'PAYLOAD_KEY_ID' : 'PAYLOAD_KEYS';
         ctx.addIssue({ code: 'custom', path: [key], message: message.replace(/^PAYLOAD_KEY_ID /, '') });
+      }
+    }
+    if (c.DATA_KEYS !== undefined || c.DATA_KEY_ID !== undefined) {
+      const { problems } = parseKeyRing(c.DATA_KEYS ?? '', c.DATA_KEY_ID, 'DATA_KEY_ID');
+      for (const message of problems) {
+        const key = message.startsWith('DATA_KEY_ID ') ? 'DATA_KEY_ID' : 'DATA_KEYS';
+        ctx.addIssue({ code: 'custom', path: [key], message: message.replace(/^DATA_KEY_ID /, '') });
       }
     }
     // mTLS takes a certificate and its key; TLS switched off cannot carry a credential.
@@ -278,6 +291,10 @@ export function productionProblems(config: Config): string[] {
     // The development key lives in the same database as the data it would protect.
     problems.push('PAYLOAD_KEYS: must be set in production (id:base64key, 32-byte keys from your secret store): unset means a development key kept in Postgres beside the data');
   }
+  if (!config.DATA_KEYS) {
+    // The master key must not sit beside the wrapped person keys, or destroying one would not shred its copies.
+    problems.push('DATA_KEYS: must be set in production (id:base64key, 32-byte keys from your secret store): unset means a development master key kept in Postgres beside the person keys it wraps');
+  }
   return problems;
 }
 
@@ -308,7 +325,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Error messages name the bad value, but never a secret. */
 function redact(key: string, raw: string): string {
-  if (key === 'STAFF_BOOTSTRAP_TOKEN' || key === 'TEMPORAL_API_KEY' || key === 'PAYLOAD_KEYS') return '<hidden>';
+  if (key === 'STAFF_BOOTSTRAP_TOKEN' || key === 'TEMPORAL_API_KEY' || key === 'PAYLOAD_KEYS' || key === 'DATA_KEYS') return '<hidden>';
   try {
     const url = new URL(raw);
     if (url.password) url.password = '***';

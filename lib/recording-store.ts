@@ -1,23 +1,38 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, readFile as readFileCallback } from 'node:fs';
+import { createWriteStream, readFile as readFileCallback } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { isSealed, openFile, sealingStream, unseal, type DataKeyLookup } from './at-rest';
+import type { PersonKeys } from '../db/person-keys';
+import type { Db } from '../db/index';
 
 /**
  * Where call audio lives. Files under DATA_DIR by default; a cloud object store can implement
  * the same interface (staged upload + commit = multipart upload + complete).
+ *
+ * Issue 12: with a key service, audio is sealed at rest (lib/at-rest.ts) under a data key of
+ * its own, made when the upload starts (the person is not known before the form's fields are)
+ * and saved wrapped in person_keys at commit; `delete` destroys the key with the file, so a
+ * copy of the file (a backup) no longer opens either. Reads open sealed audio transparently and
+ * return legacy plaintext files (written before, or seeded by bench/transfer.ts) as they are.
  */
 export interface RecordingStore {
   /** Streams audio to a staging area, hashing it; nothing is visible under `key` until commit. */
   stage(audio: Readable, options?: { maxBytes?: number }): Promise<StagedAudio>;
+  /** The plaintext audio, streamed (sealed audio is opened on the way). */
   open(key: string): Promise<Readable>;
   /** A whole (small) file in one read: for callers that handle many short recordings at once. */
   read(key: string): Promise<Buffer>;
-  /** Idempotent: deleting what is already gone succeeds. */
+  /** Idempotent: deleting what is already gone succeeds. Destroys the audio's data key too. */
   delete(key: string): Promise<void>;
+  /**
+   * `delete` for many (a sweep batch): the files unlinked 32 at a time, their keys destroyed in
+   * one statement on `db` — the caller's transaction, so the keys go with the rows' tombstones.
+   */
+  deleteMany(keys: string[], db?: Db): Promise<void>;
   exists(key: string): Promise<boolean>;
   /**
    * Removes staged files nobody will commit: left by a process that died mid-upload. Only files
@@ -44,8 +59,21 @@ export class AudioTooLargeError extends Error {
 /** Keys are derived from the recording id: `ab/abcdef…​.audio`, sharded so no folder grows huge. */
 export const audioKeyFor = (recordingId: string) => `${recordingId.slice(0, 2)}/${recordingId}.audio`;
 
-export function createFileRecordingStore(root: string): RecordingStore {
+const noKeys: DataKeyLookup = {
+  keyById: () => Promise.reject(new Error('sealed audio, but this recording store has no key service')),
+};
+
+async function unlinkIfThere(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+export function createFileRecordingStore(root: string, keys?: PersonKeys): RecordingStore {
   const staging = path.join(root, '.staging');
+  const lookup: DataKeyLookup = keys ?? noKeys;
   const fileOf = (key: string) => {
     const file = path.resolve(root, key);
     if (!file.startsWith(path.resolve(root) + path.sep)) throw new Error('invalid audio key');
@@ -69,9 +97,11 @@ export function createFileRecordingStore(root: string): RecordingStore {
           done(null, chunk);
         },
       });
+      const sealing = keys ? await keys.generate() : undefined;
       const out = createWriteStream(temp, { mode: 0o600 });
       try {
-        await pipeline(audio, meter, out);
+        if (sealing) await pipeline(audio, meter, sealingStream(sealing.dataKey), out);
+        else await pipeline(audio, meter, out);
       } catch (err) {
         // The file is opened asynchronously: wait until the stream has closed it, or the removal
         // could run before the file exists and leave it behind.
@@ -84,25 +114,32 @@ export function createFileRecordingStore(root: string): RecordingStore {
         bytes,
         async commit(key) {
           const file = fileOf(key);
+          // The key first: a file under `key` always has its key (a key without a file is harmless).
+          if (sealing) await keys!.save({ audioKey: key }, sealing.wrapped);
           await mkdir(path.dirname(file), { recursive: true });
           await rename(temp, file);
         },
         discard: () => rm(temp, { force: true }),
       };
     },
-    async open(key) {
-      const file = fileOf(key);
-      await stat(file);
-      return createReadStream(file);
-    },
+    open: (key) => openFile(lookup, fileOf(key)),
     // The callback readFile: for many short files it costs half the CPU of the promise API (measured).
-    read: (key) => new Promise<Buffer>((resolve, reject) => readFileCallback(fileOf(key), (err, data) => (err ? reject(err) : resolve(data)))),
+    read: async (key) => {
+      const data = await new Promise<Buffer>((resolve, reject) => readFileCallback(fileOf(key), (err, d) => (err ? reject(err) : resolve(d))));
+      return isSealed(data) ? unseal(lookup, data) : data;
+    },
     async delete(key) {
-      try {
-        await unlink(fileOf(key));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
+      await unlinkIfThere(fileOf(key));
+      await keys?.destroyAudioKeys([key]);
+    },
+    async deleteMany(audioKeys, db) {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(32, audioKeys.length) }, async () => {
+          while (next < audioKeys.length) await unlinkIfThere(fileOf(audioKeys[next++]!));
+        }),
+      );
+      await keys?.destroyAudioKeys(audioKeys, db);
     },
     async sweepStaging(idleMs) {
       const names = await readdir(staging).catch((err: NodeJS.ErrnoException) => {
@@ -129,5 +166,5 @@ export function createFileRecordingStore(root: string): RecordingStore {
   };
 }
 
-/** The embedded default: audio under DATA_DIR/recordings. */
-export const recordingStoreFor = (dataDir: string) => createFileRecordingStore(path.join(dataDir, 'recordings'));
+/** The embedded default: audio under DATA_DIR/recordings, sealed when given the key service (api and worker always give it). */
+export const recordingStoreFor = (dataDir: string, keys?: PersonKeys) => createFileRecordingStore(path.join(dataDir, 'recordings'), keys);

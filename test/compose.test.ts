@@ -44,6 +44,8 @@ const CONFIG: ReadonlyArray<{
   { name: 'TEMPORAL_API_KEY', compose: '${TEMPORAL_API_KEY:-}' },
   // issue 12: the payload codec's key ring, a secret passed through (empty: the development key)
   { name: 'PAYLOAD_KEYS', compose: '${PAYLOAD_KEYS:-}' },
+  // issue 12: the master keys of the person data keys, a secret passed through (empty: the development key)
+  { name: 'DATA_KEYS', compose: '${DATA_KEYS:-}' },
   { name: 'TEMPORAL_UI_ORIGIN', compose: '${TEMPORAL_UI_ORIGIN:-http://localhost:8233}' },
   // a development stack: the image's NODE_ENV=production would refuse it (issue 12)
   { name: 'NODE_ENV', compose: 'development' },
@@ -351,7 +353,7 @@ describe('development mode (issue 12)', () => {
     } catch (err) {
       refused = (err as ConfigError).problems.map((p) => p.split(':')[0]!);
     }
-    expect(refused).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_TLS', 'PAYLOAD_KEYS']);
+    expect(refused).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_TLS', 'PAYLOAD_KEYS', 'DATA_KEYS']);
   });
 });
 

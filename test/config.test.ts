@@ -189,6 +189,7 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
     TEMPORAL_TLS_CLIENT_CERT_PATH: '/run/secrets/temporal-client.pem',
     TEMPORAL_TLS_CLIENT_KEY_PATH: '/run/secrets/temporal-client.key',
     PAYLOAD_KEYS: `2026-1:${Buffer.alloc(32, 9).toString('base64')}`,
+    DATA_KEYS: `2026-1:${Buffer.alloc(32, 7).toString('base64')}`,
   };
   const without = (...keys: string[]) => Object.fromEntries(Object.entries(safe).filter(([k]) => !keys.includes(k)));
   const refusal = (env: Record<string, string>) => {
@@ -234,6 +235,15 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
     ]);
   });
 
+  it('refuses to run without DATA_KEYS: the master key would sit in Postgres beside the person keys it wraps (issue 12)', () => {
+    expect(refusal(without('DATA_KEYS')).problems).toEqual([
+      'DATA_KEYS: must be set in production (id:base64key, 32-byte keys from your secret store): unset means a development master key kept in Postgres beside the person keys it wraps',
+    ]);
+    const bad = refusal({ ...safe, DATA_KEYS: `a:${Buffer.alloc(16, 1).toString('base64')}` });
+    expect(bad.problems).toEqual(['DATA_KEYS: key "a" must be 32 bytes in base64 (e.g. from `openssl rand -base64 32`) (got "<hidden>")']);
+    expect(refusal({ ...safe, DATA_KEY_ID: 'other' }).problems).toEqual(['DATA_KEY_ID: is not one of the key ids (2026-1) (got "other")']);
+  });
+
   it('refuses Temporal without TLS, without a client credential, or the development server', () => {
     expect(refusal(without('TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH')).problems).toEqual([
       'TEMPORAL_TLS: must be on in production: set TEMPORAL_TLS=true (with TEMPORAL_TLS_SERVER_CA_CERT_PATH for a private CA)',
@@ -251,7 +261,7 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
 
   it('names every offending setting at once, under a heading that says why', () => {
     const err = refusal({ NODE_ENV: 'production' });
-    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'PAYLOAD_KEYS']);
+    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'PAYLOAD_KEYS', 'DATA_KEYS']);
     expect(err.message).toMatch(/^Refusing to start in production mode \(NODE_ENV=production\):\n {2}- PUBLIC_URL: /);
   });
 
@@ -268,6 +278,6 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
       expect(isProduction(config)).toBe(false);
     }
     // What production refuses is still reported when asked, e.g. for a readiness page.
-    expect(productionProblems(loadConfig({})).length).toBe(5);
+    expect(productionProblems(loadConfig({})).length).toBe(6);
   });
 });

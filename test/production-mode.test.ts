@@ -23,6 +23,7 @@ const safe = {
   LOG_LEVEL: 'info',
   WORKER_METRICS_ADDRESS: '',
   PAYLOAD_KEYS: generateKeyRing(['prod-1']).spec,
+  DATA_KEYS: generateKeyRing(['prod-data-1']).spec,
 };
 
 interface Run {
@@ -65,9 +66,9 @@ describe('production mode refuses to start (issue 12)', () => {
   });
 
   it('the worker names each unsafe setting of a development configuration', async () => {
-    const r = await run('worker', { NODE_ENV: 'production', PUBLIC_URL: 'http://127.0.0.1:3000', SMTP_URL: '', TEMPORAL_ADDRESS: '', TEMPORAL_TLS: '', TEMPORAL_API_KEY: '', PAYLOAD_KEYS: '', DATABASE_URL: 'postgres://127.0.0.1:1/never' });
+    const r = await run('worker', { NODE_ENV: 'production', PUBLIC_URL: 'http://127.0.0.1:3000', SMTP_URL: '', TEMPORAL_ADDRESS: '', TEMPORAL_TLS: '', TEMPORAL_API_KEY: '', PAYLOAD_KEYS: '', DATA_KEYS: '', DATABASE_URL: 'postgres://127.0.0.1:1/never' });
     expect(r.code, r.stdout + r.stderr).toBe(78);
-    for (const name of ['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'PAYLOAD_KEYS']) expect(r.stderr).toMatch(new RegExp(`^ {2}- ${name}: `, 'm'));
+    for (const name of ['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'PAYLOAD_KEYS', 'DATA_KEYS']) expect(r.stderr).toMatch(new RegExp(`^ {2}- ${name}: `, 'm'));
   });
 
   it('the api prints no admin token: without STAFF_BOOTSTRAP_TOKEN and with no admin yet, it refuses and creates none', async () => {

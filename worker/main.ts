@@ -12,7 +12,8 @@ import { ensureDataRetentionSchedule, ensureRetentionSchedule, ensureWorkflowSta
 import { recordingStoreFor } from '../lib/recording-store';
 import { fixedDurationMs } from '../lib/durations';
 import { createDataConverter } from '../lib/payload-codec';
-import { resolvePayloadKeyRing } from '../lib/payload-keys';
+import { resolveDataKeyRing, resolvePayloadKeyRing } from '../lib/payload-keys';
+import { PersonKeys } from '../db/person-keys';
 
 // NODE_ENV=production: refuses to start on an unsafe setting (lib/config.ts, productionProblems).
 const config = loadConfigOrExit();
@@ -62,6 +63,9 @@ const sql = await prepareDatabase(config.DATABASE_URL, log);
 // Issue 12: the payload key ring before any Temporal connection (PAYLOAD_KEYS, or in development
 // the key kept in Postgres): every payload and failure this worker and its clients write is encrypted.
 const dataConverter = createDataConverter(await resolvePayloadKeyRing(config, sql));
+// Issue 12: the master keys of the person data keys (audio, exports and outbox bodies at rest).
+const dataKeyRing = await resolveDataKeyRing(config, sql);
+const keys = new PersonKeys(sql, () => Promise.resolve(dataKeyRing));
 const mailer = createMailer(smtpUrl(config), { pool: true, maxConnections: config.MAIL_CONCURRENCY });
 const { address } = temporalOptions;
 const connection = await connectWhenUp(temporalOptions);
@@ -91,7 +95,7 @@ const worker = await createWorker({
   dataConverter,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
-  activities: createActivities({ sql, mailer, store: recordingStoreFor(config.DATA_DIR), config }),
+  activities: createActivities({ sql, mailer, store: recordingStoreFor(config.DATA_DIR, keys), config, keys }),
   tuning: { maxCachedWorkflows: config.WORKFLOW_CACHE_SIZE },
 });
 

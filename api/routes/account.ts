@@ -533,7 +533,7 @@ export function accountRoutes() {
     if (!r || !pkg) return show(c, t(c).notFound, html``, 404);
     if (pkg.expired) return show(c, t(c).downloadGone, html`<p><a href="${href(c, '/account')}">${t(c).exportButton}</a></p>`, 404);
     await recordInLedger(c.var.deps.sql, { actor: { type: 'customer', id: c.var.me!.id, role: null }, action: 'export.download', outcome: 'done', objectType: 'export', objectId: pkg.id });
-    return exportDownload(c.var.deps.config.DATA_DIR, pkg) as never;
+    return (await exportDownload(c.var.deps, pkg)) as never;
   });
 
   // ---- preferences --------------------------------------------------------------------------

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
@@ -7,10 +6,16 @@ import { access } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { hashToken } from '../../db/access-tokens';
 import { recordInLedger } from '../../db/audit-ledger';
+import { personKeysFor } from '../../db/person-keys';
+import { openFile } from '../../lib/at-rest';
+import type { ApiDeps } from '../context';
 
-/** An access export streamed from DATA_DIR: the bearer link's answer and the account page's alike. */
-export function exportDownload(dataDir: string, pkg: { fileKey: string; bytes: number; sha256: string }): Response {
-  const stream = createReadStream(path.join(dataDir, pkg.fileKey));
+/**
+ * An access export streamed from DATA_DIR: the bearer link's answer and the account page's alike.
+ * The file is sealed with the person's data key (issue 12); the zip itself is what is served.
+ */
+export async function exportDownload(deps: ApiDeps, pkg: { fileKey: string; bytes: number; sha256: string }): Promise<Response> {
+  const stream = await openFile(deps.keys ?? personKeysFor(deps.sql, deps.config), path.join(deps.config.DATA_DIR, pkg.fileKey));
   return new Response(Readable.toWeb(stream) as ReadableStream, {
     status: 200,
     headers: {
@@ -51,7 +56,7 @@ export function exportRoutes() {
       if (!counted.length) throw new AppError('gone', 410, `This download link has been used ${config.EXPORT_LINK_MAX_DOWNLOADS} times and no longer works. File a new access request to get a fresh export.`);
       // Issue 12: the link is the only credential; the ledger keeps that it was used, not by whom.
       await recordInLedger(sql, { actor: { type: 'link', id: null, role: null }, action: 'export.download', outcome: 'done', objectType: 'export', objectId: pkg.id });
-      return exportDownload(config.DATA_DIR, pkg) as never;
+      return (await exportDownload(c.var.deps, pkg)) as never;
     },
   );
   return app;

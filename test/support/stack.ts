@@ -16,6 +16,7 @@ import { mkdtempSync } from 'node:fs';
 import { AesGcmPayloadCodec, createDataConverter } from '../../lib/payload-codec';
 import { keyRingFromConfig, keySpec, resolvePayloadKeyRing } from '../../lib/payload-keys';
 import path from 'node:path';
+import { personKeysFor } from '../../db/person-keys';
 
 /** The real services global-setup started for this run. */
 export const stack = () => ({
@@ -92,7 +93,7 @@ export async function openStack(env: Record<string, string> = {}, options: { own
     config,
     sql,
     mailer,
-    store: recordingStoreFor(config.DATA_DIR),
+    store: recordingStoreFor(config.DATA_DIR, personKeysFor(sql, config)),
     client,
     dataConverter,
     payloadCodec: new AesGcmPayloadCodec(ring),

@@ -65,6 +65,7 @@ export function workerEnvFor(config: import('../../lib/config').Config, extra: R
     MAIL_CONCURRENCY: String(config.MAIL_CONCURRENCY),
     LOG_LEVEL: 'info',
     ...(config.PAYLOAD_KEYS ? { PAYLOAD_KEYS: config.PAYLOAD_KEYS } : {}),
+    ...(config.DATA_KEYS ? { DATA_KEYS: config.DATA_KEYS } : {}),
     // Off unless a test asks: several workers at once would want the same port (issue 15).
     WORKER_METRICS_ADDRESS: '',
     ...extra,
