@@ -1,7 +1,6 @@
 import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createMailer } from '../lib/mailer';
 import { startMailSink, type MailSink, type SinkMessage } from '../scripts/mail-sink';
 
@@ -9,7 +8,7 @@ import { startMailSink, type MailSink, type SinkMessage } from '../scripts/mail-
 let dir: string;
 const open: MailSink[] = [];
 beforeEach(async () => {
-  dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'privacy-backoffice-sink-')), 'mail-sink');
+  dir = path.join(await mkdtemp(path.join(inject('runTempDir'), 'sink-')), 'mail-sink');
 });
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));

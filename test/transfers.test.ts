@@ -2,13 +2,12 @@ import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { extract } from 'tar-stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { insertClient } from '../db/clients';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
@@ -99,7 +98,7 @@ describe('starting a transfer', () => {
 
 const tempDirs: string[] = [];
 const tempDir = async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'transfer-test-'));
+  const dir = await mkdtemp(path.join(inject('runTempDir'), 'transfer-test-'));
   tempDirs.push(dir);
   return dir;
 };
