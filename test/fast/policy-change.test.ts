@@ -63,29 +63,23 @@ async function campaign(outbox: Omit<Outbox, 'sent' | 'failed' | 'pending'>, opt
 
 describe('policyChange retry rounds (fast tier: real workflow, fake activities)', () => {
   it('gives failed notices another pass after each delay until none fail, then makes the version current at its date', async () => {
-    const { result, names } = await campaign({ people: 10, failing: 3, healedPerRound: 2 }, { retryDelaysMs: [200, 200, 200], effectiveInMs: 2_000 });
+    const { result, names } = await campaign({ people: 10, failing: 3, healedPerRound: 2 }, { retryDelaysMs: [200, 200, 200], effectiveInMs: 3_000 });
     expect(result).toMatchObject({ phase: 'current', sent: 10, failed: 0, retryRound: 2 });
-    // First pass, catch-up, then per round: retry, and a pass for what it made pending; one catch-up at the date.
-    expect(names).toEqual([
-      'sendPolicyNotices',
-      'sendPolicyNotices',
-      'retryFailedNotices',
-      'sendPolicyNotices',
-      'retryFailedNotices',
-      'sendPolicyNotices',
-      'sendPolicyNotices',
-      'makePolicyCurrent',
-    ]);
+    // First pass, catch-up, then per round: retry, and a pass for what it made pending; then
+    // catch-ups until the date (how many depends on the clock) and the version made current.
+    expect(names.slice(0, 6)).toEqual(['sendPolicyNotices', 'sendPolicyNotices', 'retryFailedNotices', 'sendPolicyNotices', 'retryFailedNotices', 'sendPolicyNotices']);
+    expect(names.slice(6, -1).every((n) => n === 'sendPolicyNotices')).toBe(true);
+    expect(names.at(-1)).toBe('makePolicyCurrent');
   });
 
   it('stops after the last delay with notices still failing, and leaves them for staff', async () => {
-    const { result, names } = await campaign({ people: 5, failing: 2, healedPerRound: 0 }, { retryDelaysMs: [100, 100], effectiveInMs: 1_500 });
+    const { result, names } = await campaign({ people: 5, failing: 2, healedPerRound: 0 }, { retryDelaysMs: [100, 100], effectiveInMs: 2_500 });
     expect(result).toMatchObject({ phase: 'current', sent: 3, failed: 2, retryRound: 2 });
     expect(names.filter((n) => n === 'retryFailedNotices')).toHaveLength(2);
   });
 
   it('skips a round whose delay would end after the effective date', async () => {
-    const { result, names } = await campaign({ people: 5, failing: 1, healedPerRound: 0 }, { retryDelaysMs: [100, 60_000], effectiveInMs: 1_500 });
+    const { result, names } = await campaign({ people: 5, failing: 1, healedPerRound: 0 }, { retryDelaysMs: [100, 60_000], effectiveInMs: 2_500 });
     expect(result).toMatchObject({ phase: 'current', failed: 1, retryRound: 1 });
     expect(names.filter((n) => n === 'retryFailedNotices')).toHaveLength(1);
   });
