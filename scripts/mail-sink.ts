@@ -135,8 +135,14 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
     duplicates = 0;
     store?.clear(nextId - 1).catch(() => {});
   };
-  // Fault injection for tests: refuse the next N messages with a temporary SMTP error.
-  let refuseNext = 0;
+  // Fault injection for tests: refuse the next N messages with a temporary SMTP error —
+  // unscoped, or only messages to one address or domain, so that a test file's outage never
+  // hits another file's mail (POST /api/faults?refuse=N[&to=…|&domain=…]).
+  const refusals: { to?: string; domain?: string; remaining: number }[] = [];
+  const refusalFor = (rcpts: string[]) =>
+    refusals.find(
+      (r) => r.remaining > 0 && (r.to ? rcpts.includes(r.to) : r.domain ? rcpts.some((a) => a.endsWith(`@${r.domain}`)) : true),
+    );
   // …and refuse these recipients for good (550), like a mailbox that does not exist.
   const rejected = new Set<string>();
 
@@ -155,8 +161,10 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       callback();
     },
     onData(stream, session, callback) {
-      if (refuseNext > 0) {
-        refuseNext--;
+      const refusal = refusalFor(session.envelope.rcptTo.map((r) => r.address.toLowerCase()));
+      if (refusal) {
+        refusal.remaining--;
+        if (refusal.remaining === 0) refusals.splice(refusals.indexOf(refusal), 1);
         stream.resume();
         stream.on('end', () => callback(Object.assign(new Error('mail sink is refusing mail (fault injected)'), { responseCode: 451 })));
         return;
@@ -208,11 +216,25 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       res.end(JSON.stringify(body));
     };
     if (url.pathname === '/api/messages' && req.method === 'GET') {
+      // Filters on the server, so a poll downloads only what it looks for: a recipient (`to`), a
+      // recipient domain (`domain`), messages after an id (`since`), a text in the subject or body (`contains`).
       const to = url.searchParams.get('to')?.toLowerCase();
+      const domain = url.searchParams.get('domain')?.toLowerCase();
       const since = Number(url.searchParams.get('since') ?? 0);
+      const contains = url.searchParams.get('contains');
       // Like a mailbox, a repeated Message-ID shows once; ?raw=1 lists every SMTP delivery.
       const raw = url.searchParams.get('raw') === '1';
-      return json(200, messages.filter((m) => m.id > since && (!to || m.to.includes(to)) && (raw || !m.duplicateOf)));
+      return json(
+        200,
+        messages.filter(
+          (m) =>
+            m.id > since &&
+            (!to || m.to.includes(to)) &&
+            (!domain || m.to.some((a) => a.endsWith(`@${domain}`))) &&
+            (!contains || m.subject.includes(contains) || m.text.includes(contains)) &&
+            (raw || !m.duplicateOf),
+        ),
+      );
     }
     if (url.pathname === '/api/messages' && req.method === 'DELETE') {
       clear();
@@ -222,10 +244,18 @@ export async function startMailSink(options: MailSinkOptions = {}): Promise<Mail
       return json(200, { count: messages.length, duplicates, lastId: nextId - 1 });
     }
     if (url.pathname === '/api/faults' && req.method === 'POST') {
-      if (url.searchParams.has('refuse')) refuseNext = Number(url.searchParams.get('refuse'));
+      if (url.searchParams.has('refuse')) {
+        const to = url.searchParams.get('to')?.toLowerCase() || undefined;
+        const domain = url.searchParams.get('domain')?.toLowerCase() || undefined;
+        const count = Number(url.searchParams.get('refuse'));
+        // A new count for the same scope replaces the old one (refuse=0 ends it).
+        const same = refusals.findIndex((r) => r.to === to && r.domain === domain);
+        if (same >= 0) refusals.splice(same, 1);
+        if (count > 0) refusals.push({ ...(to ? { to } : {}), ...(domain ? { domain } : {}), remaining: count });
+      }
       for (const address of url.searchParams.getAll('reject')) rejected.add(address.toLowerCase());
       for (const address of url.searchParams.getAll('release')) rejected.delete(address.toLowerCase());
-      return json(200, { refuseNext, rejected: [...rejected] });
+      return json(200, { refusals, rejected: [...rejected] });
     }
     const match = /^\/messages\/(\d+)$/.exec(url.pathname);
     if (match) {

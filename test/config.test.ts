@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -99,7 +98,7 @@ describe('configuration', () => {
 });
 
 describe('Temporal TLS, mTLS and API key (issue 12)', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'temporal-tls-'));
+  const dir = mkdtempSync(path.join(inject('runTempDir'), 'temporal-tls-'));
   const file = (name: string, text: string) => {
     const p = path.join(dir, name);
     writeFileSync(p, text);

@@ -1,7 +1,6 @@
 import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createMailer } from '../lib/mailer';
 import { startMailSink, type MailSink, type SinkMessage } from '../scripts/mail-sink';
 
@@ -9,7 +8,7 @@ import { startMailSink, type MailSink, type SinkMessage } from '../scripts/mail-
 let dir: string;
 const open: MailSink[] = [];
 beforeEach(async () => {
-  dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'privacy-backoffice-sink-')), 'mail-sink');
+  dir = path.join(await mkdtemp(path.join(inject('runTempDir'), 'sink-')), 'mail-sink');
 });
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
@@ -123,6 +122,36 @@ describe('mail sink with a store directory', () => {
     await send(sink, 'anna@example.dk', '<accepted@topcall.dk>');
     await stopSink(sink);
     expect((await list(await startSink(), '?raw=1')).map((m) => m.messageId)).toEqual(['<accepted@topcall.dk>']);
+  });
+
+  it('scopes an injected outage to an address or a domain, so one test file never hits another\'s mail', async () => {
+    const sink = await startSink();
+    const fault = (query: string) => fetch(`http://127.0.0.1:${sink.webPort}/api/faults?${query}`, { method: 'POST' });
+    await fault('refuse=2&domain=a.test');
+    await send(sink, 'bo@b.test', '<other-domain@topcall.dk>'); // not in scope: accepted, and the count is untouched
+    await expect(send(sink, 'anna@a.test', '<a1@topcall.dk>')).rejects.toThrow(/451/);
+    await expect(send(sink, 'carl@a.test', '<a2@topcall.dk>')).rejects.toThrow(/451/);
+    await send(sink, 'anna@a.test', '<a3@topcall.dk>'); // the two are used up
+
+    await fault('refuse=1&to=bo%40b.test');
+    await send(sink, 'dora@b.test', '<b1@topcall.dk>');
+    await expect(send(sink, 'bo@b.test', '<b2@topcall.dk>')).rejects.toThrow(/451/);
+    await send(sink, 'bo@b.test', '<b3@topcall.dk>');
+    expect((await list(sink, '?raw=1')).map((m) => m.messageId)).toEqual(['<other-domain@topcall.dk>', '<a3@topcall.dk>', '<b1@topcall.dk>', '<b3@topcall.dk>']);
+  });
+
+  it('filters on the server by recipient, domain, text and id', async () => {
+    const sink = await startSink();
+    await send(sink, 'anna@a.test', '<f1@topcall.dk>', 'Kvittering 1');
+    await send(sink, 'bo@b.test', '<f2@topcall.dk>', 'Kvittering 2');
+    await send(sink, 'anna@a.test', '<f3@topcall.dk>', 'Påmindelse');
+    const ids = async (query: string) => (await list(sink, query)).map((m) => m.messageId);
+    expect(await ids('?to=ANNA%40a.test')).toEqual(['<f1@topcall.dk>', '<f3@topcall.dk>']);
+    expect(await ids('?domain=b.test')).toEqual(['<f2@topcall.dk>']);
+    expect(await ids('?contains=Kvittering')).toEqual(['<f1@topcall.dk>', '<f2@topcall.dk>']);
+    expect(await ids('?contains=Hej%20bo%40b.test')).toEqual(['<f2@topcall.dk>']); // the text too
+    const [first] = await list(sink, '?raw=1');
+    expect(await ids(`?to=anna%40a.test&since=${first!.id}`)).toEqual(['<f3@topcall.dk>']);
   });
 });
 

@@ -67,6 +67,13 @@ describe('a workflow change shipped without patched() is caught', () => {
     expect(before.length, 'kept histories of requests decided before the change').toBeGreaterThan(0);
     expect(await failuresWithoutPatches(before), 'every old decided run fails to replay without the patch').toBe(before.length);
   });
+
+  it('the dispute re-check of issue 13, with its patch removed, no longer replays a run that continued as new after a resolve', { timeout: 120_000 }, async () => {
+    // Recorded by the code before the fix (test/fast/dispute.test.ts, the re-check taken out): the resolve finished while the run waited for its handlers, and it continued as new.
+    const before = (await loadHistories()).filter((h) => h.file.startsWith('kept/before-dispute-recheck') && h.workflowType === 'dispute');
+    expect(before.length, 'kept histories of disputes that met the race before the fix').toBeGreaterThan(0);
+    expect(await failuresWithoutPatches(before), 'every old racing run fails to replay without the patch').toBe(before.length);
+  });
 });
 
 /** Types added since the last recording; the recording script empties this. */

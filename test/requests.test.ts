@@ -5,7 +5,7 @@ import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
 import { fakeAudio, newClient, uploadForm } from './support/recordings';
 import { activate, downloadInAccount, registerCustomer } from './support/customers';
-import { allMessages, waitForMessage } from './support/mailbox';
+import { messagesTo, waitForMessage } from './support/mailbox';
 import { waitFor } from './support/wait';
 import { requestWorkflowId } from '../workflows/ids';
 import { RequestStatus, SlaBreached } from '../workflows/search-attributes';
@@ -59,7 +59,7 @@ async function file(auth: { authorization: string }, body: Record<string, unknow
 const decide = (id: string, body: Record<string, unknown>, who = officer) => app.request(`/v1/requests/${id}/decision`, json(body, { ...who, prefer: 'wait=30' }));
 const get = async (id: string, who = officer) => (await (await app.request(`/v1/requests/${id}`, { headers: who })).json()) as Record<string, unknown>;
 const mailTo = (address: string, subject: RegExp | string, what: string) =>
-  waitForMessage((m) => m.to.includes(address) && (typeof subject === 'string' ? m.subject.startsWith(subject) : subject.test(m.subject)), what);
+  waitForMessage(address, (m) => (typeof subject === 'string' ? m.subject.startsWith(subject) : subject.test(m.subject)), what);
 
 describe('accessRequest: the 7-day clock (D10)', () => {
   it('acknowledges with the due date, reminds staff, escalates, records the breach, and still answers', async () => {
@@ -72,7 +72,7 @@ describe('accessRequest: the 7-day clock (D10)', () => {
 
     const staffMail = (prefix: string) => mailTo(s.config.STAFF_EMAIL, new RegExp(`^${prefix}.*${r.id}`), `${prefix} for ${r.id}`);
     const [reminder1, escalation, breach] = [await staffMail('Reminder'), await staffMail('ESCALATION'), await staffMail('SLA BREACHED')];
-    const staffMessages = (await allMessages()).filter((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(r.id));
+    const staffMessages = (await messagesTo(s.config.STAFF_EMAIL, { contains: r.id })).filter((m) => m.subject.includes(r.id));
     expect(staffMessages.filter((m) => m.subject.startsWith('Reminder'))).toHaveLength(2);
     const at = (m: SinkMessage) => Date.parse(m.receivedAt) - Date.parse(r.receivedAt);
     expect(at(reminder1)).toBeGreaterThanOrEqual(2_000);
@@ -98,7 +98,7 @@ describe('accessRequest: the 7-day clock (D10)', () => {
 });
 
 describe('receipt time (D10): the clock runs from when the request reached TopCall', () => {
-  const staffMails = async (id: string) => (await allMessages()).filter((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(id));
+  const staffMails = async (id: string) => (await messagesTo(s.config.STAFF_EMAIL, { contains: id })).filter((m) => m.subject.includes(id));
 
   it('moves the due date, reminders and escalation back to receivedAt given by staff', async () => {
     const p = await person();

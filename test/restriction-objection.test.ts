@@ -52,7 +52,7 @@ describe('restriction (Art. 18): stored, not played without an officer’s recor
 
     const r = await fileAndApprove(auth, { type: 'restriction' });
     expect(r.outcome).toEqual({ accountRestricted: true, numbersRestricted: 0 });
-    const answer = await waitForMessage((m) => m.to.includes(who.email) && m.text.includes(r.id) && /gennemført/.test(m.subject), 'the restriction answer');
+    const answer = await waitForMessage(who.email, (m) => m.text.includes(r.id) && /gennemført/.test(m.subject), 'the restriction answer');
     expect(answer.text).toContain('begrænset behandlingen af dine kontodata');
 
     const refused = await audio(rec.id, support);
@@ -72,7 +72,7 @@ describe('restriction (Art. 18): stored, not played without an officer’s recor
     // Lifting it tells the person first (Art. 18(3)), then lifts; asking twice lifts once.
     expect((await app.request(`/v1/requests/${r.id}/lift-restriction`, { method: 'POST', headers: support })).status).toBe(403);
     for (let i = 0; i < 2; i++) expect((await app.request(`/v1/requests/${r.id}/lift-restriction`, { method: 'POST', headers: officer })).status).toBe(202);
-    const notice = await waitForMessage((m) => m.to.includes(who.email) && /ophæves/.test(m.subject), 'the notice before lifting');
+    const notice = await waitForMessage(who.email, (m) => /ophæves/.test(m.subject), 'the notice before lifting');
     expect(notice.text).toContain(r.id);
     await waitFor(async () => (await audio(rec.id, support)).status === 200, { what: 'the recording to play again once lifted' });
     const [order] = await s.sql`
@@ -98,7 +98,7 @@ describe('restriction (Art. 18): stored, not played without an officer’s recor
     const email = uniqueEmail('nobody');
     const r = await fileAndApprove(support, { type: 'restriction', caller: { name: 'Nogen', email, identityCheck: 'email reply' } });
     expect(r.outcome).toEqual({ accountRestricted: false, numbersRestricted: 0 });
-    const answer = await waitForMessage((m) => m.to.includes(email) && m.text.includes(r.id) && /gennemført/.test(m.subject), 'the answer');
+    const answer = await waitForMessage(email, (m) => m.text.includes(r.id) && /gennemført/.test(m.subject), 'the answer');
     expect(answer.text).toContain('intet er ændret');
     expect(answer.text).not.toContain('Vi har begrænset');
   });
@@ -120,7 +120,7 @@ describe('objection to the recording (Art. 21), upheld', () => {
     }
     expect(await (await app.request(`/v1/recordings/${held.id}`, { headers: support })).json()).toMatchObject({ status: 'held' });
     expect(await (await app.request(`/v1/recordings/${other.id}`, { headers: support })).json()).toMatchObject({ status: 'retained' });
-    const answer = await waitForMessage((m) => m.to.includes(who.email) && m.text.includes(r.id) && /gennemført/.test(m.subject), 'the objection answer');
+    const answer = await waitForMessage(who.email, (m) => m.text.includes(r.id) && /gennemført/.test(m.subject), 'the objection answer');
     expect(answer.text).toContain('Fremtidige opkald fra 1 telefonnummer');
     expect(answer.text).toContain(held.id);
 

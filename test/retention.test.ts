@@ -181,7 +181,7 @@ describe('the retention schedule (D4)', () => {
     const id = await openDispute([rec.id]);
     const handle = s.client.workflow.getHandle(disputeWorkflowId(id));
     expect((await handle.describe()).typedSearchAttributes.get(DisputeStatus)).toBe('open');
-    const reminder = await waitForMessage((m) => m.subject.startsWith(`Dispute ${id} is still open`), 'a dispute review reminder', 15_000);
+    const reminder = await waitForMessage(s.config.STAFF_EMAIL, (m) => m.subject.startsWith(`Dispute ${id} is still open`), 'a dispute review reminder', 15_000);
     expect(reminder.to).toEqual([s.config.STAFF_EMAIL]);
     await resolve(id);
   });

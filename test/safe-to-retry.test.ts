@@ -6,7 +6,7 @@ import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { newClient } from './support/recordings';
 import { waitFor } from './support/wait';
 import { awaitDecision } from './support/requests';
-import { allMessages, rejectRecipients, releaseRecipients, waitForMessage } from './support/mailbox';
+import { messagesTo, rejectRecipients, releaseRecipients, waitForMessage } from './support/mailbox';
 import { createActivities } from '../activities';
 import { ensureWorkflowStartsSchedule } from '../worker/schedules';
 import { requestWorkflowId, WORKFLOW_STARTS_SCHEDULE_ID } from '../workflows/ids';
@@ -148,7 +148,7 @@ describe('decisions answer once recorded (issue 13)', () => {
     const winner = ra.status === 202 ? 'Begrundelse A.' : 'Begrundelse B.';
     const [row] = await s.sql<{ reason: string }[]>`select reason from data_requests where id = ${filed.id}`;
     expect(row!.reason).toBe(winner);
-    const answer = await waitForMessage((m) => m.to.includes(person.email) && m.text.includes(filed.id) && m.text.includes('Begrundelse'), 'the refusal');
+    const answer = await waitForMessage(person.email, (m) => m.text.includes(filed.id) && m.text.includes('Begrundelse'), 'the refusal');
     expect(answer.text).toContain(winner);
     expect(answer.text).not.toContain(winner === 'Begrundelse A.' ? 'Begrundelse B.' : 'Begrundelse A.');
   });
@@ -164,11 +164,11 @@ describe('failures reach a person (issue 13)', () => {
       expect(res.status).toBe(202);
       const { id } = (await res.json()) as { id: string };
       // The acknowledgement is refused for good: staff hear of it, and the request goes on.
-      await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.startsWith('UNDELIVERABLE') && m.subject.includes(`acknowledgement of access request ${id}`), 'the alert about the acknowledgement');
+      await waitForMessage(s.config.STAFF_EMAIL, (m) => m.subject.startsWith('UNDELIVERABLE') && m.subject.includes(`acknowledgement of access request ${id}`), 'the alert about the acknowledgement');
       await awaitDecision(app, officer, id);
       expect((await app.request(`/v1/requests/${id}/decision`, json({ decision: 'approve' }, officer))).status).toBeLessThan(300);
       await waitFor(async () => (await s.sql`select status from data_requests where id = ${id}`)[0]?.status === 'delivery_failed', { what: 'delivery_failed', timeoutMs: 30_000 });
-      const alert = await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(`answer of access request ${id}`), 'the alert about the answer');
+      const alert = await waitForMessage(s.config.STAFF_EMAIL, (m) => m.subject.includes(`answer of access request ${id}`), 'the alert about the answer');
       expect(alert.text, 'ids only: the address stays in Postgres').not.toContain(email);
       const [row] = await s.sql<{ status: string; lastError: string }[]>`select status, last_error as "lastError" from email_outbox where key = ${`request:${id}:answer`}`;
       expect(row).toMatchObject({ status: 'failed', lastError: expect.stringMatching(/^SMTP 55\d/) });
@@ -189,7 +189,7 @@ describe('links survive retries (issue 13)', () => {
     // The crash: SMTP accepted the email, the worker died before the outbox said 'sent'; the retry runs.
     await s.sql`update email_outbox set status = 'pending', sent_at = null where key = ${`customer:${person.id}:invitation`}`;
     await createActivities({ sql: s.sql, mailer: s.mailer, store: s.store, config: s.config }).sendInvitation({ customerId: person.id });
-    const deliveries = (await allMessages({ raw: true })).filter((m) => m.to.includes(person.email) && m.messageId === person.invitation.messageId);
+    const deliveries = (await messagesTo(person.email, { raw: true })).filter((m) => m.messageId === person.invitation.messageId);
     expect(deliveries, 'two SMTP deliveries under one Message-ID').toHaveLength(2);
     for (const d of deliveries) expect(/set-password\?token=([\w-]+)/.exec(d.text)![1], 'the same link in both').toBe(first);
     expect((await app.request('/v1/auth/password', json({ token: first, password: 'correct horse battery staple' }))).status).toBe(204);

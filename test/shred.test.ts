@@ -87,7 +87,7 @@ describe('crypto-shredding (issue 12)', () => {
 
     // An access request builds the export: sealed with the person's key, served as the zip.
     const access = await fileAndApprove(app, support, officer, { type: 'access', customerId: person.id });
-    const answer = await waitForMessage((m) => m.to.includes(email) && /\/v1\/exports\//.test(m.text), 'the access answer with its link');
+    const answer = await waitForMessage(email, (m) => /\/v1\/exports\//.test(m.text), 'the access answer with its link');
     const link = /\/v1\/exports\/([\w-]+)/.exec(answer.text)![1]!;
     const [pkg] = await s.sql<{ fileKey: string; sha256: string }[]>`select file_key as "fileKey", sha256 from export_packages where request_id = ${access.id}`;
     const exportFile = path.join(s.config.DATA_DIR, pkg!.fileKey);
@@ -123,7 +123,7 @@ describe('crypto-shredding (issue 12)', () => {
 
     // Erasure through the normal flow: staff file it, the officer approves, the answer goes out, then the keys go.
     const erasure = await fileAndApprove(app, support, officer, { type: 'erasure', customerId: person.id });
-    const erasureAnswer = await waitForMessage((m) => m.to.includes(email) && m.text.includes(erasure.id) && /slettet|deleted/i.test(m.text), 'the erasure answer');
+    const erasureAnswer = await waitForMessage(email, (m) => m.text.includes(erasure.id) && /slettet|deleted/i.test(m.text), 'the erasure answer');
     expect(erasureAnswer.text).toMatch(/Vi destruerer de nøgler som sidste led i sletningen, så kopier af dem i vores sikkerhedskopier ikke længere kan læses/);
     await waitFor(async () => (await keyRow({ customerId: person.id }))?.destroyedAt, { what: 'the person’s key to be destroyed' });
 

@@ -1,8 +1,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openStack, type TestStack } from './support/stack';
 import { seedCustomers } from './support/customers';
 import { newClient, seedRecordings } from './support/recordings';
@@ -96,7 +95,7 @@ describe('the transfer package when its worker is killed mid-build', () => {
 
     // The acquirer's check: signed, every hash right, every file decrypts.
     const file = path.join(s.config.DATA_DIR, packageFileKey(t.id));
-    const out = await mkdtemp(path.join(os.tmpdir(), 'transfer-out-'));
+    const out = await mkdtemp(path.join(inject('runTempDir'), 'transfer-out-'));
     temps.push(out);
     const report = await verifyTransferPackage(file, { privateKeyPem: privateKey, outDir: out });
     expect(report.problems).toEqual([]);

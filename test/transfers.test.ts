@@ -2,13 +2,12 @@ import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { extract } from 'tar-stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { insertClient } from '../db/clients';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
@@ -91,7 +90,7 @@ describe('starting a transfer', () => {
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     expect((await approve(id, second)).status).toBe(200); // one is not enough
-    await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(id) && /needs 1 more approval/.test(m.subject), 'the approval reminder');
+    await waitForMessage(s.config.STAFF_EMAIL, (m) => m.subject.includes(id) && /needs 1 more approval/.test(m.subject), 'the approval reminder');
     await waitFor(async () => (await view(id)).status === 'lapsed', { what: 'the transfer to lapse', timeoutMs: 15_000 });
     expect((await approve(id, admin)).status).toBe(409);
   });
@@ -99,7 +98,7 @@ describe('starting a transfer', () => {
 
 const tempDirs: string[] = [];
 const tempDir = async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'transfer-test-'));
+  const dir = await mkdtemp(path.join(inject('runTempDir'), 'transfer-test-'));
   tempDirs.push(dir);
   return dir;
 };
@@ -123,7 +122,7 @@ async function approvedTransfer(clientId: string, afterHandover: 'keep' | 'erase
   expect((await approve(id, admin)).status).toBe(200);
   return { id, acquirer };
 }
-const packageMail = (id: string, acquirer: string) => waitForMessage((m) => m.to.includes(acquirer) && m.subject.includes(`(${id.slice(0, 8)})`) && /data package/.test(m.subject), 'the package email', 40_000);
+const packageMail = (id: string, acquirer: string) => waitForMessage(acquirer, (m) => m.subject.includes(`(${id.slice(0, 8)})`) && /data package/.test(m.subject), 'the package email', 40_000);
 const tokenIn = (text: string) => /package\?token=([\w-]+)/.exec(text)![1]!;
 
 describe('a transfer end to end', () => {
@@ -156,7 +155,7 @@ describe('a transfer end to end', () => {
     expect(approvals.map((a) => a.actor_role)).toEqual(['privacy_officer', 'admin']);
 
     // Notice to the one person handed over, exactly once, before the handover; none to the others.
-    const notice = await waitForMessage((m) => m.to.includes(moving.email) && /overdrages til Opkøber A\/S/.test(m.subject), 'the transfer notice');
+    const notice = await waitForMessage(moving.email, (m) => /overdrages til Opkøber A\/S/.test(m.subject), 'the transfer notice');
     const [t0] = await s.sql`select handover_at from transfers where id = ${id}`;
     expect(Date.parse(notice.receivedAt)).toBeLessThan((t0!.handover_at as Date).getTime());
     const shown = await view(id);
@@ -214,7 +213,7 @@ describe('a transfer end to end', () => {
     // Acknowledgement: a wrong hash is refused and staff are told; the right one completes; then TopCall's copy is erased.
     const ack = (sha: string) => app.request(`/v1/transfers/${id}/acknowledgement?token=${token}`, json({ manifestSha256: sha }));
     expect((await ack('0'.repeat(64))).status).toBe(409);
-    await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(id) && /does not match the manifest/.test(m.subject), 'the mismatch escalation');
+    await waitForMessage(s.config.STAFF_EMAIL, (m) => m.subject.includes(id) && /does not match the manifest/.test(m.subject), 'the mismatch escalation');
     expect((await ack(manifestSha256)).status).toBe(200);
     await waitFor(async () => (await view(id)).status === 'completed', { what: 'the transfer to complete', timeoutMs: 20_000 });
     expect((await s.sql`select status, email from customers where id = ${moving.id}`)[0]).toEqual({ status: 'erased', email: null });
@@ -276,7 +275,7 @@ describe('a transfer that does not complete', () => {
     const token = tokenIn(mail.text);
 
     // No acknowledgement within TRANSFER_ACK_TIMEOUT: staff are told, and the transfer says so.
-    await waitForMessage((m) => m.to.includes(s.config.STAFF_EMAIL) && m.subject.includes(id) && /has not acknowledged/.test(m.subject), 'the overdue escalation', 40_000);
+    await waitForMessage(s.config.STAFF_EMAIL, (m) => m.subject.includes(id) && /has not acknowledged/.test(m.subject), 'the overdue escalation', 40_000);
     await waitFor(async () => (await view(id)).status === 'acknowledgement_overdue', { what: 'the overdue status', timeoutMs: 10_000 });
     const file = path.join(s.config.DATA_DIR, 'transfers', `${id}.tar`);
     expect(existsSync(file)).toBe(true);
@@ -297,8 +296,8 @@ describe('a transfer that does not complete', () => {
     expect(d!.withdrawn_at).toBeInstanceOf(Date);
     expect((await exportSubject(s.sql, await resolveSubject(s.sql, { customerId: person.id }))).data.recipients).toEqual([]);
     // Everyone concerned hears of it, once.
-    await waitForMessage((m) => m.to.includes(person.email) && /overdrages ikke/.test(m.subject), 'the called-off notice');
-    await waitForMessage((m) => m.to.includes(acquirer) && /cancelled/.test(m.subject), 'the acquirer’s cancellation email');
+    await waitForMessage(person.email, (m) => /overdrages ikke/.test(m.subject), 'the called-off notice');
+    await waitForMessage(acquirer, (m) => /cancelled/.test(m.subject), 'the acquirer’s cancellation email');
     expect((await messagesTo(person.email)).filter((m) => /overdrages ikke/.test(m.subject))).toHaveLength(1);
     expect((await app.request(`/v1/transfers/${id}/cancellation`, { method: 'POST', headers: creator })).status).toBe(409);
     expect((await s.sql`select status from customers where id = ${person.id}`)[0]).toEqual({ status: 'active' });

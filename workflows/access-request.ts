@@ -5,7 +5,6 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
-  defineQuery,
   defineUpdate,
   getExternalWorkflowHandle,
   proxyActivities,
@@ -95,7 +94,6 @@ export interface AccessRequestState {
 }
 
 export const decideUpdate = defineUpdate<AccessRequestState, [Decision]>('decide');
-export const requestStateQuery = defineQuery<AccessRequestState>('requestState');
 
 /**
  * D10: one per data-subject request. Acknowledges it with its due date, reminds and escalates
@@ -122,7 +120,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<AccessRe
     { key: SlaBreached, value: false },
     ...(input.customerId ? [{ key: CustomerId, value: input.customerId }] : []),
   ]);
-  setHandler(requestStateQuery, () => state);
+  // No query: the API reads the request from Postgres (one source per fact, docs/requests-and-customers.md).
 
   const customer = input.customerId ? getExternalWorkflowHandle(customerWorkflowId(input.customerId)) : undefined;
   /**

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, executeChild, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineSignal, defineUpdate, executeChild, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { TransferStatus } from './search-attributes';
 import { transferPackageWorkflowId } from './ids';
@@ -68,7 +68,6 @@ export const acknowledgedSignal = defineSignal<[]>('acknowledged');
 export const acknowledgementMismatchSignal = defineSignal<[]>('acknowledgementMismatch');
 /** Staff cancel (any time before the acknowledgement) or the acquirer rejects (once it was sent the package). */
 export const endTransferUpdate = defineUpdate<TransferProgress, [{ reason: 'cancelled' | 'rejected'; by: string }]>('end');
-export const transferProgressQuery = defineQuery<TransferProgress>('transferProgress');
 
 /**
  * D8 (and D6, D7): a business transfer as a controlled process. Two approvers other than the
@@ -98,7 +97,7 @@ export async function businessTransfer(input: BusinessTransferInput): Promise<Tr
     return state;
   };
 
-  setHandler(transferProgressQuery, () => state);
+  // No query: setStatus writes the status and progress to Postgres, which the API reads.
   setHandler(acknowledgedSignal, () => {
     acknowledged = true;
   });

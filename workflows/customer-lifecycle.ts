@@ -2,7 +2,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
   defineSignal,
   defineUpdate,
   proxyActivities,
@@ -29,29 +28,32 @@ export interface CustomerState {
   status: 'active' | 'erased';
   marketingEmails: boolean;
   invited: boolean;
-  /** The record of past requests (ids, types, times): evidence for Art. 12(5). The last 200 are kept here; all are in Postgres. */
-  requests: { requestId: string; type: string; receivedAt: string }[];
+  /**
+   * Runs before issue 13 kept the last 200 requests here too: a copy of Postgres that nothing
+   * read. The field stays for their carried state (docs/workflow-changes.md, rule 3); new runs
+   * leave it out and a continue-as-new drops it.
+   */
+  requests?: { requestId: string; type: string; receivedAt: string }[];
 }
 
 export const setPreferencesUpdate = defineUpdate<{ marketingEmails: boolean }, [{ marketingEmails: boolean }]>('setPreferences');
 export const requestFiledSignal = defineSignal<[{ requestId: string; type: string; receivedAt: string }]>('requestFiled');
 export const marketingOptedOutSignal = defineSignal('marketingOptedOut');
 export const erasedSignal = defineSignal('erased');
-export const customerStateQuery = defineQuery<CustomerState>('customerState');
 
 /**
  * One per person with an account (D1, D2, D10, D11): the invitation that says who gave us the
- * data, marketing preferences, the record of requests, and the end of the account at erasure.
+ * data, marketing preferences and the end of the account at erasure.
  * Lives for years: it continues as new before its history grows large.
  */
 export async function customerLifecycle(input: CustomerLifecycleInput): Promise<CustomerState> {
-  const state: CustomerState = input.state ?? { status: 'active', marketingEmails: true, invited: false, requests: [] };
+  const state: CustomerState = input.state ?? { status: 'active', marketingEmails: true, invited: false };
   upsertSearchAttributes([
     { key: CustomerId, value: input.customerId },
     { key: ClientId, value: input.clientId },
   ]);
 
-  setHandler(customerStateQuery, () => state);
+  // No query: the API reads the customer and their requests from Postgres (docs/requests-and-customers.md).
   setHandler(
     setPreferencesUpdate,
     async ({ marketingEmails }) => {
@@ -66,9 +68,8 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
       },
     },
   );
-  setHandler(requestFiledSignal, (r) => {
-    if (!state.requests.some((x) => x.requestId === r.requestId)) state.requests = [...state.requests, r].slice(-200);
-  });
+  // Still accepted (requests signal it, and recorded runs carry it); the record of requests is Postgres's.
+  setHandler(requestFiledSignal, () => undefined);
   setHandler(marketingOptedOutSignal, () => {
     state.marketingEmails = false;
   });
@@ -84,5 +85,6 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
   await condition(() => state.status === 'erased' || workflowInfo().continueAsNewSuggested);
   await condition(allHandlersFinished);
   if (state.status === 'erased') return state;
-  return continueAsNew<typeof customerLifecycle>({ ...input, state });
+  const { requests: _dropped, ...carried } = state;
+  return continueAsNew<typeof customerLifecycle>({ ...input, state: carried });
 }

@@ -4,8 +4,8 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
   defineUpdate,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -26,6 +26,11 @@ export interface DisputeInput {
   /** DISPUTE_REVIEW_INTERVAL in ms: staff are reminded this often while the dispute is open. */
   reviewIntervalMs: number;
   state?: { recordingIds: string[]; reminders: number };
+  /**
+   * Continue as new after this many reminders in one run, besides when Temporal suggests it
+   * (tests set it to cross runs in seconds; production leaves it unset). Input only: replay-safe.
+   */
+  remindersPerRun?: number;
 }
 
 export interface DisputeState {
@@ -44,7 +49,14 @@ export const addRecordingsUpdate = defineUpdate<{ recordingIds: string[] }, [{ r
  * Postgres (issue 12); runs resolved before it was sent carried no argument.
  */
 export const resolveUpdate = defineUpdate<{ deleted: string[] }, [{ resolvedBy?: string } | undefined]>('resolve');
-export const disputeStateQuery = defineQuery<DisputeState>('disputeState');
+
+/**
+ * Patch (docs/workflow-changes.md, issue 13): a run about to continue as new waits for its
+ * handlers first; a resolve that finished meanwhile used to be lost, the next run starting
+ * "open" again. Now the run re-checks after the wait and ends resolved. Only that path calls
+ * `patched()`, so runs that never met the race have the same commands as before.
+ */
+export const DISPUTE_RECHECK_BEFORE_CONTINUE = 'dispute-recheck-before-continue-as-new';
 
 /** Lets the caller of an update see the activity's own failure type (e.g. RecordingDeleted). */
 function unwrapActivityFailure(err: unknown): never {
@@ -69,7 +81,9 @@ export async function dispute(input: DisputeInput): Promise<DisputeState> {
     { key: DisputeStatus, value: 'open' },
   ]);
 
-  setHandler(disputeStateQuery, () => state);
+  // No query: Postgres holds the dispute and its holds (GET /v1/disputes/{id}); the state here
+  // serves the validators, the reminders and the continue-as-new (docs/recordings.md).
+  let remindersThisRun = 0;
 
   setHandler(
     addRecordingsUpdate,
@@ -115,6 +129,7 @@ export async function dispute(input: DisputeInput): Promise<DisputeState> {
     if (settled) break;
     if (state.status === 'open') {
       state.reminders += 1;
+      remindersThisRun += 1;
       await sendStaffEmail({
         key: `dispute:${input.disputeId}:review:${state.reminders}`,
         subject: `Dispute ${input.disputeId} is still open (${state.recordingIds.length} recording(s) on hold)`,
@@ -124,8 +139,11 @@ export async function dispute(input: DisputeInput): Promise<DisputeState> {
           `Reminder ${state.reminders}.\n`,
       });
     }
-    if (workflowInfo().continueAsNewSuggested && state.status === 'open') {
+    const runIsFull = workflowInfo().continueAsNewSuggested || (input.remindersPerRun !== undefined && remindersThisRun >= input.remindersPerRun);
+    if (runIsFull && state.status === 'open') {
       await condition(allHandlersFinished);
+      // A resolve may have been accepted and finished while the handlers were awaited.
+      if (state.status !== 'open' && patched(DISPUTE_RECHECK_BEFORE_CONTINUE)) continue;
       await continueAsNew<typeof dispute>({ ...input, state: { recordingIds: state.recordingIds, reminders: state.reminders } });
     }
   }
