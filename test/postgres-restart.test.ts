@@ -21,6 +21,7 @@ import { awaitDecision, fileRequest } from './support/requests';
 import { openStack, silentLog, type TestStack } from './support/stack';
 import { waitFor } from './support/wait';
 import { spawnWorker, workerEnvFor, type WorkerProcess } from './support/worker-process';
+import type { Payload } from '@temporalio/common';
 
 /**
  * Fault drill (issue 13): Postgres is stopped (fast shutdown) while a retention sweep deletes
@@ -76,7 +77,14 @@ async function failedOnRefusal(workflowId: string, type: string): Promise<boolea
   }
   const d = await s.client.workflow.getHandle(workflowId).describe();
   const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === type);
-  return (pending?.attempt ?? 0) > 1 && /ECONNREFUSED/.test(pending?.lastFailure?.message ?? '');
+  return (pending?.attempt ?? 0) > 1 && /ECONNREFUSED/.test(await failureMessage(pending?.lastFailure));
+}
+
+/** A failure's message: the codec encodes it (issue 12) into encodedAttributes, which the test stack's codec opens. */
+async function failureMessage(f: { message?: string | null; encodedAttributes?: Payload | null } | null | undefined): Promise<string> {
+  if (!f?.encodedAttributes) return f?.message ?? '';
+  const [decoded] = await s.payloadCodec.decode([f.encodedAttributes as Payload]);
+  return (JSON.parse(Buffer.from(decoded!.data!).toString()) as { message?: string }).message ?? '';
 }
 
 describe('Postgres restarted under the request and sweep workflows', () => {

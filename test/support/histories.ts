@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { testDataConverter } from './test-keys';
 
 /**
  * Recorded workflow histories (issue 13, docs/workflow-changes.md): `RECORD_HISTORIES=1 npm test`
@@ -33,7 +34,8 @@ export async function recordHistories(address: string, namespaces: string[], log
     await mkdir(HISTORIES_DIR, { recursive: true });
     for (const f of await readdir(HISTORIES_DIR)) if (f.endsWith('.json')) await rm(path.join(HISTORIES_DIR, f));
     for (const namespace of namespaces) {
-      const client = new Client({ connection, namespace });
+      // The tests' data converter: memos and search attributes of the listed runs are encoded by the codec.
+      const client = new Client({ connection, namespace, dataConverter: testDataConverter() });
       const byKind = new Map<string, { workflowId: string; runId: string; type: string; status: string; length: number }[]>();
       // Open runs too: an in-flight run is exactly what a deploy must not break.
       for await (const w of client.workflow.list()) {

@@ -27,15 +27,8 @@ export const stack = () => ({
   workflowBundlePath: inject('workflowBundlePath'),
 });
 
-/**
- * Issue 12: the tests run with the payload codec on, as production does, under a fixed test key
- * (derived from a public string: it protects nothing) so that histories recorded by a test run
- * (`npm run histories:record`) replay in test/replay.test.ts with the same ring.
- */
-export const TEST_PAYLOAD_KEYS = keySpec('test-1', createHash('sha256').update('privacy-backoffice test payload key 1').digest());
-/** The data converter of every test client, worker and replayer (the test key ring). */
-export const testDataConverter = (spec = TEST_PAYLOAD_KEYS): DataConverter => createDataConverter(keyRingFromConfig(spec));
-export const testPayloadCodec = (spec = TEST_PAYLOAD_KEYS): PayloadCodec => new AesGcmPayloadCodec(keyRingFromConfig(spec));
+export { TEST_PAYLOAD_KEYS, testDataConverter, testPayloadCodec } from './test-keys';
+import { TEST_PAYLOAD_KEYS } from './test-keys';
 
 /** Config as the api and worker would parse it, pointed at the test stack, with a task queue of the file's own. */
 export function testConfig(env: Record<string, string> = {}): Config {
