@@ -44,18 +44,7 @@ const columns = (sql: Db) => sql`
 
 export async function insertRequest(
   sql: Db,
-  r: {
-    id: string;
-    customerId: string | null;
-    type: RequestType;
-    receivedAt: Date;
-    dueAt: Date;
-    details: Record<string, unknown>;
-    requester: Requester | null;
-    locale: Locale;
-    filedBy: 'customer' | 'staff';
-    autoApprove?: 'account-closure' | 'self-service' | null;
-  },
+  r: Pick<RequestRow, 'id' | 'customerId' | 'type' | 'receivedAt' | 'dueAt' | 'details' | 'requester' | 'locale' | 'filedBy'> & { autoApprove?: RequestRow['autoApprove'] },
 ): Promise<boolean> {
   const rows = await sql`
     insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by, auto_approve)

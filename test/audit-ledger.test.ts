@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
@@ -15,6 +14,7 @@ import { decideUpdate } from '../workflows/access-request';
 import { resolveUpdate } from '../workflows/dispute';
 import { disputeWorkflowId, requestWorkflowId } from '../workflows/ids';
 import { RequestStatus } from '../workflows/search-attributes';
+import { updateRefusal } from './support/updates';
 
 /**
  * Issue 12: the append-only, hash-chained audit ledger, and roles that hold below the API — a
@@ -61,16 +61,6 @@ const ledgerOf = (objectId: string) =>
 
 const verify = async () => (await (await app.request('/v1/audit/verify', { headers: officer })).json()) as { valid: boolean; entries: number; brokenAt?: number };
 
-/** Sends an update straight to Temporal, as anyone who reaches it could; returns the failure's type. */
-async function refusedUpdate(send: () => Promise<unknown>): Promise<string | undefined> {
-  const err = await send().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'the update was refused').toBeInstanceOf(WorkflowUpdateFailedError);
-  return ((err as WorkflowUpdateFailedError).cause as { type?: string } | undefined)?.type;
-}
-
 describe('roles below the API: a request decision sent straight to Temporal', () => {
   it('changes nothing for a support actor, an unknown actor or free text, and is kept as refused; the officer through the API decides', async () => {
     const person = await registerCustomer(app, support, { clientId, email: uniqueEmail('decide') });
@@ -80,7 +70,7 @@ describe('roles below the API: a request decision sent straight to Temporal', ()
     const supportId = await tokenIdOf(support);
     const madeUp = randomUUID();
     for (const decidedBy of [supportId, madeUp, 'mallory@evil.test']) {
-      expect(await refusedUpdate(() => handle.executeUpdate(decideUpdate, { args: [{ decision: 'approve', decidedBy }] }))).toBe('ActorNotAllowed');
+      expect(await updateRefusal(handle.executeUpdate(decideUpdate, { args: [{ decision: 'approve', decidedBy }] }))).toBe('ActorNotAllowed');
     }
     // The data: still awaiting a decision, nothing decided, no export built.
     const [row] = await s.sql`select status, decision, decided_by from data_requests where id = ${id}`;
@@ -145,9 +135,9 @@ describe('roles below the API: a dispute resolution sent straight to Temporal', 
     const { id: disputeId } = (await opened.json()) as { id: string };
     const handle = s.client.workflow.getHandle(disputeWorkflowId(disputeId));
     const supportId = await tokenIdOf(support);
-    expect(await refusedUpdate(() => handle.executeUpdate(resolveUpdate, { args: [{ resolvedBy: supportId }] }))).toBe('ActorNotAllowed');
-    expect(await refusedUpdate(() => handle.executeUpdate(resolveUpdate, { args: [{ resolvedBy: randomUUID() }] }))).toBe('ActorNotAllowed');
-    expect(await refusedUpdate(() => handle.executeUpdate('resolve'))).toBe('ActorNotAllowed');
+    expect(await updateRefusal(handle.executeUpdate(resolveUpdate, { args: [{ resolvedBy: supportId }] }))).toBe('ActorNotAllowed');
+    expect(await updateRefusal(handle.executeUpdate(resolveUpdate, { args: [{ resolvedBy: randomUUID() }] }))).toBe('ActorNotAllowed');
+    expect(await updateRefusal(handle.executeUpdate('resolve'))).toBe('ActorNotAllowed');
 
     // The data: the dispute is open, its hold in force, the recording (past its deadline) still there.
     expect((await s.sql`select status from disputes where id = ${disputeId}`)[0]).toEqual({ status: 'open' });

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { decideUpdate, type accessRequest, type AccessRequestInput, type Decision } from '../../workflows/access-request';
 import { requestWorkflowId } from '../../workflows/ids';
 import { PERMANENT_SMTP_FAILURE } from '../../workflows/request-types';
 import { waitFor } from '../support/wait';
 import { gate, startFakeWorker, type FakeWorker } from './fake-worker';
+import { updateRefusal } from '../support/updates';
 
 let w: FakeWorker;
 /** Per request: what the assessment finds, whether execution is held, whether the answer bounces for good. */
@@ -59,16 +59,6 @@ const start = (i: AccessRequestInput) =>
 const mine = (i: AccessRequestInput) => (c: { input: unknown }) => JSON.stringify(c.input).includes(i.requestId);
 const staffKeys = (i: AccessRequestInput) => w.calls.filter((c) => c.name === 'sendStaffEmail' && mine(i)(c)).map((c) => (c.input as { key: string }).key.replace(`request:${i.requestId}:`, ''));
 const approve: Decision = { decision: 'approve', decidedBy: 'officer-token' };
-
-async function refusal(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
-    throw err;
-  }
-}
 
 describe('accessRequest (fast tier: real workflow, fake activities)', () => {
   it('reminds, escalates, then records the breach in that order however the reminders come in, and goes on to the decision', async () => {
@@ -123,14 +113,14 @@ describe('accessRequest (fast tier: real workflow, fake activities)', () => {
     const i = input();
     const handle = await start(i);
     await waitFor(() => w.names(mine(i)).includes('assessRequest'), { what: 'the assessment' });
-    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [{ decision: 'refuse', decidedBy: 'x' }] }))).toBe('InvalidDecision');
-    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [{ decision: 'refuse', reasonCode: 'legal_claims', hasReason: true, decidedBy: 'x' }] }))).toBe('InvalidDecision'); // an erasure ground
+    expect(await updateRefusal(handle.executeUpdate(decideUpdate, { args: [{ decision: 'refuse', decidedBy: 'x' }] }))).toBe('InvalidDecision');
+    expect(await updateRefusal(handle.executeUpdate(decideUpdate, { args: [{ decision: 'refuse', reasonCode: 'legal_claims', hasReason: true, decidedBy: 'x' }] }))).toBe('InvalidDecision'); // an erasure ground
     // "excessive" needs the repetitive flag or evidence; this request has neither.
-    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [{ decision: 'refuse', reasonCode: 'excessive', hasReason: true, decidedBy: 'x' }] }))).toBe('InvalidDecision');
+    expect(await updateRefusal(handle.executeUpdate(decideUpdate, { args: [{ decision: 'refuse', reasonCode: 'excessive', hasReason: true, decidedBy: 'x' }] }))).toBe('InvalidDecision');
     expect(w.names(mine(i))).not.toContain('recordDecision');
 
     await handle.executeUpdate(decideUpdate, { args: [{ decision: 'refuse', reasonCode: 'manifestly_unfounded', hasReason: true, decidedBy: 'officer-token' }] });
-    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [approve] }))).toBe('AlreadyDecided');
+    expect(await updateRefusal(handle.executeUpdate(decideUpdate, { args: [approve] }))).toBe('AlreadyDecided');
     expect(await handle.result()).toMatchObject({ status: 'refused', decision: 'refuse' });
     expect(w.names(mine(i))).toEqual(['acknowledgeRequest', 'assessRequest', 'recordDecision', 'sendRequestAnswer']);
   });

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import { addRecordingsUpdate, resolveUpdate, type dispute, type DisputeInput } from '../../workflows/dispute';
 import { disputeWorkflowId } from '../../workflows/ids';
 import { waitFor } from '../support/wait';
 import { EventType, eventTypesOf, gate, startFakeWorker, type FakeWorker } from './fake-worker';
+import { updateRefusal } from '../support/updates';
 
 /** Who resolves: the fake activities check nothing, the real ones check this staff token id in Postgres. */
 const OFFICER = '00000000-0000-4000-8000-000000000001';
@@ -37,17 +37,6 @@ const start = (input: DisputeInput) =>
   w.client.workflow.start<typeof dispute>('dispute', { workflowId: disputeWorkflowId(input.disputeId), taskQueue: w.taskQueue, args: [input] });
 const callsOf = (disputeId: string, name: string) => w.calls.filter((c) => c.name === name && JSON.stringify(c.input).includes(disputeId));
 const recording = () => randomUUID();
-
-/** Why an update was refused: the failure type its validator or handler threw. */
-async function refusal(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
-    throw err;
-  }
-}
 
 describe('dispute (fast tier: real workflow, fake activities)', () => {
   it('a resolve that finishes while the run waits for its handlers before continuing as new ends the dispute: one final run, resolved', async () => {
@@ -111,15 +100,15 @@ describe('dispute (fast tier: real workflow, fake activities)', () => {
   it('validators refuse bad ids and anything after the resolve, before any activity runs', async () => {
     const input = disputeInput({ reviewIntervalMs: 60_000 });
     const handle = await start(input);
-    expect(await refusal(handle.executeUpdate(addRecordingsUpdate, { args: [{ recordingIds: ['not-a-uuid'] }] }))).toBe('InvalidRecordingIds');
-    expect(await refusal(handle.executeUpdate(addRecordingsUpdate, { args: [{ recordingIds: [] }] }))).toBe('InvalidRecordingIds');
+    expect(await updateRefusal(handle.executeUpdate(addRecordingsUpdate, { args: [{ recordingIds: ['not-a-uuid'] }] }))).toBe('InvalidRecordingIds');
+    expect(await updateRefusal(handle.executeUpdate(addRecordingsUpdate, { args: [{ recordingIds: [] }] }))).toBe('InvalidRecordingIds');
     expect(callsOf(input.disputeId, 'placeHolds')).toHaveLength(0);
 
     resolveGate = gate();
     await handle.startUpdate(resolveUpdate, { args: [{ resolvedBy: OFFICER }], waitForStage: WorkflowUpdateStage.ACCEPTED });
     // While the resolve is carried out, a second one and new holds are refused.
-    expect(await refusal(handle.executeUpdate(resolveUpdate, { args: [{ resolvedBy: OFFICER }] }))).toBe('DisputeNotOpen');
-    expect(await refusal(handle.executeUpdate(addRecordingsUpdate, { args: [{ recordingIds: [recording()] }] }))).toBe('DisputeNotOpen');
+    expect(await updateRefusal(handle.executeUpdate(resolveUpdate, { args: [{ resolvedBy: OFFICER }] }))).toBe('DisputeNotOpen');
+    expect(await updateRefusal(handle.executeUpdate(addRecordingsUpdate, { args: [{ recordingIds: [recording()] }] }))).toBe('DisputeNotOpen');
     resolveGate.open();
     resolveGate = undefined;
     expect(await handle.result()).toMatchObject({ status: 'resolved' });
