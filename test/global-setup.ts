@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -11,6 +10,7 @@ import { createSql, dropDatabase, ensureDatabase } from '../db/index';
 import { migrate } from '../db/migrate';
 import { bundleOptions } from '../worker/create-worker';
 import { recordHistories } from './support/histories';
+import { makeRunDir } from './support/run-dirs';
 
 /** A second namespace for tests that run the real worker entry point (it owns a Schedule). */
 export const ISOLATED_NAMESPACE = 'isolated';
@@ -54,7 +54,7 @@ export default async function setup(project: TestProject) {
     }),
   ]);
 
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'privacy-backoffice-test-'));
+  const dir = await makeRunDir('privacy-backoffice-test-', log);
   const workflowBundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, bundle.code);
 

@@ -1,5 +1,5 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
+import { makeRunDir } from '../support/run-dirs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
@@ -19,7 +19,7 @@ export default async function setup(project: TestProject) {
     freePort().then((port) => startDevServer({ binary, port, headless: true, readyTimeoutMs: 120_000 })),
     bundleWorkflowCode({ ...bundleOptions, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never }),
   ]);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'privacy-backoffice-fast-'));
+  const dir = await makeRunDir('privacy-backoffice-fast-', log);
   const workflowBundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, bundle.code);
   project.provide('temporalAddress', temporal.address);
