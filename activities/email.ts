@@ -51,6 +51,34 @@ async function bodyAtRest(sql: Sql, keys: PersonKeys | undefined, email: EmailTo
   return owner ? sealText(await keys!.keyFor(owner), email.text) : email.text;
 }
 
+/**
+ * Issue 12: bodies written to the outbox before sealing existed are still in clear. Seals up to
+ * `limit` of them, after `afterKey`, with their person's key, so a backup taken from now on holds
+ * them sealed like the rest; a body of a person whose key is already destroyed is left to erasure.
+ * Returns how many it sealed and the last key it looked at (null when no row is left).
+ */
+export async function sealLegacyBodies(sql: Sql, keys: PersonKeys, afterKey = '', limit = 500): Promise<{ sealed: number; lastKey: string | null }> {
+  const rows = await sql<{ key: string; textBody: string }[]>`
+    select key, text_body as "textBody" from email_outbox
+    where key > ${afterKey} and key ~ '^(customer|policy|transfer|request):' and text_body is not null
+      and text_body not like 'sealed:v1:%' and text_body <> '[erased]'
+    order by key limit ${limit}`;
+  let sealed = 0;
+  for (const row of rows) {
+    const owner = await ownerOfEmail(sql, row.key);
+    if (!owner) continue;
+    // Skipped: a person erased (key destroyed) or gone (their row deleted: no key can be made).
+    const key = await keys.keyFor(owner).catch((err: unknown) => {
+      if (err instanceof KeyDestroyedError || (err as { code?: string }).code === '23503') return undefined;
+      throw err;
+    });
+    if (!key) continue;
+    // Only the body read above is replaced: one changed meanwhile (sent, erased) is left as it is now.
+    sealed += (await sql`update email_outbox set text_body = ${sealText(key, row.textBody)} where key = ${row.key} and text_body = ${row.textBody}`).count;
+  }
+  return { sealed, lastKey: rows.length === limit ? rows.at(-1)!.key : null };
+}
+
 export { PERMANENT_SMTP_FAILURE };
 
 /** A 5xx reply is the receiver's final word; anything else (4xx, no connection) is worth a retry. */

@@ -8,7 +8,7 @@ import type { Mailer } from '../lib/mailer';
 import { ownerOfRequest, type PersonKeys } from '../db/person-keys';
 import { seal } from '../lib/at-rest';
 import type { RecordingStore } from '../lib/recording-store';
-import { fixedDurationMs } from '../lib/durations';
+import { addCalendarDuration, fixedDurationMs } from '../lib/durations';
 import { hashToken } from '../db/access-tokens';
 import { findClient } from '../db/clients';
 import { createPasswordToken, findCustomer, setMarketingEmails, type Locale } from '../db/customers';
@@ -26,7 +26,7 @@ export interface RequestDeps {
   sql: Sql;
   mailer: Mailer;
   store: RecordingStore;
-  config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string };
+  config: { MAIL_FROM: string; STAFF_EMAIL: string; PUBLIC_URL: string; DATA_DIR: string; EXPORT_LINK_TTL: string; PASSWORD_LINK_TTL: string; DATA_KEY_MAX_AGE?: string };
   /** Issue 12: the person data keys that seal export packages and outbox bodies (required for exports). */
   keys?: PersonKeys;
 }
@@ -419,7 +419,10 @@ export function createRequestActivities(deps: RequestDeps) {
       case 'erasure':
         return inOneTransaction(r, async (tx, subject) => {
           const report = await eraseSubject(tx, subject, eraseContext(r, 'erasure'));
-          return { erased: report.erased, kept: report.kept };
+          // Issue 12: a database backup taken before now holds the person's keys wrapped by the
+          // current master key (or an older one), which is retired within DATA_KEY_MAX_AGE.
+          const backupsUnreadableBy = addCalendarDuration(new Date(), deps.config.DATA_KEY_MAX_AGE ?? 'P30D').toISOString();
+          return { erased: report.erased, kept: report.kept, backupsUnreadableBy };
         });
       case 'objection':
         // Art. 21 upheld: the recording (legitimate interest) stops for this person — what is not
@@ -515,6 +518,38 @@ function erasureLines(o: Record<string, unknown>, da: boolean, nothing?: string)
   return lines;
 }
 
+/**
+ * Issue 12: what happens to copies in backups, as true as crypto-shredding makes it. Files
+ * (audio, exports) and outbox bodies are sealed with keys the erasure destroyed; a database
+ * backup from before the erasure still holds those keys wrapped by a master key, which is retired
+ * within DATA_KEY_MAX_AGE (the data-retention sweep re-wraps live keys and alerts staff when
+ * rotation is due), so `backupsUnreadableBy` is the erasure time plus that bound. Answers sent
+ * before that was recorded keep the wording they were sent with.
+ */
+function backupLines(o: Record<string, unknown>, da: boolean): string[] {
+  if (typeof o.backupsUnreadableBy !== 'string') {
+    return da
+      ? [
+          'Dine samtaleoptagelser, dataudtræk og de e-mails, vi har sendt dig, er gemt krypteret med nøgler, der kun hører til dig. Vi destruerer de nøgler som sidste led i sletningen, så kopier af dem i vores sikkerhedskopier ikke længere kan læses.',
+          'Øvrige kopier i sikkerhedskopier (f.eks. af dine kontooplysninger) forsvinder, når sikkerhedskopierne overskrives.',
+        ]
+      : [
+          'Your call recordings, data exports and the emails we sent you are stored encrypted with keys that belong to you alone. We destroy those keys as the last step of the erasure, so copies of them in our backups can no longer be read.',
+          'Other copies in backups (such as of your account details) disappear when the backups are overwritten.',
+        ];
+  }
+  const by = o.backupsUnreadableBy.slice(0, 10);
+  return da
+    ? [
+        'Dine samtaleoptagelser, dataudtræk og de e-mails, vi har sendt dig, er gemt krypteret med nøgler, der kun hører til dig. Vi destruerer de nøgler som sidste led i sletningen, så kopier af disse data i sikkerhedskopier af vores filer ikke længere kan læses.',
+        `Sikkerhedskopier af vores database fra før sletningen indeholder stadig dine nøgler, låst med vores hovednøgle. Vi udskifter hovednøglen jævnligt og destruerer den gamle, så senest ${by} kan de sikkerhedskopier heller ikke åbne dine data. Øvrige kopier i sikkerhedskopier (f.eks. af dine kontooplysninger) forsvinder, når sikkerhedskopierne overskrives.`,
+      ]
+    : [
+        'Your call recordings, data exports and the emails we sent you are stored encrypted with keys that belong to you alone. We destroy those keys as the last step of the erasure, so copies of that data in backups of our files can no longer be read.',
+        `Backups of our database taken before the erasure still hold your keys, locked with our master key. We replace that master key regularly and destroy the old one, so by ${by} at the latest those backups cannot open your data either. Other copies in backups (such as of your account details) disappear when the backups are overwritten.`,
+      ];
+}
+
 /** D7: who received the person's data, with contact details, and that they may contact them directly. */
 function recipientLines(recipients: PersonRecipient[], locale: Locale): string[] {
   const da = locale === 'da';
@@ -557,16 +592,7 @@ export function outcomeLines(r: RequestRow, locale: Locale): string[] {
       return [
         ...erasureLines(o, da),
         '',
-        // Issue 12: true because of crypto-shredding (db/person-keys.ts): the keys go with the erasure.
-        ...(da
-          ? [
-              'Dine samtaleoptagelser, dataudtræk og de e-mails, vi har sendt dig, er gemt krypteret med nøgler, der kun hører til dig. Vi destruerer de nøgler som sidste led i sletningen, så kopier af dem i vores sikkerhedskopier ikke længere kan læses.',
-              'Øvrige kopier i sikkerhedskopier (f.eks. af dine kontooplysninger) forsvinder, når sikkerhedskopierne overskrives.',
-            ]
-          : [
-              'Your call recordings, data exports and the emails we sent you are stored encrypted with keys that belong to you alone. We destroy those keys as the last step of the erasure, so copies of them in our backups can no longer be read.',
-              'Other copies in backups (such as of your account details) disappear when the backups are overwritten.',
-            ]),
+        ...backupLines(o, da),
       ];
     case 'restriction': {
       const account = o.accountRestricted === true;

@@ -9,7 +9,7 @@ import type { DataKey, DataKeyLookup } from '../lib/at-rest';
  * recording's audio has a key of its own (its person's erasure deletes it, and with it the key;
  * a recording a dispute holds keeps its key, as the law keeps the recording). Keys are random 256-bit, kept only
  * wrapped by the current master key of DATA_KEYS (AES-256-GCM, the row id as additional data);
- * unwrapping takes the master key the row names, so the ring rotates without rewriting rows.
+ * unwrapping takes the master key the row names, and the data-retention sweep re-wraps live rows under the current one (rewrapBatch), so an older master key can be retired.
  * Destroying a key overwrites the wrapped key with null: nothing then opens what it sealed.
  */
 export type KeyOwner = { customerId: string } | { requestId: string } | { audioKey: string };
@@ -36,6 +36,43 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const aad = (id: string) => Buffer.from(`person-key:${id}`, 'utf8');
 
+type KeyRow = { id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null };
+
+export interface MasterKeyStatus {
+  currentKeyId: string;
+  /** When a process first wrapped or read with the current master key. */
+  currentSince: Date;
+  /** Live keys still wrapped by an older key of the ring: the data-retention sweep re-wraps them. */
+  liveUnderOlderKeys: number;
+  /** Live keys wrapped by a master key no longer in DATA_KEYS: they do not open (a key retired too early). */
+  liveUnderMissingKeys: number;
+}
+
+/**
+ * Opens a wrapped data key with the master key its row names. Exported for tests that open a
+ * backup's copy of a row with a given ring (one that still has, or no longer has, its master key).
+ */
+export function unwrapWith(ring: KeyRing, row: { id: string; masterKeyId: string; wrapped: Buffer }): Buffer {
+  const master = ring.keys.get(row.masterKeyId);
+  if (!master) throw new Error(`data key ${row.id} is wrapped by master key ${JSON.stringify(row.masterKeyId)}, which is not in DATA_KEYS (it has ${[...ring.keys.keys()].join(', ')}); add it behind the current one`);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', master, row.wrapped.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
+    decipher.setAAD(aad(row.id));
+    decipher.setAuthTag(row.wrapped.subarray(row.wrapped.length - TAG_BYTES));
+    return Buffer.concat([decipher.update(row.wrapped.subarray(IV_BYTES, row.wrapped.length - TAG_BYTES)), decipher.final()]);
+  } catch {
+    throw new Error(`data key ${row.id} does not unwrap with master key ${JSON.stringify(row.masterKeyId)} (another key under that id, or an altered row)`);
+  }
+}
+
+/** Wraps a data key with the ring's current master key (AES-256-GCM, the key id as additional data). */
+function wrapWith(ring: KeyRing, id: string, key: Buffer): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', ring.keys.get(ring.currentKeyId)!, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad(id));
+  return Buffer.concat([iv, cipher.update(key), cipher.final(), cipher.getAuthTag()]);
+}
+
 const ownerColumns = (owner: KeyOwner) => ({
   customer_id: 'customerId' in owner ? owner.customerId : null,
   request_id: 'requestId' in owner ? owner.requestId : null,
@@ -51,7 +88,13 @@ export class PersonKeys implements DataKeyLookup {
   ) {}
 
   private ring(): Promise<KeyRing> {
-    this.ringPromise ??= this.loadRing().catch((err: unknown) => {
+    // The first use of a master key is recorded: its age bounds how long backups stay readable.
+    this.ringPromise ??= this.loadRing()
+      .then(async (ring) => {
+        await this.sql`insert into data_master_keys (id) values (${ring.currentKeyId}) on conflict do nothing`;
+        return ring;
+      })
+      .catch((err: unknown) => {
       this.ringPromise = undefined;
       throw err;
     });
@@ -62,26 +105,12 @@ export class PersonKeys implements DataKeyLookup {
   async generate(): Promise<{ dataKey: DataKey; wrapped: WrappedKey }> {
     const ring = await this.ring();
     const dataKey = { id: randomUUID(), key: randomBytes(32) };
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', ring.keys.get(ring.currentKeyId)!, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(aad(dataKey.id));
-    const wrapped = Buffer.concat([iv, cipher.update(dataKey.key), cipher.final(), cipher.getAuthTag()]);
-    return { dataKey, wrapped: { id: dataKey.id, masterKeyId: ring.currentKeyId, wrapped } };
+    return { dataKey, wrapped: { id: dataKey.id, masterKeyId: ring.currentKeyId, wrapped: wrapWith(ring, dataKey.id, dataKey.key) } };
   }
 
-  private async unwrap(row: { id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null }): Promise<Buffer> {
+  private async unwrap(row: KeyRow): Promise<Buffer> {
     if (!row.wrapped) throw new KeyDestroyedError(row.id, row.destroyedAt ?? undefined);
-    const ring = await this.ring();
-    const master = ring.keys.get(row.masterKeyId);
-    if (!master) throw new Error(`data key ${row.id} is wrapped by master key ${JSON.stringify(row.masterKeyId)}, which is not in DATA_KEYS (it has ${[...ring.keys.keys()].join(', ')}); add it behind the current one`);
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', master, row.wrapped.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
-      decipher.setAAD(aad(row.id));
-      decipher.setAuthTag(row.wrapped.subarray(row.wrapped.length - TAG_BYTES));
-      return Buffer.concat([decipher.update(row.wrapped.subarray(IV_BYTES, row.wrapped.length - TAG_BYTES)), decipher.final()]);
-    } catch {
-      throw new Error(`data key ${row.id} does not unwrap with master key ${JSON.stringify(row.masterKeyId)} (another key under that id, or an altered row)`);
-    }
+    return unwrapWith(await this.ring(), row as KeyRow & { wrapped: Buffer });
   }
 
   /** Stores a generated key for its owner. Idempotent for the same key id. */
@@ -110,6 +139,46 @@ export class PersonKeys implements DataKeyLookup {
       select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where id = ${id}`;
     if (!row) throw new KeyDestroyedError(id);
     return this.unwrap(row);
+  }
+
+  /**
+   * Issue 12: re-wraps up to `limit` live keys held under an older master key of the ring with the
+   * current one, in one transaction (rows locked, so an erasure destroying one of them waits and
+   * then destroys the re-wrapped row). Once none is left under a master key, that key can be
+   * retired from DATA_KEYS and the secret store, and every database backup taken while it was
+   * current stops opening what it sealed. Returns how many it re-wrapped: 0 when done.
+   */
+  async rewrapBatch(limit = 500): Promise<number> {
+    const ring = await this.ring();
+    const older = [...ring.keys.keys()].filter((id) => id !== ring.currentKeyId);
+    if (!older.length) return 0;
+    return this.sql.begin(async (tx) => {
+      const rows = await tx<KeyRow[]>`
+        select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys
+        where wrapped is not null and master_key_id = any(${older}::text[]) limit ${limit} for update skip locked`;
+      await Promise.all(
+        rows.map(async (row) => {
+          const wrapped = wrapWith(ring, row.id, await this.unwrap(row));
+          await tx`update person_keys set master_key_id = ${ring.currentKeyId}, wrapped = ${wrapped} where id = ${row.id}`;
+        }),
+      );
+      return rows.length;
+    });
+  }
+
+  /** Where the master keys stand: the current one, since when, and live keys still wrapped by others. */
+  async masterKeyStatus(): Promise<MasterKeyStatus> {
+    const ring = await this.ring();
+    const [since] = await this.sql<{ at: Date }[]>`select first_used_at as at from data_master_keys where id = ${ring.currentKeyId}`;
+    const rows = await this.sql<{ masterKeyId: string; n: number }[]>`
+      select master_key_id as "masterKeyId", count(*)::int as n from person_keys
+      where wrapped is not null and master_key_id <> ${ring.currentKeyId} group by master_key_id`;
+    return {
+      currentKeyId: ring.currentKeyId,
+      currentSince: since!.at,
+      liveUnderOlderKeys: rows.filter((r) => ring.keys.has(r.masterKeyId)).reduce((n, r) => n + r.n, 0),
+      liveUnderMissingKeys: rows.filter((r) => !ring.keys.has(r.masterKeyId)).reduce((n, r) => n + r.n, 0),
+    };
   }
 
   /** Destroys the keys of deleted audio (the files are gone; so are the keys of every copy). */

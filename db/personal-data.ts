@@ -667,7 +667,7 @@ export const PLACES: Place[] = [
     access: 'not exported: keys, no personal values (what they seal is exported in the clear)',
     rectification: 'not applicable',
     erasure:
-      'crypto-shredding (issue 12): the person’s key (of their account, or of each request of a caller without one) is destroyed — overwritten with null, destroyed_at set — as the last step, after the answer has gone out; every copy of what it sealed (export packages and outbox bodies, in backups too) can then not be opened. A recording’s own key is destroyed when its audio is deleted (erasure, objection, retention, dispute), so a backup of deleted audio does not open either; a recording a dispute holds keeps its key',
+      'crypto-shredding (issue 12): the person’s key (of their account, or of each request of a caller without one) is destroyed — overwritten with null, destroyed_at set — as the last step, after the answer has gone out; every copy of what it sealed (export packages and outbox bodies, in backups of files too) can then not be opened; a database backup taken before holds the key wrapped by a master key until that master key is retired (the data-retention sweep re-wraps live keys under the current one; DATA_KEY_MAX_AGE bounds the wait, and the erasure answer gives the date). A recording’s own key is destroyed when its audio is deleted (erasure, objection, retention, dispute), so a backup of deleted audio does not open either; a recording a dispute holds keeps its key',
     restriction: 'not applicable',
     retention: { period: 'while the person’s data exists; the destroyed row stays (id, owner, dates) as a record that the key is gone' },
     eraseLast: true,
@@ -848,6 +848,7 @@ export const PLACES: Place[] = [
 /** Tables that hold no personal data at all, and why (the schema test checks every other table is a place). */
 export const NO_PERSONAL_DATA: Record<string, string> = {
   schema_migrations: 'names of applied migrations',
+  data_master_keys: 'ids of the DATA_KEYS master keys and when each was first used (no key material): how long database backups stay readable',
   clients: 'businesses (TopCall’s clients) and their contract restrictions',
   system_checks: 'ids and times of system checks',
   disputes: 'a dispute about recordings; staff write reason and resolution about the call, never a person’s details (the API says so)',

@@ -122,6 +122,11 @@ const schema = z
     // (development only): a key generated once and kept in app_secrets.data_key_dev. A secret.
     DATA_KEYS: optionalString,
     DATA_KEY_ID: optionalString,
+    // Issue 12: the longest a master key of DATA_KEYS may stay the current one. A database backup
+    // taken before an erasure opens that person's copies until the master key of the backup is
+    // retired, so this bounds how long erased data stays readable in backups; the erasure answer
+    // says it, and the data-retention sweep emails staff once a day when it is overdue.
+    DATA_KEY_MAX_AGE: isoDuration('P30D').default('P30D'),
     // The Temporal Web UI's origin(s), comma-separated, allowed by CORS to call /codec/*;
     // unset: http://127.0.0.1:TEMPORAL_UI_PORT (the embedded dev server's UI).
     TEMPORAL_UI_ORIGIN: optionalString.refine(

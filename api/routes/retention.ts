@@ -6,6 +6,8 @@ import { verifyReceiptChain } from '../../db/receipts';
 import { DATA_RETENTION_SCHEDULE_ID, RETENTION_SCHEDULE_ID } from '../../workflows/ids';
 import { PLACES } from '../../db/personal-data';
 import { sweepProgressQuery } from '../../workflows/retention-sweep';
+import { personKeysFor } from '../../db/person-keys';
+import { addCalendarDuration } from '../../lib/durations';
 
 const authErrors = { 401: problemResponse('no or unknown token'), 403: problemResponse('role not allowed') };
 
@@ -99,6 +101,21 @@ export function retentionRoutes() {
                 nextRunAt: z.iso.datetime().nullable(),
                 places: z.array(z.object({ id: z.string(), where: z.string(), retention: z.string(), configured: z.string().optional() })),
                 removed: z.record(z.string(), z.number().int()),
+                keys: z
+                  .object({
+                    currentMasterKeyId: z.string(),
+                    currentSince: z.iso.datetime(),
+                    rotationDueAt: z.iso.datetime(),
+                    rotationOverdue: z.boolean(),
+                    liveUnderOlderKeys: z.number().int(),
+                    liveUnderMissingKeys: z.number().int(),
+                    rewrapped: z.number().int(),
+                    outboxBodiesSealed: z.number().int(),
+                  })
+                  .openapi({
+                    description:
+                      'Issue 12: the master key of DATA_KEYS in use, since when, and when it must be retired (DATA_KEY_MAX_AGE: database backups stop opening erased data then); live data keys still wrapped by older keys (the sweep re-wraps them: at 0 the older keys can be removed) or by keys no longer configured; totals the sweep re-wrapped and sealed',
+                  }),
                 lastRuns: z.array(z.object({ finishedAt: z.iso.datetime(), counts: z.record(z.string(), z.number().int()) })),
               }),
             },
@@ -110,6 +127,8 @@ export function retentionRoutes() {
     async (c) => {
       const { temporal, sql, config } = c.var.deps;
       const schedule = await temporal.schedule.getHandle(DATA_RETENTION_SCHEDULE_ID).describe().catch(() => undefined);
+      const status = await (c.var.deps.keys ?? personKeysFor(sql, config)).masterKeyStatus();
+      const rotationDueAt = addCalendarDuration(status.currentSince, config.DATA_KEY_MAX_AGE);
       const [totals] = await sql<{ removed: Record<string, number> | null }[]>`
         select jsonb_object_agg(k, n) as removed from (
           select k, sum((counts ->> k)::int)::int as n from data_retention_runs, jsonb_object_keys(counts) k group by k) t`;
@@ -125,7 +144,17 @@ export function retentionRoutes() {
             retention: p.retention.period,
             ...(p.retention.config ? { configured: `${p.retention.config}=${config[p.retention.config]}` } : {}),
           })),
-          removed: totals?.removed ?? {},
+          removed: Object.fromEntries(Object.entries(totals?.removed ?? {}).filter(([k]) => PLACES.some((p) => p.id === k))),
+          keys: {
+            currentMasterKeyId: status.currentKeyId,
+            currentSince: status.currentSince.toISOString(),
+            rotationDueAt: rotationDueAt.toISOString(),
+            rotationOverdue: rotationDueAt <= new Date(),
+            liveUnderOlderKeys: status.liveUnderOlderKeys,
+            liveUnderMissingKeys: status.liveUnderMissingKeys,
+            rewrapped: totals?.removed?.person_keys_rewrapped ?? 0,
+            outboxBodiesSealed: totals?.removed?.email_outbox_sealed ?? 0,
+          },
           lastRuns: runs.map((r) => ({ finishedAt: r.finishedAt.toISOString(), counts: r.counts })),
         },
         200,
