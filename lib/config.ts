@@ -292,6 +292,19 @@ export function productionProblems(config: Config): string[] {
     // TLS alone encrypts, but lets anyone who reaches the frontend send `decide` or `resolve`.
     problems.push('TEMPORAL_TLS_CLIENT_CERT_PATH or TEMPORAL_API_KEY: one must be set in production, so that Temporal admits only the back office: a client certificate (with TEMPORAL_TLS_CLIENT_KEY_PATH, mTLS) or an API key');
   }
+  {
+    // Postgres holds the personal data itself: in production it travels over TLS with the
+    // server's certificate checked (postgres.js: sslmode=verify-full, or sslrootcert=system).
+    const url = new URL(config.DATABASE_URL);
+    const mode = url.searchParams.get('sslmode')?.toLowerCase();
+    if (mode !== 'verify-full' && url.searchParams.get('sslrootcert') !== 'system') {
+      problems.push(
+        'DATABASE_URL: must use TLS and verify the server in production: add ?sslmode=verify-full (for a private CA, name its certificate in NODE_EXTRA_CA_CERTS)' +
+          (mode ? ` (sslmode=${mode} does not check the server's certificate)` : '') +
+          got('DATABASE_URL', config.DATABASE_URL),
+      );
+    }
+  }
   if (!config.PAYLOAD_KEYS) {
     // The development key lives in the same database as the data it would protect.
     problems.push('PAYLOAD_KEYS: must be set in production (id:base64key, 32-byte keys from your secret store): unset means a development key kept in Postgres beside the data');

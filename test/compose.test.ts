@@ -353,7 +353,7 @@ describe('development mode (issue 12)', () => {
     } catch (err) {
       refused = (err as ConfigError).problems.map((p) => p.split(':')[0]!);
     }
-    expect(refused).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_TLS', 'PAYLOAD_KEYS', 'DATA_KEYS']);
+    expect(refused).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_TLS', 'DATABASE_URL', 'PAYLOAD_KEYS', 'DATA_KEYS']);
   });
 });
 

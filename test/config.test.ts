@@ -182,6 +182,7 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
   const safe: Record<string, string> = {
     NODE_ENV: 'production',
     PUBLIC_URL: 'https://privacy.topcall.dk',
+    DATABASE_URL: 'postgres://backoffice:s3cret@db.internal:5432/privacy_backoffice?sslmode=verify-full',
     SMTP_URL: 'smtps://mailer:hunter2@smtp.topcall.dk:465',
     TEMPORAL_ADDRESS: 'temporal.internal:7233',
     TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/run/secrets/temporal-ca.pem',
@@ -228,6 +229,16 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
     ]);
   });
 
+  it('refuses Postgres without TLS or without checking the server certificate, never echoing the password', () => {
+    const plain = refusal({ ...safe, DATABASE_URL: 'postgres://backoffice:s3cret@db.internal:5432/privacy_backoffice' });
+    expect(plain.problems).toEqual([
+      'DATABASE_URL: must use TLS and verify the server in production: add ?sslmode=verify-full (for a private CA, name its certificate in NODE_EXTRA_CA_CERTS) (got "postgres://backoffice:***@db.internal:5432/privacy_backoffice")',
+    ]);
+    expect(plain.message).not.toContain('s3cret');
+    expect(refusal({ ...safe, DATABASE_URL: 'postgres://db.internal/privacy_backoffice?sslmode=require' }).problems[0]).toContain("(sslmode=require does not check the server's certificate)");
+    expect(loadConfig({ ...safe, DATABASE_URL: 'postgres://db.internal/privacy_backoffice?sslrootcert=system' }).NODE_ENV).toBe('production');
+  });
+
   it('refuses to run without PAYLOAD_KEYS: the development key would sit in Postgres beside the data (issue 12)', () => {
     expect(refusal(without('PAYLOAD_KEYS')).problems).toEqual([
       'PAYLOAD_KEYS: must be set in production (id:base64key, 32-byte keys from your secret store): unset means a development key kept in Postgres beside the data',
@@ -260,7 +271,7 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
 
   it('names every offending setting at once, under a heading that says why', () => {
     const err = refusal({ NODE_ENV: 'production' });
-    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'PAYLOAD_KEYS', 'DATA_KEYS']);
+    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'DATABASE_URL', 'PAYLOAD_KEYS', 'DATA_KEYS']);
     expect(err.message).toMatch(/^Refusing to start in production mode \(NODE_ENV=production\):\n {2}- PUBLIC_URL: /);
   });
 
@@ -277,6 +288,6 @@ describe('production mode, NODE_ENV=production (issue 12)', () => {
       expect(isProduction(config)).toBe(false);
     }
     // What production refuses is still reported when asked, e.g. for a readiness page.
-    expect(productionProblems(loadConfig({})).length).toBe(6);
+    expect(productionProblems(loadConfig({})).length).toBe(7);
   });
 });

@@ -3,11 +3,13 @@
 // before they listen or connect, with the setting named on stderr, and the API must never
 // print a generated admin token.
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../scripts/dev-server';
 import { withScratchDatabase } from './support/stack';
 import { hashToken } from '../db/access-tokens';
+import type { Sql } from '../db/index';
 import { generateKeyRing } from '../lib/payload-keys';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -56,6 +58,22 @@ function run(entry: 'api' | 'worker', env: Record<string, string>, until?: strin
   );
 }
 
+/**
+ * Production reaches Postgres over TLS with the server's certificate checked: the test server's
+ * own certificate (Debian's, for localhost) is trusted through NODE_EXTRA_CA_CERTS, and the URL
+ * asks for sslmode=verify-full — so the api below really connects that way.
+ */
+async function overVerifiedTls(sql: Sql, url: string): Promise<{ DATABASE_URL: string; NODE_EXTRA_CA_CERTS: string }> {
+  const [settings] = await sql<{ ssl: string; certFile: string }[]>`select current_setting('ssl') as ssl, current_setting('ssl_cert_file') as "certFile"`;
+  const { ssl, certFile } = settings!;
+  expect(ssl, 'the test Postgres must offer TLS (ssl = on): .ci/run turns it on').toBe('on');
+  const tls = new URL(url);
+  tls.hostname = 'localhost';
+  tls.searchParams.set('sslmode', 'verify-full');
+  const dataDirectory = certFile.startsWith('/') ? '/' : String((await sql`show data_directory`)[0]!.data_directory);
+  return { DATABASE_URL: tls.toString(), NODE_EXTRA_CA_CERTS: path.resolve(dataDirectory, certFile) };
+}
+
 describe('production mode refuses to start (issue 12)', () => {
   it.each(['api', 'worker'] as const)('the %s exits 78 on an http PUBLIC_URL and names it on stderr', async (entry) => {
     const r = await run(entry, { ...safe, PUBLIC_URL: 'http://privacy.topcall.dk', DATABASE_URL: 'postgres://127.0.0.1:1/never' });
@@ -68,12 +86,12 @@ describe('production mode refuses to start (issue 12)', () => {
   it('the worker names each unsafe setting of a development configuration', async () => {
     const r = await run('worker', { NODE_ENV: 'production', PUBLIC_URL: 'http://127.0.0.1:3000', SMTP_URL: '', TEMPORAL_ADDRESS: '', TEMPORAL_TLS: '', TEMPORAL_API_KEY: '', PAYLOAD_KEYS: '', DATA_KEYS: '', DATABASE_URL: 'postgres://127.0.0.1:1/never' });
     expect(r.code, r.stdout + r.stderr).toBe(78);
-    for (const name of ['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'PAYLOAD_KEYS', 'DATA_KEYS']) expect(r.stderr).toMatch(new RegExp(`^ {2}- ${name}: `, 'm'));
+    for (const name of ['PUBLIC_URL', 'SMTP_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS', 'DATABASE_URL', 'PAYLOAD_KEYS', 'DATA_KEYS']) expect(r.stderr).toMatch(new RegExp(`^ {2}- ${name}: `, 'm'));
   });
 
   it('the api prints no admin token: without STAFF_BOOTSTRAP_TOKEN and with no admin yet, it refuses and creates none', async () => {
     await withScratchDatabase(async (sql, url) => {
-      const r = await run('api', { ...safe, DATABASE_URL: url, PORT: String(await freePort()), STAFF_BOOTSTRAP_TOKEN: '' });
+      const r = await run('api', { ...safe, ...(await overVerifiedTls(sql, url)), PORT: String(await freePort()), STAFF_BOOTSTRAP_TOKEN: '' });
       expect(r.code, r.stdout + r.stderr).toBe(78);
       expect(r.stderr).toContain('STAFF_BOOTSTRAP_TOKEN: must be set for the first start in production');
       expect(r.stdout + r.stderr).not.toMatch(/tc_staff_/);
@@ -84,7 +102,7 @@ describe('production mode refuses to start (issue 12)', () => {
   it('the api starts with a safe configuration and STAFF_BOOTSTRAP_TOKEN, printing no token', async () => {
     const token = 'production-bootstrap-token-0123456789abcdef';
     await withScratchDatabase(async (sql, url) => {
-      const r = await run('api', { ...safe, DATABASE_URL: url, PORT: String(await freePort()), STAFF_BOOTSTRAP_TOKEN: token }, '"msg":"api listening"');
+      const r = await run('api', { ...safe, ...(await overVerifiedTls(sql, url)), PORT: String(await freePort()), STAFF_BOOTSTRAP_TOKEN: token }, '"msg":"api listening"');
       expect(r.stdout, r.stderr).toContain('"msg":"api listening"');
       expect(r.code, JSON.stringify(r)).toBe(0);
       expect(r.stdout + r.stderr).not.toMatch(/tc_staff_|production-bootstrap-token|temporal-api-key-for-tests/);
