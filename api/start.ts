@@ -20,7 +20,7 @@ export async function commitAndStart<T>(deps: ApiDeps, write: (tx: Tx) => Promis
   });
   if (recorded) {
     try {
-      await startRecorded(deps.temporal, deps.sql, recorded.workflowId);
+      await startRecorded(deps.temporal, deps.sql, recorded);
     } catch (err) {
       deps.log.warn({ workflowId: recorded.workflowId, err: { name: (err as Error).name } }, 'workflow start deferred to the workflow-starts Schedule');
     }

@@ -28,9 +28,14 @@ export async function recordStart(tx: Db, s: RecordedStart): Promise<void> {
  * started — `USE_EXISTING` for a running one, `REJECT_DUPLICATE` so a closed one is never run
  * a second time. Answers whether this call started it.
  */
-export async function startRecorded(client: Client, sql: Sql, workflowId: string): Promise<'started' | 'existed' | 'unknown'> {
-  const [row] = await sql<{ workflowType: string; taskQueue: string; args: unknown[]; memo: Record<string, unknown> | null; startedAt: Date | null }[]>`
-    select workflow_type as "workflowType", task_queue as "taskQueue", args, memo, started_at as "startedAt" from workflow_starts where workflow_id = ${workflowId}`;
+export async function startRecorded(client: Client, sql: Sql, recorded: string | RecordedStart): Promise<'started' | 'existed' | 'unknown'> {
+  const workflowId = typeof recorded === 'string' ? recorded : recorded.workflowId;
+  // The API passes the start it has just committed: no need to read it back.
+  const [row] =
+    typeof recorded === 'string'
+      ? await sql<{ workflowType: string; taskQueue: string; args: unknown[]; memo: Record<string, unknown> | null; startedAt: Date | null }[]>`
+          select workflow_type as "workflowType", task_queue as "taskQueue", args, memo, started_at as "startedAt" from workflow_starts where workflow_id = ${workflowId}`
+      : [{ ...recorded, memo: recorded.memo ?? null, startedAt: null }];
   if (!row) return 'unknown';
   if (row.startedAt) return 'existed';
   let outcome: 'started' | 'existed' = 'started';
