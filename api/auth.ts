@@ -1,6 +1,6 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { findActiveToken, type StaffRole } from '../db/access-tokens';
-import type { LedgerActor } from '../db/audit-ledger';
+import { appendLedger, type LedgerAction, type LedgerActor, type LedgerObject } from '../db/audit-ledger';
 import type { AppEnv } from './context';
 import { AppError } from './problem';
 
@@ -13,6 +13,25 @@ export function ledgerActorOf(principal: Principal | undefined): LedgerActor {
   if (principal?.kind === 'staff') return { type: 'staff', id: principal.tokenId, role: principal.role };
   if (principal?.kind === 'customer') return { type: 'customer', id: principal.customerId, role: null };
   return { type: 'unknown', id: null, role: null };
+}
+
+/**
+ * D9/issue 12: a read of personal data by someone other than the person is kept in the audit
+ * ledger, one entry per record, before the answer leaves (no entry, no answer). A customer
+ * reading their own records is not; `always` records a customer principal too (a client's team
+ * lead reading the persons who called it).
+ */
+export async function recordReads(
+  c: Context<AppEnv>,
+  action: Extract<LedgerAction, `${string}.read` | 'payload.decode'>,
+  objectType: LedgerObject,
+  ids: readonly string[],
+  options: { always?: boolean } = {},
+): Promise<void> {
+  const principal = c.var.principal;
+  if (ids.length === 0 || (principal?.kind !== 'staff' && !options.always)) return;
+  const actor = ledgerActorOf(principal);
+  await c.var.deps.sql.begin((tx) => appendLedger(tx, ids.map((objectId) => ({ actor, action, outcome: 'done' as const, objectType, objectId }))));
 }
 
 const bearer = (header: string | undefined) => /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];

@@ -15,9 +15,14 @@ export const LEDGER_ACTIONS = [
   'recording.override',
   'export.download',
   'transfer.approve',
+  // Reads of personal data by staff (and by a client's team lead): one entry per record read.
+  'request.read',
+  'call_message.read',
+  // The Temporal UI (or a script) decoding history payloads through /codec/decode.
+  'payload.decode',
 ] as const;
 export type LedgerAction = (typeof LEDGER_ACTIONS)[number];
-export const LEDGER_OBJECTS = ['request', 'dispute', 'disclosure', 'recording', 'export', 'transfer'] as const;
+export const LEDGER_OBJECTS = ['request', 'dispute', 'disclosure', 'recording', 'export', 'transfer', 'call_message', 'staff_token'] as const;
 export type LedgerObject = (typeof LEDGER_OBJECTS)[number];
 export type ActorType = 'staff' | 'customer' | 'system' | 'link' | 'unknown';
 

@@ -55,9 +55,10 @@ interface Row {
   objectType: string;
   objectId: string;
 }
+/** The acts on a record; the reads of it (the officer polling a request) are test/staff-reads.test.ts's. */
 const ledgerOf = (objectId: string) =>
   s.sql<Row[]>`select seq::int as seq, actor_type as "actorType", actor_id as "actorId", actor_role as "actorRole", action, outcome, object_type as "objectType", object_id as "objectId"
-               from audit_ledger where object_id = ${objectId} order by seq`;
+               from audit_ledger where object_id = ${objectId} and action not like '%.read' order by seq`;
 
 const verify = async () => (await (await app.request('/v1/audit/verify', { headers: officer })).json()) as { valid: boolean; entries: number; brokenAt?: number };
 
@@ -199,7 +200,8 @@ describe('the ledger records acts on personal data, and no personal values', () 
 
     // Staff read it through the API, by object.
     const listed = (await (await app.request(`/v1/audit?objectType=request&objectId=${requestId}`, { headers: officer })).json()) as { items: { action: string; actor: { type: string } }[] };
-    expect(listed.items.map((e) => e.action)).toEqual(['request.decide', 'request.execute']);
+    // The officer's reads while waiting for the assessment are listed too; the acts are these.
+    expect(listed.items.map((e) => e.action).filter((a) => a !== 'request.read')).toEqual(['request.decide', 'request.execute']);
     expect((await app.request('/v1/audit', { headers: support })).status).toBe(403);
   });
 });

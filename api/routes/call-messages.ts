@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp, personName } from '../schemas';
 import { createRouter } from '../router';
-import { access, staffSecurity } from '../auth';
+import { access, recordReads, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { findClient } from '../../db/clients';
 import { findCustomer } from '../../db/customers';
@@ -157,6 +157,7 @@ export function callMessageRoutes() {
         forClientUser: c.get('clientUser' as never) === true,
       });
       const page = rows.slice(0, q.limit);
+      await recordReads(c, 'call_message.read', 'call_message', page.map((m) => m.id), { always: true });
       c.header('cache-control', 'no-store');
       return c.json(
         {

@@ -3,7 +3,7 @@ import { cors } from 'hono/cors';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter } from '../router';
-import { access, staffSecurity } from '../auth';
+import { access, recordReads, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import type { AppEnv } from '../context';
 import { findActiveToken, insertStaffToken, newToken, revokeToken, type StaffRole } from '../../db/access-tokens';
@@ -104,6 +104,9 @@ export function codecRoutes() {
         const codec = c.var.deps.payloadCodec;
         try {
           const out = direction === 'decode' ? await codec.decode(payloads.map(payloadFromJson)) : await codec.encode(payloads.map(payloadFromJson));
+          // Each decode is a staff read of history payloads: kept in the ledger under the token (or codec session) that made it.
+          const principal = c.var.principal;
+          if (direction === 'decode' && payloads.length > 0 && principal?.kind === 'staff') await recordReads(c, 'payload.decode', 'staff_token', [principal.tokenId]);
           return c.json({ payloads: out.map(payloadToJson) }, 200);
         } catch (err) {
           if (err instanceof PayloadKeyError) throw new AppError('undecodable', 422, err.message);

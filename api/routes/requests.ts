@@ -3,7 +3,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { boundedTimestamp, personName } from '../schemas';
 import { phoneNumberSchema } from '../../lib/phone';
 import { createRouter } from '../router';
-import { access, staffSecurity } from '../auth';
+import { access, recordReads, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { updateFailureToAppError } from '../temporal-errors';
 import { findCustomer } from '../../db/customers';
@@ -187,6 +187,7 @@ export function requestRoutes() {
       const principal = c.var.principal!;
       // Another customer's request is answered exactly like one that does not exist.
       if (!r || (principal.kind === 'customer' && r.customerId !== principal.customerId)) throw new AppError('not-found', 404, 'No request with that id.');
+      await recordReads(c, 'request.read', 'request', [r.id]);
       return c.json(toJson(r), 200);
     },
   );
@@ -214,6 +215,7 @@ export function requestRoutes() {
       const principal = c.var.principal!;
       const customerId = principal.kind === 'customer' ? principal.customerId : q.customerId;
       const rows = await listRequests(c.var.deps.sql, { customerId, status: q.status, overdue: q.overdue, limit: q.limit });
+      await recordReads(c, 'request.read', 'request', rows.map((r) => r.id));
       return c.json({ items: rows.map(toJson) }, 200);
     },
   );
