@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { appFor, staffAuth } from './support/api';
 import { seedCustomers } from './support/customers';
 import { hashToken, newToken } from '../db/access-tokens';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { newClient } from './support/recordings';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 
 /**
  * Issue 11: hostile input cannot hurt it. For every operation in /openapi.json (new routes
@@ -43,7 +43,6 @@ const TABLES = ['customers', 'data_requests', 'recordings', 'clients', 'disputes
 const SLOW_MS = 3000;
 
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let admin: { authorization: string };
 let clientId: string;
@@ -57,21 +56,14 @@ const customerAuth = async () => {
 let customer: { authorization: string };
 let doc: { paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Schema> } };
 
+const fixture = useStack({}, { ownDatabase: true, worker: true, roles: ['admin'], client: true });
 beforeAll(async () => {
-  s = await openStack({}, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  admin = await staffAuth(s.sql, 'admin');
-  clientId = await newClient(s);
+  ({ s, app, clientId, staff: { admin } } = fixture);
   customerId = (await seedCustomers(s.sql, { clientId, count: 1, tag: 'fuzz', }))[0]!.id;
   await s.sql`update customers set team_lead = true where id = ${customerId}`;
   customer = await customerAuth();
   doc = (await (await app.request('/openapi.json')).json()) as typeof doc;
 }, 60_000);
-afterAll(async () => {
-  await worker?.stop();
-  await s?.close();
-});
 
 const resolve = (schema: Schema | undefined): Schema => {
   if (!schema) return {};

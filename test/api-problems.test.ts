@@ -1,18 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, type TestStack } from './support/stack';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { JSON_BODY_LIMIT } from '../api/app';
 
 let s: TestStack;
 let app: ReturnType<typeof appFor>;
 let admin: { authorization: string };
 
-beforeAll(async () => {
-  s = await openStack();
-  app = appFor(s);
-  admin = await staffAuth(s.sql, 'admin');
+const fixture = useStack({}, { roles: ['admin'] });
+beforeAll(() => {
+  ({ s, app, staff: { admin } } = fixture);
 });
-afterAll(() => s.close());
 
 const expectProblem = async (res: Response, status: number, type: string) => {
   expect(res.status).toBe(status);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { newClient, seedRecordings, uploadRecording } from './support/recordings';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
+import { seedRecordings, uploadRecording } from './support/recordings';
 import { activate, downloadInAccount, registerCustomer, uniqueEmail } from './support/customers';
 import { awaitDecision, fileRequest } from './support/requests';
 import { waitFor } from './support/wait';
@@ -22,7 +23,6 @@ import { updateRefusal } from './support/updates';
  * not make it changes nothing in Postgres and is kept in the ledger as a refused attempt.
  */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string; token: string };
 let officer: { authorization: string; token: string };
@@ -30,17 +30,12 @@ let clientId: string;
 
 const PERSON = { name: 'Karen Ledgerby Blixen', phone: '+4520123456' };
 
-beforeAll(async () => {
-  s = await openStack({ REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` }, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
-});
-afterAll(async () => {
-  await worker?.stop();
-  await s?.close();
+const fixture = useStack(
+  { REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer'], client: true },
+);
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
 });
 
 const tokenIdOf = async (auth: { token: string }) => (await s.sql<{ id: string }[]>`select id from access_tokens where token_hash = ${hashToken(auth.token)}`)[0]!.id;

@@ -1,17 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
-import { openStack, silentLog, withScratchDatabase, type TestStack } from './support/stack';
+import { silentLog, withScratchDatabase, type TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { createApp } from '../api/app';
 import { ensureBootstrapAdmin, findActiveToken, hashToken } from '../db/access-tokens';
 
 let s: TestStack;
 let app: ReturnType<typeof appFor>;
 
-beforeAll(async () => {
-  s = await openStack();
-  app = appFor(s);
+const fixture = useStack();
+beforeAll(() => {
+  ({ s, app } = fixture);
 });
-afterAll(() => s.close());
 
 describe('staff bearer tokens', () => {
   it('answers 401 with a Bearer challenge when no token is sent', async () => {

@@ -1,29 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { fakeAudio, newClient, uploadForm } from './support/recordings';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 
 /** D3: call messages are the caller's data, statistics are counts; both only for the client's own users. */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let clientId: string;
 let otherClientId: string;
 
+const fixture = useStack({}, { ownDatabase: true, worker: true, roles: ['support'], client: 'Hansen VVS ApS' });
 beforeAll(async () => {
-  s = await openStack({}, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  clientId = await newClient(s, 'Hansen VVS ApS');
+  ({ s, app, clientId, staff: { support } } = fixture);
   otherClientId = await newClient(s, 'Jensen El ApS');
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
 });
 
 const post = (body: Record<string, unknown>, who = support) => app.request('/v1/call-messages', json(body, who));

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { newClient } from './support/recordings';
 import { activate, linkTokenIn, registerCustomer, uniqueEmail } from './support/customers';
 import { messagesTo, waitForMessage } from './support/mailbox';
@@ -12,21 +13,13 @@ import { customerWorkflowId } from '../workflows/ids';
 import { CustomerId } from '../workflows/search-attributes';
 
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let staff: { authorization: string };
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack({ PASSWORD_LINK_TTL: 'PT1H' }, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  staff = await staffAuth(s.sql, 'support');
-  clientId = await newClient(s);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
+const fixture = useStack({ PASSWORD_LINK_TTL: 'PT1H' }, { ownDatabase: true, worker: true, roles: ['support'], client: true });
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support: staff } } = fixture);
 });
 
 describe('customerLifecycle: registration and provenance (D1, D2)', () => {

@@ -1,34 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import { strFromU8, unzipSync } from 'fflate';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { insertClient } from '../db/clients';
 import { createActivities } from '../activities';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { newClient } from './support/recordings';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { activate, registerCustomer, uniqueEmail, downloadInAccount } from './support/customers';
 import { messagesTo, waitForMessage } from './support/mailbox';
 import { fileAndApprove } from './support/requests';
 
 /** D7: the recipient register, disclosures, the access answer's recipients, and Art. 19 notices. */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let officer: { authorization: string };
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack({ REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` }, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
+const fixture = useStack(
+  { REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer'], client: true },
+);
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
 });
 
 async function recipient(type: string, name = `Modtager ${randomUUID().slice(0, 6)}`) {

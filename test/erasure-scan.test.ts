@@ -2,15 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities';
 import { PLACES } from '../db/personal-data';
 import { loginKey } from '../db/customers';
 import { hashToken } from '../db/access-tokens';
 import type { RecordingStore } from '../lib/recording-store';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { newClient, uploadRecording } from './support/recordings';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
+import { uploadRecording } from './support/recordings';
 import { awaitDecision, fileAndApprove, fileRequest } from './support/requests';
 import { activate, registerCustomer, uniqueEmail, downloadInAccount } from './support/customers';
 import { waitForMessage } from './support/mailbox';
@@ -26,32 +27,23 @@ import { customerWorkflowId, disputeWorkflowId, policyWorkflowId, requestWorkflo
  * when the dispute is resolved.
  */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let officer: { authorization: string };
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack(
-    {
-      REQUEST_SLA: 'PT1H',
-      REQUEST_REMINDERS: 'PT30M',
-      REQUEST_ESCALATION: 'PT50M',
-      POLICY_NOTICE_PERIOD: 'PT2S',
-      STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test`,
-    },
-    { ownDatabase: true },
-  );
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
+const fixture = useStack(
+  {
+    REQUEST_SLA: 'PT1H',
+    REQUEST_REMINDERS: 'PT30M',
+    REQUEST_ESCALATION: 'PT50M',
+    POLICY_NOTICE_PERIOD: 'PT2S',
+    STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test`,
+  },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer'], client: true },
+);
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
 });
 
 /** Files a request as `auth` and, unless told otherwise, has the officer approve it. */

@@ -1,23 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { newClient, seedRecordings } from './support/recordings';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
+import { seedRecordings } from './support/recordings';
 import { createRecordingActivities, sweepBatch } from '../activities/recordings';
 import { insertDispute } from '../db/disputes';
 
 let s: TestStack;
-let worker: RunningWorker;
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack({}, { ownDatabase: true });
-  worker = await startWorker(s);
-  clientId = await newClient(s);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
+const fixture = useStack({}, { ownDatabase: true, worker: true, client: true });
+beforeAll(() => {
+  ({ s, clientId } = fixture);
 });
 
 const overdue = () => new Date(Date.now() - 100 * 86_400_000);

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, type TestStack } from './support/stack';
-import { newClient } from './support/recordings';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { seedCustomers } from './support/customers';
 import { hashToken, newToken } from '../db/access-tokens';
 
@@ -11,13 +11,10 @@ let app: ReturnType<typeof appFor>;
 let admin: { authorization: string };
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack({ SYSTEM_CHECK_TIMEOUT: 'PT2S' }, { ownDatabase: true });
-  app = appFor(s);
-  admin = await staffAuth(s.sql, 'admin');
-  clientId = await newClient(s);
+const fixture = useStack({ SYSTEM_CHECK_TIMEOUT: 'PT2S' }, { ownDatabase: true, roles: ['admin'], client: true });
+beforeAll(() => {
+  ({ s, app, clientId, staff: { admin } } = fixture);
 });
-afterAll(() => s.close());
 
 describe('security headers', () => {
   it('puts a CSP, frame-ancestors none, nosniff and no-referrer on API answers, and no-store on anything under /v1', async () => {

@@ -4,7 +4,8 @@ import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENCRYPTED_ENCODING, type JsonPayload, payloadToJson } from '../lib/payload-codec';
 import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { newClient, uploadRecording } from './support/recordings';
 import { activate, registerCustomer, seedCustomers } from './support/customers';
 import { awaitDecision, fileAndApprove } from './support/requests';
@@ -21,7 +22,6 @@ import { waitFor } from './support/wait';
  * without a token 401, support 403, and only the UI's origin passes CORS.
  */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let officer: { authorization: string; token: string };
 let support: { authorization: string };
@@ -77,19 +77,18 @@ function payloadsIn(value: unknown, path: string, out: { path: string; payload: 
 const decode = (payloads: JsonPayload[], headers: Record<string, string>) =>
   app.request('/codec/decode', json({ payloads }, { 'x-namespace': s.config.TEMPORAL_NAMESPACE, ...headers }));
 
+const fixture = useStack(
+  { POLICY_NOTICE_PERIOD: 'PT2S', STAFF_EMAIL: `privacy-${tag}@topcall.test` },
+  { ownDatabase: true, worker: true, roles: ['privacy_officer', 'support'] },
+);
 beforeAll(async () => {
-  s = await openStack({ POLICY_NOTICE_PERIOD: 'PT2S', STAFF_EMAIL: `privacy-${tag}@topcall.test` }, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  support = await staffAuth(s.sql, 'support');
+  ({ s, app, staff: { privacy_officer: officer, support } } = fixture);
   plain = await Connection.connect({ address: s.config.TEMPORAL_ADDRESS! });
 });
+// Registered after the fixture, so it runs before the worker stops.
 afterAll(async () => {
   await releaseRecipients([caller.email, `nomailbox-${tag}`]);
   await plain?.close();
-  await worker?.stop();
-  await s?.close();
 });
 
 describe('histories hold no personal data in clear (issue 12)', () => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { newClient } from './support/recordings';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { seedCustomers } from './support/customers';
 import { queryMessages, refuseNextMessages, rejectRecipients } from './support/mailbox';
 import { waitFor } from './support/wait';
@@ -12,7 +12,6 @@ import { PolicyVersion } from '../workflows/search-attributes';
 import type { SinkMessage } from '../scripts/mail-sink';
 
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let officer: { authorization: string };
 let clientId: string;
@@ -20,22 +19,18 @@ const people: { id: string; email: string; locale: 'da' | 'en' }[] = [];
 /** This file's people have addresses of their own domain: the outage it injects in the shared sink hits only them. */
 const DOMAIN = `policy-${randomUUID().slice(0, 8)}.test`;
 
+const fixture = useStack(
+  { POLICY_NOTICE_PERIOD: 'PT4S', POLICY_CATCHUP_INTERVAL: 'PT1S', MAIL_CONCURRENCY: '4' },
+  { ownDatabase: true, worker: true, roles: ['privacy_officer'], client: true },
+);
 beforeAll(async () => {
-  s = await openStack({ POLICY_NOTICE_PERIOD: 'PT4S', POLICY_CATCHUP_INTERVAL: 'PT1S', MAIL_CONCURRENCY: '4' }, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
+  ({ s, app, clientId, staff: { privacy_officer: officer } } = fixture);
   const tag = randomUUID().slice(0, 6);
   for (const p of await seedCustomers(s.sql, { clientId, domain: DOMAIN, count: 30, tag: `da${tag}` })) people.push({ ...p, locale: 'da' });
   for (const p of await seedCustomers(s.sql, { clientId, domain: DOMAIN, count: 10, tag: `optout${tag}`, marketingEmails: false })) people.push({ ...p, locale: 'da' });
   for (const p of await seedCustomers(s.sql, { clientId, domain: DOMAIN, count: 10, tag: `en${tag}`, locale: 'en' })) people.push({ ...p, locale: 'en' });
   // An erased person is no longer registered: no notice.
   await s.sql`insert into customers (id, client_id, email, name, provided_by, status, erased_at) values (${randomUUID()}, ${clientId}, null, null, '[erased]', 'erased', now())`;
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
 });
 
 const inSeconds = (seconds: number) => new Date(Date.now() + seconds * 1000).toISOString();

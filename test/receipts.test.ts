@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { appFor, staffAuth } from './support/api';
-import { openStack, type TestStack } from './support/stack';
-import { newClient, seedRecordings } from './support/recordings';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
+import { seedRecordings } from './support/recordings';
 import { sweepBatch } from '../activities/recordings';
 
 let s: TestStack;
 let app: ReturnType<typeof appFor>;
 let officer: { authorization: string };
 
+const fixture = useStack({}, { ownDatabase: true, roles: ['privacy_officer'], client: true });
 beforeAll(async () => {
-  s = await openStack({}, { ownDatabase: true });
-  app = appFor(s);
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  const clientId = await newClient(s);
+  ({ s, app, staff: { privacy_officer: officer } } = fixture);
+  const clientId = fixture.clientId;
   const past = new Date(Date.now() - 100 * 86_400_000);
   await seedRecordings(s, { clientId, count: 30, recordedAt: past, retention: 'P3M' });
   // Three batches from two "runs", so the chain spans transactions.
@@ -22,7 +22,6 @@ beforeAll(async () => {
   }
   await sweepBatch({ sql: s.sql, store: s.store }, { dueBefore: new Date(), batchSize: 10, ctx: { reason: 'retention', workflowId: 'retention-sweep-test', runId: randomUUID(), disputeId: null } });
 });
-afterAll(() => s.close());
 
 const verify = async () => (await (await app.request('/v1/deletion-receipts/verify', { headers: officer })).json()) as { valid: boolean; receipts: number; brokenAtSeq?: number };
 

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, staffAuth } from './support/api';
-import { openStack, type TestStack } from './support/stack';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appFor } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { fakeAudio, newClient, uploadForm } from './support/recordings';
 
 let s: TestStack;
@@ -13,13 +14,10 @@ let clientId: string;
 
 const MAX_BYTES = 64 * 1024;
 
-beforeAll(async () => {
-  s = await openStack({ RECORDING_MAX_BYTES: String(MAX_BYTES) }, { ownDatabase: true });
-  app = appFor(s);
-  staff = await staffAuth(s.sql, 'support');
-  clientId = await newClient(s);
+const fixture = useStack({ RECORDING_MAX_BYTES: String(MAX_BYTES) }, { ownDatabase: true, roles: ['support'], client: true });
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support: staff } } = fixture);
 });
-afterAll(() => s.close());
 
 const upload = (form: FormData, headers: Record<string, string> = staff) => app.request('/v1/recordings', { method: 'POST', headers, body: form });
 

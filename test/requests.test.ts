@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { unzipSync, strFromU8 } from 'fflate';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { fakeAudio, newClient, uploadForm } from './support/recordings';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
+import { fakeAudio, uploadForm } from './support/recordings';
 import { activate, downloadInAccount, registerCustomer } from './support/customers';
 import { messagesTo, waitForMessage } from './support/mailbox';
 import { waitFor } from './support/wait';
@@ -15,33 +16,24 @@ import type { SinkMessage } from '../scripts/mail-sink';
 const SLA_MS = 8_000;
 
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let officer: { authorization: string };
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack(
-    {
-      REQUEST_SLA: 'PT8S',
-      REQUEST_REMINDERS: 'PT2S,PT4S',
-      REQUEST_ESCALATION: 'PT6S',
-      EXPORT_LINK_TTL: 'PT4S',
-      REQUEST_REPEAT_WINDOW: 'P1D',
-      STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test`,
-    },
-    { ownDatabase: true },
-  );
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
+const fixture = useStack(
+  {
+    REQUEST_SLA: 'PT8S',
+    REQUEST_REMINDERS: 'PT2S,PT4S',
+    REQUEST_ESCALATION: 'PT6S',
+    EXPORT_LINK_TTL: 'PT4S',
+    REQUEST_REPEAT_WINDOW: 'P1D',
+    STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test`,
+  },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer'], client: true },
+);
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
 });
 
 async function person(locale: 'da' | 'en' = 'da') {

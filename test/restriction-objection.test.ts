@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { fakeAudio, newClient, uploadRecording } from './support/recordings';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
+import { fakeAudio, uploadRecording } from './support/recordings';
 import { fileAndApprove as approve } from './support/requests';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { waitForMessage } from './support/mailbox';
@@ -15,26 +16,17 @@ import { waitFor } from './support/wait';
  * thing, and retention (D15) by looking at what the Schedule's workflow left.
  */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let officer: { authorization: string };
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack(
-    { REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
-    { ownDatabase: true },
-  );
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
+const fixture = useStack(
+  { REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer'], client: true },
+);
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
 });
 
 const upload = (fields: Record<string, string>, seed: string) => uploadRecording(app, support, clientId, fields, seed);

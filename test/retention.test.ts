@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { fakeAudio, newClient, uploadForm } from './support/recordings';
 import { waitFor } from './support/wait';
 import { waitForMessage } from './support/mailbox';
@@ -16,29 +17,22 @@ const RETENTION_MS = 6_000;
 const SWEEP_MS = 2_000;
 
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let officer: { authorization: string };
 let clientId: string;
 
+const fixture = useStack(
+  { RECORDING_RETENTION: 'PT6S', RETENTION_SWEEP_INTERVAL: 'PT2S', DISPUTE_REVIEW_INTERVAL: 'PT3S', STAFF_EMAIL: `dpo-${randomUUID().slice(0, 8)}@topcall.test` },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer'], client: true },
+);
 beforeAll(async () => {
-  s = await openStack(
-    { RECORDING_RETENTION: 'PT6S', RETENTION_SWEEP_INTERVAL: 'PT2S', DISPUTE_REVIEW_INTERVAL: 'PT3S', STAFF_EMAIL: `dpo-${randomUUID().slice(0, 8)}@topcall.test` },
-    { ownDatabase: true },
-  );
-  worker = await startWorker(s);
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
   await ensureRetentionSchedule(s.client, { taskQueue: s.config.TEMPORAL_TASK_QUEUE, intervalMs: fixedDurationMs(s.config.RETENTION_SWEEP_INTERVAL) });
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
 });
-
+// Registered after the fixture, so it runs before the worker stops.
 afterAll(async () => {
   await s.client.schedule.getHandle(RETENTION_SCHEDULE_ID).delete().catch(() => {});
-  await worker.stop();
-  await s.close();
 });
 
 interface RecordingView {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app';
 import { appFor, json, staffAuth } from './support/api';
-import { openStack, silentLog, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { silentLog, type TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
-import { newClient } from './support/recordings';
 import { waitFor } from './support/wait';
 import { awaitDecision } from './support/requests';
 import { messagesTo, rejectRecipients, releaseRecipients, waitForMessage } from './support/mailbox';
@@ -16,22 +16,17 @@ import { requestWorkflowId, WORKFLOW_STARTS_SCHEDULE_ID } from '../workflows/ids
  * left without its workflow — nor deleted under a running one — when the start fails.
  */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let staff: { authorization: string };
 let clientId: string;
 
-beforeAll(async () => {
-  s = await openStack({}, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  staff = await staffAuth(s.sql, 'support');
-  clientId = await newClient(s);
+const fixture = useStack({}, { ownDatabase: true, worker: true, roles: ['support'], client: true });
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support: staff } } = fixture);
 });
+// Registered after the fixture, so it runs before the worker stops.
 afterAll(async () => {
   await s.client.schedule.getHandle(WORKFLOW_STARTS_SCHEDULE_ID).delete().catch(() => undefined);
-  await worker.stop();
-  await s.close();
 });
 
 const runsOf = async (workflowId: string) => {

@@ -3,13 +3,14 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { strFromU8, unzipSync } from 'fflate';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { KeyDestroyedError, personKeysFor, type PersonKeys } from '../db/person-keys';
 import { SEALED_MAGIC, SEALED_TEXT_PREFIX, SealedDataError, sealedKeyId, sealedTextKeyId, unseal, unsealText } from '../lib/at-rest';
 import { audioKeyFor } from '../lib/recording-store';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
-import { newClient, uploadForm } from './support/recordings';
+import { appFor, json } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
+import { uploadForm } from './support/recordings';
 import { fileAndApprove } from './support/requests';
 import { registerCustomer, uniqueEmail } from './support/customers';
 import { waitForMessage } from './support/mailbox';
@@ -22,25 +23,19 @@ import { waitFor } from './support/wait';
  * took beforehand no longer open.
  */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let officer: { authorization: string };
 let clientId: string;
 let keys: PersonKeys;
 
-beforeAll(async () => {
-  s = await openStack({ REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` });
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s);
+const fixture = useStack(
+  { REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
+  { worker: true, roles: ['support', 'privacy_officer'], client: true },
+);
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
   keys = personKeysFor(s.sql, s.config);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
 });
 
 async function upload(fields: Record<string, string>, audio: Buffer): Promise<string> {

@@ -1,20 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { appFor, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { messagesTo, waitForMessage } from './support/mailbox';
 import { deliverEmail } from '../activities/email';
 
 let s: TestStack;
-let worker: RunningWorker;
 
-beforeAll(async () => {
-  s = await openStack({ STAFF_EMAIL: `staff-${randomUUID().slice(0, 8)}@topcall.test` });
-  worker = await startWorker(s);
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
+const fixture = useStack({ STAFF_EMAIL: `staff-${randomUUID().slice(0, 8)}@topcall.test` }, { worker: true });
+beforeAll(() => {
+  ({ s } = fixture);
 });
 
 describe('systemCheck, a trivial workflow end to end on the real stack', () => {

@@ -10,7 +10,8 @@ import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { insertClient } from '../db/clients';
 import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { messagesTo, waitForMessage } from './support/mailbox';
 import { waitFor } from './support/wait';
@@ -22,7 +23,6 @@ import { TransferStatus } from '../workflows/search-attributes';
 
 /** D8, D6, D7: the business transfer as a controlled, verifiable process, on the real stack. */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string };
 let creator: { authorization: string };
@@ -32,21 +32,13 @@ let admin: { authorization: string };
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 3072, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
 const weakKey = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } }).publicKey;
 
+const fixture = useStack(
+  { TRANSFER_NOTICE_PERIOD: 'PT3S', TRANSFER_APPROVAL_TIMEOUT: 'PT6S', TRANSFER_ACK_TIMEOUT: 'PT8S', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer', 'admin'] },
+);
 beforeAll(async () => {
-  s = await openStack(
-    { TRANSFER_NOTICE_PERIOD: 'PT3S', TRANSFER_APPROVAL_TIMEOUT: 'PT6S', TRANSFER_ACK_TIMEOUT: 'PT8S', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
-    { ownDatabase: true },
-  );
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  creator = await staffAuth(s.sql, 'privacy_officer');
+  ({ s, app, staff: { support, privacy_officer: creator, admin } } = fixture);
   second = await staffAuth(s.sql, 'privacy_officer');
-  admin = await staffAuth(s.sql, 'admin');
-});
-afterAll(async () => {
-  await worker.stop();
-  await s.close();
 });
 
 const acquirerEmail = () => uniqueEmail('acquirer');
