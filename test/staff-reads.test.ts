@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, json, staffAuth } from './support/api';
-import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { json, type appFor } from './support/api';
+import type { TestStack } from './support/stack';
+import { useStack } from './support/fixture';
 import { newClient } from './support/recordings';
 import { activate, registerCustomer, uniqueEmail } from './support/customers';
 import { fileRequest } from './support/requests';
@@ -14,7 +15,6 @@ import { hashToken } from '../db/access-tokens';
  * then looking in the ledger table itself.
  */
 let s: TestStack;
-let worker: RunningWorker;
 let app: ReturnType<typeof appFor>;
 let support: { authorization: string; token: string };
 let officer: { authorization: string; token: string };
@@ -22,17 +22,12 @@ let clientId: string;
 
 const CALLER = { callerName: 'Ingeborg Læsevig', callerNumber: '+4531415926', message: 'Ring til mig om fakturaen på Solvej 3' };
 
-beforeAll(async () => {
-  s = await openStack({ REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` }, { ownDatabase: true });
-  worker = await startWorker(s);
-  app = appFor(s);
-  support = await staffAuth(s.sql, 'support');
-  officer = await staffAuth(s.sql, 'privacy_officer');
-  clientId = await newClient(s, 'Læsevig VVS ApS');
-});
-afterAll(async () => {
-  await worker?.stop();
-  await s?.close();
+const fixture = useStack(
+  { REQUEST_SLA: 'PT1H', REQUEST_REMINDERS: 'PT30M', REQUEST_ESCALATION: 'PT50M', STAFF_EMAIL: `privacy-${randomUUID().slice(0, 8)}@topcall.test` },
+  { ownDatabase: true, worker: true, roles: ['support', 'privacy_officer'], client: 'Læsevig VVS ApS' },
+);
+beforeAll(() => {
+  ({ s, app, clientId, staff: { support, privacy_officer: officer } } = fixture);
 });
 
 const tokenIdOf = async (auth: { token: string }) => (await s.sql<{ id: string }[]>`select id from access_tokens where token_hash = ${hashToken(auth.token)}`)[0]!.id;

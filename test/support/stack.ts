@@ -65,38 +65,53 @@ export interface TestStack {
  * its own (dropped on close), for tests whose sweeps must not meet other files' recordings.
  */
 export async function openStack(env: Record<string, string> = {}, options: { ownDatabase?: boolean } = {}): Promise<TestStack> {
-  let ownUrl: string | undefined;
-  if (options.ownDatabase) {
-    const url = new URL(stack().databaseUrl);
-    url.pathname = `${url.pathname}_own_${randomUUID().slice(0, 8)}`;
-    ownUrl = url.toString();
-    await ensureDatabase(ownUrl);
-    const migrator = createSql(ownUrl, { max: 1 });
-    await migrate(migrator);
-    await migrator.end();
-  }
-  const config = testConfig(ownUrl ? { DATABASE_URL: ownUrl, ...env } : env);
-  const sql = createSql(config.DATABASE_URL, { max: 5 });
-  const mailer = createMailer(config.SMTP_URL!);
-  const ring = await resolvePayloadKeyRing(config, sql);
-  const dataConverter = createDataConverter(ring);
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS! });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
-  return {
-    config,
-    sql,
-    mailer,
-    store: recordingStoreFor(config.DATA_DIR, personKeysFor(sql, config)),
-    client,
-    dataConverter,
-    payloadCodec: new AesGcmPayloadCodec(ring),
-    async close() {
-      await connection.close();
-      mailer.close();
-      await sql.end({ timeout: 5 });
-      if (ownUrl) await dropDatabase(ownUrl);
-    },
+  // What is opened so far, closed again in reverse if a later step throws: a failed set-up leaves no database or pool behind.
+  const opened: (() => Promise<unknown> | void)[] = [];
+  const closeOpened = async () => {
+    for (const close of opened.splice(0).reverse()) await Promise.resolve(close()).catch(() => undefined);
   };
+  try {
+    let ownUrl: string | undefined;
+    if (options.ownDatabase) {
+      const url = new URL(stack().databaseUrl);
+      url.pathname = `${url.pathname}_own_${randomUUID().slice(0, 8)}`;
+      const own = (ownUrl = url.toString());
+      opened.push(() => dropDatabase(own));
+      await ensureDatabase(own);
+      const migrator = createSql(own, { max: 1 });
+      try {
+        await migrate(migrator);
+      } finally {
+        await migrator.end();
+      }
+    }
+    const config = testConfig(ownUrl ? { DATABASE_URL: ownUrl, ...env } : env);
+    const sql = createSql(config.DATABASE_URL, { max: 5 });
+    opened.push(() => sql.end({ timeout: 5 }));
+    const mailer = createMailer(config.SMTP_URL!);
+    opened.push(() => mailer.close());
+    const ring = await resolvePayloadKeyRing(config, sql);
+    const dataConverter = createDataConverter(ring);
+    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS! });
+    opened.push(() => connection.close());
+    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
+    return {
+      config,
+      sql,
+      mailer,
+      store: recordingStoreFor(config.DATA_DIR, personKeysFor(sql, config)),
+      client,
+      dataConverter,
+      payloadCodec: new AesGcmPayloadCodec(ring),
+      async close() {
+        // Reverse order: the Temporal connection, the mailer, the pool, then the file's own database.
+        for (const close of opened.splice(0).reverse()) await close();
+      },
+    };
+  } catch (err) {
+    await closeOpened();
+    throw err;
+  }
 }
 
 export interface RunningWorker {
