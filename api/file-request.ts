@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { ApiDeps } from './context';
 import type { Config } from '../lib/config';
 import { findRequest, insertRequest, type Requester, type RequestType } from '../db/requests';
-import { commitAndStart } from './start';
+import { startCommitted } from './start';
+import type { RecordedStart } from '../lib/workflow-starts';
 import type { Locale } from '../db/customers';
 import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
 import { requestWorkflowId } from '../workflows/ids';
@@ -66,28 +67,28 @@ export async function fileRequest(
     const { locale: _locale, ...rest } = r.caller;
     requester = rest;
   }
-  await commitAndStart(
-    deps,
-    async (tx) => {
-      // The authority for an approval with no staff step is recorded here, where the person's own
-      // step is known; the workflow's input alone does not suffice (issue 12).
-      const autoApprove = r.autoApprove ? (r.autoApproveReason ?? 'account-closure') : null;
-      const inserted = await insertRequest(tx, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy, autoApprove });
-      if (!inserted) {
-        // A retry (same Idempotency-Key) after an answer that never arrived: the first one stands.
-        const first = await findRequest(tx, id);
-        receivedAt = first!.receivedAt;
-        dueAt = first!.dueAt;
-      }
-    },
-    () => ({
-      workflowId: requestWorkflowId(id),
-      workflowType: 'accessRequest',
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      // Context for whoever opens the run in the UI (no personal data: that stays in Postgres).
-      memo: { type: r.type, dueAt: dueAt.toISOString() },
-      args: [accessRequestInput(config, { requestId: id, type: r.type, customerId: r.customerId, receivedAt, dueAt, filedAt, autoApprove: r.autoApprove, autoApproveReason: r.autoApproveReason })],
-    }),
-  );
+  const recorded: RecordedStart = {
+    workflowId: requestWorkflowId(id),
+    workflowType: 'accessRequest',
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    // Context for whoever opens the run in the UI (no personal data: that stays in Postgres).
+    memo: { type: r.type, dueAt: dueAt.toISOString() },
+    args: [accessRequestInput(config, { requestId: id, type: r.type, customerId: r.customerId, receivedAt, dueAt, filedAt, autoApprove: r.autoApprove, autoApproveReason: r.autoApproveReason })],
+  };
+  // The authority for an approval with no staff step is recorded here, where the person's own
+  // step is known; the workflow's input alone does not suffice (issue 12).
+  const autoApprove = r.autoApprove ? (r.autoApproveReason ?? 'account-closure') : null;
+  // The row and its start in one statement (commit together, as commitAndStart's transaction does).
+  const inserted = await insertRequest(deps.sql, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy, autoApprove }, recorded);
+  if (inserted) {
+    await startCommitted(deps, recorded);
+  } else {
+    // A retry (same Idempotency-Key) after an answer that never arrived: the first one stands,
+    // with the start it recorded.
+    const first = await findRequest(deps.sql, id);
+    receivedAt = first!.receivedAt;
+    dueAt = first!.dueAt;
+    await startCommitted(deps, requestWorkflowId(id));
+  }
   return { id, receivedAt, dueAt };
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import type { ApiDeps, AppEnv } from './context';
-import type { Tx } from '../db/index';
-import { recordStart, startRecorded, type RecordedStart } from '../lib/workflow-starts';
+import type { Sql, Tx } from '../db/index';
+import { recordStart, startRecorded, StartedMarks, type RecordedStart } from '../lib/workflow-starts';
 
 /**
  * The one way the API creates a row that a workflow keeps (issue 13): the row and its start
@@ -18,14 +18,36 @@ export async function commitAndStart<T>(deps: ApiDeps, write: (tx: Tx) => Promis
     if (recorded) await recordStart(tx, recorded);
     return value;
   });
-  if (recorded) {
-    try {
-      await startRecorded(deps.temporal, deps.sql, recorded);
-    } catch (err) {
-      deps.log.warn({ workflowId: recorded.workflowId, err: { name: (err as Error).name } }, 'workflow start deferred to the workflow-starts Schedule');
-    }
-  }
+  if (recorded) await startCommitted(deps, recorded);
   return written as T;
+}
+
+const marksBySql = new WeakMap<Sql, StartedMarks>();
+/** The API's batched `started_at` marks, one writer per database pool. */
+export function startedMarksFor(deps: Pick<ApiDeps, 'sql' | 'log'>): StartedMarks {
+  let marks = marksBySql.get(deps.sql);
+  if (!marks) {
+    marks = new StartedMarks(deps.sql, (err, count) =>
+      deps.log.warn({ count, err: { name: (err as Error).name, code: (err as { code?: string }).code } }, 'could not mark started runs; the workflow-starts Schedule will find them started'),
+    );
+    marksBySql.set(deps.sql, marks);
+  }
+  return marks;
+}
+
+/**
+ * The second half of `commitAndStart`, for a row and start committed some other way (one
+ * statement, `recordStartFrom`): starts the run now, or leaves it to the Schedule if Temporal
+ * cannot be reached. A workflow id alone re-reads the recorded start (a retry whose first
+ * attempt recorded it).
+ */
+export async function startCommitted(deps: ApiDeps, recorded: RecordedStart | string): Promise<void> {
+  try {
+    await startRecorded(deps.temporal, deps.sql, recorded, startedMarksFor(deps));
+  } catch (err) {
+    const workflowId = typeof recorded === 'string' ? recorded : recorded.workflowId;
+    deps.log.warn({ workflowId, err: { name: (err as Error).name } }, 'workflow start deferred to the workflow-starts Schedule');
+  }
 }
 
 /**

@@ -95,7 +95,7 @@ const cpuOf = async (pid: number | undefined) => {
 const rssOf = async (pid: number | undefined) => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /** The compiled worker entry point (dist/worker/main.js, prebuilt workflow bundle) in its own process, so its memory is its own. */
-export async function spawnBenchWorker(env: Record<string, string>): Promise<BenchWorker> {
+export async function spawnBenchWorker(env: Record<string, string>, options: { idleWaitMs?: number } = {}): Promise<BenchWorker> {
   await ensureBuilt();
   const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), 'dist/worker/main.js'], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info', EXIT_WITH_PARENT: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
@@ -111,7 +111,7 @@ export async function spawnBenchWorker(env: Record<string, string>): Promise<Ben
   else child.stdout!.resume();
   // Idle: start-up done (connections, Schedules, the bundle loaded into its context), no task yet.
   // V8 gives start-up garbage back some 30 s after the start (183 → 147 MiB measured), so that long.
-  await new Promise((r) => setTimeout(r, 30_000));
+  await new Promise((r) => setTimeout(r, options.idleWaitMs ?? 30_000));
   const idleRssMiB = await rssOf(child.pid);
   return {
     child,

@@ -1,5 +1,6 @@
 import type { Db } from './index';
 import type { Locale } from './customers';
+import { recordStartFrom, type RecordedStart } from '../lib/workflow-starts';
 
 import { REQUEST_TYPES, REFUSAL_CODES, type RequestType } from '../workflows/request-types';
 
@@ -45,13 +46,19 @@ const columns = (sql: Db) => sql`
 export async function insertRequest(
   sql: Db,
   r: Pick<RequestRow, 'id' | 'customerId' | 'type' | 'receivedAt' | 'dueAt' | 'details' | 'requester' | 'locale' | 'filedBy'> & { autoApprove?: RequestRow['autoApprove'] },
+  /** The request's workflow start, recorded in the same statement when the row is inserted (issue 13, issue 15: one round trip). */
+  start?: RecordedStart,
 ): Promise<boolean> {
-  const rows = await sql`
+  const insert = sql`
     insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by, auto_approve)
     values (${r.id}, ${r.customerId}, ${r.type}, ${r.receivedAt}, ${r.dueAt}, ${sql.json(r.details as never)},
             ${r.requester ? sql.json(r.requester as never) : null}, ${r.locale}, ${r.filedBy}, ${r.autoApprove ?? null})
     on conflict (id) do nothing returning 1`;
-  return rows.length > 0;
+  if (!start) return (await insert).length > 0;
+  const [row] = await sql<{ inserted: number }[]>`
+    with inserted as (${insert}), started as (${recordStartFrom(sql, 'inserted', start)})
+    select count(*)::int as inserted from inserted`;
+  return row!.inserted > 0;
 }
 
 export async function findRequest(sql: Db, id: string): Promise<RequestRow | undefined> {
