@@ -13,7 +13,7 @@
 import { randomUUID, createHash } from 'node:crypto';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { openBenchStack, spawnBenchWorker, fmt, type BenchStack } from './stack';
+import { openBenchStack, spawnBenchWorker, fmt, machineBusySeconds, processCpuSeconds, type BenchStack } from './stack';
 import { audioKeyFor } from '../lib/recording-store';
 import type { retentionSweep } from '../workflows/retention-sweep';
 
@@ -107,7 +107,13 @@ async function main() {
     await b.sql`vacuum analyze recordings`;
     const rssBefore = await worker.rssMiB();
     await worker.resetPeak();
+    /** CPU seconds so far of the parts of the machine both paths use. */
+    const cpu = async () => ({ machine: await machineBusySeconds(), postgres: await processCpuSeconds('postgres'), temporal: await processCpuSeconds('temporal'), worker: await worker.cpuSeconds(), bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 });
+    const perThousand = (a: Awaited<ReturnType<typeof cpu>>, z: Awaited<ReturnType<typeof cpu>>) =>
+      Object.keys(a).map((k) => `${k} ${fmt(((z[k as keyof typeof z] - a[k as keyof typeof a]) * 1000 * 1000) / EXPIRED, 1)}`).join(', ');
+    const sweepCpuBefore = await cpu();
     const sweep = await runSweep(b, b.env.TEMPORAL_TASK_QUEUE!);
+    const sweepCpu = perThousand(sweepCpuBefore, await cpu());
     const [{ held }] = (await b.sql`select count(*)::int as held from recordings where status = 'retained'`) as unknown as [{ held: number }];
     if (sweep.deleted !== EXPIRED || held !== HELD) throw new Error(`sweep deleted ${sweep.deleted}, ${held} left (expected ${EXPIRED}, ${HELD})`);
     const peak = await worker.peakRssMiB();
@@ -116,7 +122,9 @@ async function main() {
     await reset(b);
     await seed(b, clientId, EXPIRED + HELD, { due: true, files: true }).then((ids) => hold(b, clientId, ids.slice(0, HELD)));
     await b.sql`vacuum analyze recordings`;
+    const plainCpuBefore = await cpu();
     const plain = await plainDelete(b);
+    const plainCpu = perThousand(plainCpuBefore, await cpu());
     if (plain.deleted !== EXPIRED) throw new Error(`plain delete removed ${plain.deleted}`);
 
     const sweepRate = sweep.deleted / sweep.seconds;
@@ -124,6 +132,8 @@ async function main() {
     console.log(`  retentionSweep workflow   ${fmt(sweep.deleted)} deleted in ${fmt(sweep.seconds, 2)} s = ${fmt(sweepRate)} deletions/s (receipts chained, holds re-checked)`);
     console.log(`  plain SQL delete + unlink ${fmt(plain.deleted)} deleted in ${fmt(plain.seconds, 2)} s = ${fmt(plainRate)} deletions/s (baseline)`);
     console.log(`  ratio sweep/plain         ${fmt(sweepRate / plainRate, 2)}  (aim ≥ 0.8)`);
+    console.log(`  CPU ms per 1,000 deleted  sweep: ${sweepCpu}`);
+    console.log(`                            plain: ${plainCpu}`);
     console.log(`  worker RSS                ${fmt(worker.idleRssMiB, 1)} MiB idle after start, ${fmt(rssBefore, 1)} MiB before the sweep, peak ${fmt(peak, 1)} MiB during it (VmRSS / VmHWM of the compiled worker process)`);
 
     // 2. scaling with the retained (not yet due) recordings
