@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serve, type ServerType } from '@hono/node-server';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { unzipSync, strFromU8 } from 'fflate';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
 import { appFor, json, staffAuth } from './support/api';
@@ -24,7 +25,6 @@ import type { App } from '../api/app';
  * Postgres and SMTP sink. Each promise is checked in the data, not only on the page; axe-core
  * runs on every page visited.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'screenshots', 'my-data.png');
 const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PASSWORD = 'en lang og sikker adgangssætning';
@@ -76,7 +76,7 @@ beforeAll(async () => {
   worker = await startWorker(s);
   app = appFor(s);
   server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  browser = await launchChromium();
   officer = await staffAuth(s.sql, 'privacy_officer');
   staff = await staffAuth(s.sql, 'support');
   clientId = await newClient(s, 'Hansen VVS ApS');

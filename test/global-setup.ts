@@ -1,4 +1,5 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -36,6 +37,9 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject) {
   const log = (line: string) => process.stderr.write(`[test stack] ${line}\n`);
+  // Issue 13: a run leaves no new entries in the temp directory; teardown names any that appeared
+  // (another process on the machine may have made them, so it is said, not failed).
+  const tempBefore = new Set(await readdir(os.tmpdir()));
   const binary = await ensureTemporalCli(log);
 
   const baseUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://127.0.0.1:5432/privacy_backoffice';
@@ -71,5 +75,16 @@ export default async function setup(project: TestProject) {
       await recordHistories(temporal.address, ['default', ISOLATED_NAMESPACE], log).catch((err: Error) => log(`could not record histories: ${err.message}`));
     }
     await Promise.allSettled([temporal.stop(), sink.close(), dropDatabase(databaseUrl), rm(dir, { recursive: true, force: true })]);
+    // A moment for processes that were just stopped (the dev server, a browser) to remove their own files.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const left: string[] = [];
+    for (const name of await readdir(os.tmpdir())) {
+      if (tempBefore.has(name)) continue;
+      // Vitest's own transform cache (a folder holding `ssr`): vitest removes it when it exits, after this teardown.
+      const inside = await readdir(path.join(os.tmpdir(), name)).catch(() => undefined);
+      if (inside?.length === 1 && inside[0] === 'ssr') continue;
+      left.push(name);
+    }
+    log(left.length ? `new in ${os.tmpdir()} since the run began (made by the tests or by another process): ${left.join(', ')}` : `nothing new left in ${os.tmpdir()}`);
   };
 }

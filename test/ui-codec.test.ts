@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { createApp } from '../api/app';
 import { freePort, startDevServer, type DevServer } from '../scripts/dev-server';
 import { staffAuth } from './support/api';
@@ -17,7 +18,6 @@ import { openStack, silentLog, type TestStack } from './support/stack';
  * /codec/login (an HttpOnly cookie), turn on "include cross-origin credentials" in the UI's codec
  * settings (here: the setting the UI keeps in localStorage), and the UI decodes through the API.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let s: TestStack;
 let dev: DevServer;
@@ -43,7 +43,7 @@ beforeAll(async () => {
   const app = createApp({ config: s.config, sql: s.sql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
   server = serve({ fetch: app.fetch, port: apiPort, hostname: '127.0.0.1' });
   client = new Client({ connection: await Connection.connect({ address: dev.address }), dataConverter: s.dataConverter });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
