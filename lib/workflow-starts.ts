@@ -17,28 +17,24 @@ export interface RecordedStart {
  * Nothing is ever deleted on an ambiguous start error.
  */
 export async function recordStart(tx: Db, s: RecordedStart): Promise<void> {
-  await tx`
-    insert into workflow_starts (workflow_id, workflow_type, task_queue, args, memo)
-    values (${s.workflowId}, ${s.workflowType}, ${s.taskQueue}, ${tx.json(s.args as never)}, ${s.memo ? tx.json(s.memo as never) : null})
-    on conflict (workflow_id) do nothing`;
+  await recordStartFrom(tx, null, s);
 }
 
 /**
- * The same record as `recordStart`, as the last part of a statement whose CTE `source` inserted
- * the row the workflow keeps: the start is recorded only if that row was (`select … from
- * source`), so a row and its start still commit together, in one round trip instead of a
- * transaction's four.
+ * The statement `recordStart` runs. With a `source` (a CTE of the same statement that inserted
+ * the row the workflow keeps) the start is recorded only if that row was, so a row and its
+ * start still commit together, in one round trip instead of a transaction's four.
  */
-export const recordStartFrom = (tx: Db, source: string, s: RecordedStart) => tx`
+export const recordStartFrom = (tx: Db, source: string | null, s: RecordedStart) => tx`
   insert into workflow_starts (workflow_id, workflow_type, task_queue, args, memo)
-  select ${s.workflowId}, ${s.workflowType}, ${s.taskQueue}, ${tx.json(s.args as never)}, ${s.memo ? tx.json(s.memo as never) : null} from ${tx(source)}
+  select ${s.workflowId}, ${s.workflowType}, ${s.taskQueue}, ${tx.json(s.args as never)}, ${s.memo ? tx.json(s.memo as never) : null}
+  ${source ? tx`from ${tx(source)}` : tx``}
   on conflict (workflow_id) do nothing`;
 
-/**
- * Starts a recorded workflow once: a run already going (or finished) under the id counts as
- * started — `USE_EXISTING` for a running one, `REJECT_DUPLICATE` so a closed one is never run
- * a second time. Answers whether this call started it.
- */
+/** Marks runs as started; `started_at` is set once (the first mark stands). */
+const markStarted = (sql: Sql, workflowIds: string[]) =>
+  sql`update workflow_starts set started_at = now() where workflow_id = any(${workflowIds}::text[]) and started_at is null`;
+
 /**
  * The `started_at` marks of runs the API has just started, written in batches off the answer's
  * path: one UPDATE for every start that completed while the previous one ran, instead of a
@@ -69,7 +65,7 @@ export class StartedMarks {
       await new Promise((resolve) => setImmediate(resolve));
       while (this.pending.length > 0) {
         const ids = this.pending.splice(0, 1_000);
-        await this.sql`update workflow_starts set started_at = now() where workflow_id = any(${ids}::text[]) and started_at is null`.catch((err: unknown) => this.onError(err, ids.length));
+        await markStarted(this.sql, ids).catch((err: unknown) => this.onError(err, ids.length));
       }
     } finally {
       this.flushing = undefined;
@@ -77,6 +73,11 @@ export class StartedMarks {
   }
 }
 
+/**
+ * Starts a recorded workflow once: a run already going (or finished) under the id counts as
+ * started — `USE_EXISTING` for a running one, `REJECT_DUPLICATE` so a closed one is never run
+ * a second time. Answers whether this call started it.
+ */
 export async function startRecorded(
   client: Client,
   sql: Sql,
@@ -108,7 +109,7 @@ export async function startRecorded(
     outcome = 'existed';
   }
   if (marks) marks.add(workflowId);
-  else await sql`update workflow_starts set started_at = now() where workflow_id = ${workflowId} and started_at is null`;
+  else await markStarted(sql, [workflowId]);
   return outcome;
 }
 
