@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { findActiveToken, type StaffRole } from '../db/access-tokens';
-import { appendLedger, type LedgerAction, type LedgerActor, type LedgerObject } from '../db/audit-ledger';
+import { recordInLedger, type LedgerAction, type LedgerActor, type LedgerObject } from '../db/audit-ledger';
 import type { AppEnv } from './context';
 import { AppError } from './problem';
 
@@ -31,7 +31,7 @@ export async function recordReads(
   const principal = c.var.principal;
   if (ids.length === 0 || (principal?.kind !== 'staff' && !options.always)) return;
   const actor = ledgerActorOf(principal);
-  await c.var.deps.sql.begin((tx) => appendLedger(tx, ids.map((objectId) => ({ actor, action, outcome: 'done' as const, objectType, objectId }))));
+  await recordInLedger(c.var.deps.sql, ids.map((objectId) => ({ actor, action, outcome: 'done' as const, objectType, objectId })));
 }
 
 const bearer = (header: string | undefined) => /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];

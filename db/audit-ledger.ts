@@ -115,9 +115,9 @@ export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options:
   return chained;
 }
 
-/** One entry in a transaction of its own: for acts that have no transaction (a download) or must be kept though refused. */
-export async function recordInLedger(sql: Sql, entry: LedgerEntryInput): Promise<void> {
-  await sql.begin((tx) => appendLedger(tx, [entry]));
+/** Entries in a transaction of their own: for acts that have no transaction (a download, a read) or must be kept though refused. */
+export async function recordInLedger(sql: Sql, entry: LedgerEntryInput | LedgerEntryInput[]): Promise<void> {
+  await sql.begin((tx) => appendLedger(tx, Array.isArray(entry) ? entry : [entry]));
 }
 
 const entryColumns = (sql: Db) => sql`

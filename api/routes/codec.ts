@@ -105,8 +105,7 @@ export function codecRoutes() {
         try {
           const out = direction === 'decode' ? await codec.decode(payloads.map(payloadFromJson)) : await codec.encode(payloads.map(payloadFromJson));
           // Each decode is a staff read of history payloads: kept in the ledger under the token (or codec session) that made it.
-          const principal = c.var.principal;
-          if (direction === 'decode' && payloads.length > 0 && principal?.kind === 'staff') await recordReads(c, 'payload.decode', 'staff_token', [principal.tokenId]);
+          if (direction === 'decode' && payloads.length > 0) await recordReads(c, 'payload.decode', 'staff_token', [c.var.principal!.tokenId]);
           return c.json({ payloads: out.map(payloadToJson) }, 200);
         } catch (err) {
           if (err instanceof PayloadKeyError) throw new AppError('undecodable', 422, err.message);
