@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
-import { openBenchStack, spawnBenchApi, spawnBenchWorker, fmt, machineBusySeconds, processCpuSeconds, type BenchStack } from './stack';
+import { openBenchStack, spawnBenchApi, spawnBenchWorker, fmt, cpuPerUnit, cpuSnapshot, type BenchStack } from './stack';
 import { loadConfig } from '../lib/config';
 import { addCalendarDuration } from '../lib/durations';
 import { accessRequestInput } from '../api/file-request';
@@ -37,7 +37,7 @@ interface Run {
   apiCpuMs?: number;
   clientCpuMs?: number;
   /** CPU milliseconds per request or start by process, from the run's start until the worker has caught up. */
-  split?: Record<string, number>;
+  split?: string;
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
@@ -108,36 +108,20 @@ async function main() {
     console.log(`bench/intake — ${fmt(REQUESTS)} access requests per run, concurrency ${CONCURRENCIES.join(', ')}; compiled API and worker, one person per request`);
     console.log(`  worker RSS idle           ${fmt(idleRssMiB, 1)} MiB (VmRSS 30 s after start, no task yet)`);
     await worker.resetPeak();
-    let workerRunning = true;
     /** Stops the worker (its peak kept), so a timed run measures intake alone. */
     const stopWorker = async () => {
       peakRssMiB = Math.max(peakRssMiB, await worker.peakRssMiB());
       await worker.stop();
-      workerRunning = false;
     };
     /** A fresh worker that then runs what the stopped one left: every request filed so far is assessed. */
     const restartWorker = async () => {
       worker = await spawnBenchWorker(b.env, { idleWaitMs: 0 });
-      workerRunning = true;
       await worker.resetPeak();
       return drained(b);
     };
-    /** CPU seconds so far of each part of the machine, to print where a run's time went. */
-    const snapshot = async () => {
-      const self = process.cpuUsage();
-      return {
-        machine: await machineBusySeconds(),
-        postgres: await processCpuSeconds('postgres'),
-        temporal: await processCpuSeconds('temporal'),
-        worker: workerRunning ? await worker.cpuSeconds() : 0,
-        api: await api.cpuSeconds(),
-        bench: (self.user + self.system) / 1e6,
-      };
-    };
-    const splitSince = async (before: Awaited<ReturnType<typeof snapshot>>, count: number) => {
-      const after = await snapshot();
-      return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, ((v - before[k as keyof typeof before]) * 1000) / count]));
-    };
+    /** Taken only while a worker runs (the runs with the worker running). */
+    const snapshot = () => cpuSnapshot({ worker: () => worker.cpuSeconds(), api: () => api.cpuSeconds() });
+    const splitSince = async (before: Record<string, number>) => cpuPerUnit(before, await snapshot(), REQUESTS, 2);
 
     /** The baseline: rows inserted first (not timed), then only the workflow starts are. */
     const plain = async (concurrency: number, count = REQUESTS): Promise<Run> => {
@@ -229,7 +213,6 @@ async function main() {
     let plainTotal = 0;
     let httpLive = 0;
     let plainLive = 0;
-    const parts = (r: Run) => Object.entries(r.split!).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ');
     for (const concurrency of CONCURRENCIES) {
       console.log(`  concurrency ${concurrency}`);
       await drained(b);
@@ -251,11 +234,11 @@ async function main() {
       let before = await snapshot();
       const pl = await plain(concurrency);
       const plDrain = await drained(b);
-      pl.split = await splitSince(before, REQUESTS);
+      pl.split = await splitSince(before);
       before = await snapshot();
       const hl = await http(concurrency);
       const hlDrain = await drained(b);
-      hl.split = await splitSince(before, REQUESTS);
+      hl.split = await splitSince(before);
       httpLive += hl.seconds + hlDrain;
       plainLive += pl.seconds + plDrain;
       console.log(`    with the worker running as requests come`);
@@ -263,8 +246,8 @@ async function main() {
       line('client.workflow.start', pl, 'starts  ', `   (worker done ${fmt(plDrain, 1)} s after the last; baseline)`);
       console.log(`      ratio HTTP/plain           ${fmt(summary(hl).rate / summary(pl).rate, 2)} filing; ${fmt((pl.seconds + plDrain) / (hl.seconds + hlDrain), 2)} until all were assessed`);
       // Until the worker caught up, per request: where both paths spend the machine's two cores (the plain path's row inserts included).
-      console.log(`      CPU ms per request         HTTP: ${parts(hl)}`);
-      console.log(`                                 plain: ${parts(pl)}`);
+      console.log(`      CPU ms per request         HTTP: ${hl.split}`);
+      console.log(`                                 plain: ${pl.split}`);
     }
     const [row] = await b.sql<{ flagged: number }[]>`select count(*)::int as flagged from data_requests where 'repetitive' = any(flags)`;
     console.log(`  all runs`);

@@ -13,7 +13,7 @@
 import { randomUUID, createHash } from 'node:crypto';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { openBenchStack, spawnBenchWorker, fmt, machineBusySeconds, processCpuSeconds, type BenchStack } from './stack';
+import { openBenchStack, spawnBenchWorker, fmt, cpuPerUnit, cpuSnapshot, type BenchStack } from './stack';
 import { audioKeyFor } from '../lib/recording-store';
 import type { retentionSweep } from '../workflows/retention-sweep';
 
@@ -107,10 +107,8 @@ async function main() {
     await b.sql`vacuum analyze recordings`;
     const rssBefore = await worker.rssMiB();
     await worker.resetPeak();
-    /** CPU seconds so far of the parts of the machine both paths use. */
-    const cpu = async () => ({ machine: await machineBusySeconds(), postgres: await processCpuSeconds('postgres'), temporal: await processCpuSeconds('temporal'), worker: await worker.cpuSeconds(), bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 });
-    const perThousand = (a: Awaited<ReturnType<typeof cpu>>, z: Awaited<ReturnType<typeof cpu>>) =>
-      Object.keys(a).map((k) => `${k} ${fmt(((z[k as keyof typeof z] - a[k as keyof typeof a]) * 1000 * 1000) / EXPIRED, 1)}`).join(', ');
+    const cpu = () => cpuSnapshot({ worker: () => worker.cpuSeconds() });
+    const perThousand = (before: Record<string, number>, after: Record<string, number>) => cpuPerUnit(before, after, EXPIRED / 1000, 1);
     const sweepCpuBefore = await cpu();
     const sweep = await runSweep(b, b.env.TEMPORAL_TASK_QUEUE!);
     const sweepCpu = perThousand(sweepCpuBefore, await cpu());

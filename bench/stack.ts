@@ -192,3 +192,22 @@ export async function processCpuSeconds(comm: string): Promise<number> {
   }
   return ticks / 100;
 }
+
+/**
+ * CPU seconds used so far by the machine, every Postgres backend, the Temporal server, the
+ * processes in `own` (by name), and this process: two snapshots around a run say where its
+ * time went (`cpuPerUnit`).
+ */
+export async function cpuSnapshot(own: Record<string, () => Promise<number>> = {}): Promise<Record<string, number>> {
+  const self = process.cpuUsage();
+  const snapshot: Record<string, number> = { machine: await machineBusySeconds(), postgres: await processCpuSeconds('postgres'), temporal: await processCpuSeconds('temporal') };
+  for (const [name, cpuSeconds] of Object.entries(own)) snapshot[name] = await cpuSeconds();
+  snapshot.bench = (self.user + self.system) / 1e6;
+  return snapshot;
+}
+
+/** CPU milliseconds per `units` of work between two snapshots, by part: `machine 1.23, postgres …`. */
+export const cpuPerUnit = (before: Record<string, number>, after: Record<string, number>, units: number, digits: number) =>
+  Object.keys(after)
+    .map((part) => `${part} ${fmt(((after[part]! - before[part]!) * 1000) / units, digits)}`)
+    .join(', ');
