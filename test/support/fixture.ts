@@ -4,6 +4,7 @@ import type { StaffRole } from '../../db/access-tokens';
 import { appFor, staffAuth } from './api';
 import { newClient } from './recordings';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './stack';
+import { UndoStack } from './undo';
 
 export type StaffAuth = Awaited<ReturnType<typeof staffAuth>>;
 
@@ -38,7 +39,7 @@ export interface StackHandle<R extends StaffRole> {
  */
 export function useStack<R extends StaffRole = never>(env: Record<string, string> = {}, options: StackOptions<R> = {}): StackHandle<R> {
   const handle = { staff: {} } as StackHandle<R>;
-  const undo: (() => Promise<void>)[] = [];
+  const undo = new UndoStack();
 
   beforeAll(async () => {
     const s = await openStack(env, { ownDatabase: options.ownDatabase });
@@ -54,18 +55,7 @@ export function useStack<R extends StaffRole = never>(env: Record<string, string
     if (options.client) handle.clientId = await newClient(s, typeof options.client === 'string' ? options.client : undefined);
   });
 
-  afterAll(async () => {
-    const errors: unknown[] = [];
-    for (const step of undo.splice(0).reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, 'tear-down of the test stack failed');
-  });
+  afterAll(() => undo.run('tear-down of the test stack'));
 
   return handle;
 }

@@ -17,6 +17,7 @@ import { AesGcmPayloadCodec, createDataConverter } from '../../lib/payload-codec
 import { keyRingFromConfig, keySpec, resolvePayloadKeyRing } from '../../lib/payload-keys';
 import path from 'node:path';
 import { personKeysFor } from '../../db/person-keys';
+import { UndoStack } from './undo';
 
 /** The real services global-setup started for this run. */
 export const stack = () => ({
@@ -66,10 +67,7 @@ export interface TestStack {
  */
 export async function openStack(env: Record<string, string> = {}, options: { ownDatabase?: boolean } = {}): Promise<TestStack> {
   // What is opened so far, closed again in reverse if a later step throws: a failed set-up leaves no database or pool behind.
-  const opened: (() => Promise<unknown> | void)[] = [];
-  const closeOpened = async () => {
-    for (const close of opened.splice(0).reverse()) await Promise.resolve(close()).catch(() => undefined);
-  };
+  const opened = new UndoStack();
   try {
     let ownUrl: string | undefined;
     if (options.ownDatabase) {
@@ -105,11 +103,12 @@ export async function openStack(env: Record<string, string> = {}, options: { own
       payloadCodec: new AesGcmPayloadCodec(ring),
       async close() {
         // Reverse order: the Temporal connection, the mailer, the pool, then the file's own database.
-        for (const close of opened.splice(0).reverse()) await close();
+        await opened.run('closing the test stack');
       },
     };
   } catch (err) {
-    await closeOpened();
+    // The set-up's own error is the one worth reading; a failure while closing would only hide it.
+    await opened.run().catch(() => undefined);
     throw err;
   }
 }
