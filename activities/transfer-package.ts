@@ -6,9 +6,11 @@ import type { Readable, Transform } from 'node:stream';
 import type { Sql } from '../db/index';
 import { PLACES } from '../db/personal-data';
 import type { RecordingStore } from '../lib/recording-store';
-import { TarAppender } from '../lib/tar-writer';
+import { TarAppender, tarBuffer } from '../lib/tar-writer';
 import { appSecret } from './links';
 import {
+  AUDIO_PACK_MAX,
+  audioPackPath,
   ENCRYPTION_OVERHEAD,
   encryptFile,
   encryptingStream,
@@ -16,6 +18,7 @@ import {
   KEY_ENTRY,
   MANIFEST_ENTRY,
   PACKAGE_FORMAT,
+  PACKED_AUDIO_MAX,
   publicKeyFingerprint,
   sha256Hex,
   SIGNATURE_ENTRY,
@@ -32,7 +35,8 @@ import {
  * and who was packaged in one transaction. Every byte depends only on the data and the
  * transfer (the data key is derived, ivs from content), so a batch redone after a crash
  * writes what it would have written the first time, and the manifest is the same.
- * Memory is bounded by one batch's JSON Lines and one audio chunk, not by the package.
+ * Memory is bounded by two batches' JSON Lines, a read-ahead window and one audio pack (8 MiB),
+ * not by the package.
  */
 export interface PackageDeps {
   sql: Sql;
@@ -67,8 +71,7 @@ export interface PackageProgress {
 }
 
 const END_OF_ARCHIVE = 1024;
-/** Audio up to this size is read whole; READ_AHEAD of them are read while the writer works (≤ 8 MiB). */
-const WHOLE_FILE_MAX = 256 * 1024;
+/** Short audio (≤ PACKED_AUDIO_MAX) is read whole; READ_AHEAD of them are read while the writer works (≤ 8 MiB). */
 const READ_AHEAD = 32;
 
 /**
@@ -212,8 +215,8 @@ interface BatchRead {
  * Reads one batch: the next slice of the current client's inventory, straight off its index,
  * with who of it is still active and unrestricted checked by key (a person erased or
  * restricted since is skipped), each handover category of the map as one encrypted JSON Lines
- * part, and the slice's retained recordings. Reads only, so it can run while the batch before
- * it is still being written.
+ * part, and the audio of the slice's retained recordings (their rows name it). Reads only, so
+ * it can run while the batch before it is still being written.
  */
 async function readBatch(deps: PackageDeps, transferId: string, state: PackageState, batchSize: number, dataKey: Buffer): Promise<BatchRead> {
   const clientId = state.clientIds[state.clientIndex]!;
@@ -231,18 +234,19 @@ async function readBatch(deps: PackageDeps, transferId: string, state: PackageSt
   const lastId = slice.at(-1)!.id;
   if (!persons.length) return { exhausted: false, lastId, persons, audio: [], parts: [] };
   const part = String(state.part).padStart(5, '0');
-  const [audio, ...parts] = await Promise.all([
-    deps.sql<AudioRow[]>`
-      select id, audio_key as key, audio_sha256 as sha256, audio_bytes::text as bytes from recordings
-      where customer_id = any(${persons}::uuid[]) and status = 'retained' order by id`,
-    ...HANDOVER.map(async (h) => {
-      const lines = await h.lines(deps.sql, persons, { id: transferId });
-      if (!lines.length) return undefined;
-      const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
-      return { path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) };
-    }),
-  ]);
-  return { exhausted: false, lastId, persons, audio: audio as AudioRow[], parts: parts.filter((p) => p !== undefined) };
+  let audio: AudioRow[] = [];
+  const parts: BatchRead['parts'] = [];
+  // One category after the other: the reads overlap the batch before anyway, and six at once
+  // only added Postgres backends competing for the cores with the audio (measured: less CPU).
+  for (const h of HANDOVER) {
+    const lines = await h.lines(deps.sql, persons, { id: transferId });
+    if (!lines.length) continue;
+    // The recordings' rows name their audio too: one read of them for the lines and the audio.
+    if (lines[0]!.audio_key !== undefined) audio = lines.map((l) => ({ id: l.audio_id!, key: l.audio_key!, sha256: l.audio_sha256!, bytes: l.audio_bytes! }));
+    const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
+    parts.push({ path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) });
+  }
+  return { exhausted: false, lastId, persons, audio, parts };
 }
 
 /** Where the package stands after `read` (before its files are counted): the position the next read starts from. */
@@ -261,8 +265,9 @@ interface PackagedFile {
 }
 
 /**
- * Appends a read batch to the tar — its JSON Lines parts, then each recording's audio (read a
- * window ahead; short ones whole, long ones streamed, so memory stays at the window) — and
+ * Appends a read batch to the tar — its JSON Lines parts, then the recordings' audio, read a
+ * window ahead: short ones into the batch's audio packs (a new pack every AUDIO_PACK_MAX bytes),
+ * long ones streamed as files of their own, so memory stays at the window and one pack — and
  * returns the state after it with the files written. Nothing is committed here.
  */
 async function writeBatch(
@@ -276,40 +281,57 @@ async function writeBatch(
   const position = positionAfter(state, read);
   if (!read.persons.length) return { next: position, files: [] };
   const clientId = state.clientIds[state.clientIndex]!;
+  const part = String(state.part).padStart(5, '0');
   const missingAudio = [...state.missingAudio];
-  const reads = readAhead(read.audio, READ_AHEAD, (a) => (Number(a.bytes) <= WHOLE_FILE_MAX ? deps.store.read(a.key) : Promise.resolve(undefined)));
+  const missing = (id: string) => {
+    // Retained but its audio is gone: listed in the manifest instead of failing the handover.
+    if (!missingAudio.includes(id)) missingAudio.push(id);
+  };
+  const reads = readAhead(read.audio, READ_AHEAD, (a) => (Number(a.bytes) <= PACKED_AUDIO_MAX ? deps.store.read(a.key) : Promise.resolve(undefined)));
   const files: PackagedFile[] = [];
   const addFile = async (tar: TarAppender, entryPath: string, data: Buffer) => {
     await tar.add(entryPath, data);
     files.push({ path: entryPath, bytes: data.length, sha256: sha256Hex(data) });
   };
+  // Short recordings go into the batch's audio packs (a tar each, encrypted as one file), long ones are files of their own.
+  let pack: { name: string; data: Buffer }[] = [];
+  let packBytes = 0;
+  let packs = 0;
+  const closePack = async (tar: TarAppender) => {
+    if (!pack.length) return;
+    const entryPath = audioPackPath(clientId, part, packs++);
+    await addFile(tar, entryPath, encryptFile(dataKey, entryPath, tarBuffer(pack, ENTRY_MTIME)));
+    pack = [];
+    packBytes = 0;
+  };
   const offset = await appendToTar(packageFile(deps, transferId), state.offset, async (tar) => {
     for (const p of read.parts) await addFile(tar, p.path, p.data);
     let n = 0;
     for await (const [a, whole] of reads) {
-      const entryPath = `clients/${clientId}/audio/${a.id}.enc`;
       if (whole instanceof Error) {
-        // Retained but its audio is gone: listed in the manifest instead of failing the handover.
-        if (!missingAudio.includes(a.id)) missingAudio.push(a.id);
-        continue;
-      }
-      if (whole) {
-        await addFile(tar, entryPath, encryptFile(dataKey, entryPath, whole, a.sha256));
+        missing(a.id);
+      } else if (whole) {
+        pack.push({ name: a.id, data: whole });
+        packBytes += whole.length;
+        if (packBytes >= AUDIO_PACK_MAX) await closePack(tar);
       } else {
-        let source: Readable;
+        const entryPath = `clients/${clientId}/audio/${a.id}.enc`;
+        let source: Readable | undefined;
         try {
           source = await deps.store.open(a.key);
         } catch {
-          if (!missingAudio.includes(a.id)) missingAudio.push(a.id);
-          continue;
+          missing(a.id);
         }
-        const size = Number(a.bytes) + ENCRYPTION_OVERHEAD;
-        const hash = createHash('sha256');
-        await tar.addStream(entryPath, size, encrypted(source, encryptingStream(dataKey, entryPath, a.sha256)), (chunk) => hash.update(chunk));
-        files.push({ path: entryPath, bytes: size, sha256: hash.digest('hex') });
+        if (source) {
+          const size = Number(a.bytes) + ENCRYPTION_OVERHEAD;
+          const hash = createHash('sha256');
+          await tar.addStream(entryPath, size, encrypted(source, encryptingStream(dataKey, entryPath, a.sha256)), (chunk) => hash.update(chunk));
+          files.push({ path: entryPath, bytes: size, sha256: hash.digest('hex') });
+        }
       }
       if (++n % 200 === 0) heartbeat({ clientIndex: state.clientIndex, after: state.after, audio: n });
     }
+    await closePack(tar);
   });
   const next: PackageState = {
     ...position,
@@ -440,7 +462,8 @@ export async function writeManifest(deps: PackageDeps, transferId: string): Prom
         key: `${KEY_ENTRY}: the data key wrapped with RSA-OAEP-SHA256 for your public key`,
       },
       signature: { alg: 'Ed25519', entry: SIGNATURE_ENTRY, signer: SIGNER_ENTRY, signerKeySha256: row!.signer },
-      layout: 'clients/{client}/{category}/{part}.jsonl.enc: JSON Lines per client and category; clients/{client}/audio/{recording}.enc: the audio of each recording',
+      layout:
+        'clients/{client}/{category}/{part}.jsonl.enc: JSON Lines per client and category; clients/{client}/audio/{part}-{n}.tar.enc: a tar of the audio of short recordings, one entry named by each recording id; clients/{client}/audio/{recording}.enc: the audio of a long recording',
       categories: HANDOVER.map((h) => h.file),
       persons: state.persons,
       recordings: state.recordings - state.missingAudio.length,

@@ -42,6 +42,19 @@ export interface EraseContext {
 }
 
 /** What erasure did in one place: how many items went, and what was kept and why. */
+/**
+ * One JSON line of a handover category. A category whose rows carry audio (recordings) also
+ * names each row's audio, so the package reads those rows once for both the line and the audio.
+ */
+export interface HandoverLine {
+  line: string;
+  audio_id?: string;
+  audio_key?: string;
+  audio_sha256?: string;
+  /** As text: a bigint. */
+  audio_bytes?: string;
+}
+
 export interface PlaceResult {
   erased: number;
   kept?: { count: number; reason: string; ids?: string[]; until?: string };
@@ -84,7 +97,7 @@ export interface Place {
    * of persons (by account id, ordered), written to `clients/{client}/{file}/…jsonl.enc`; or why
    * nothing. Every place with an `export` must say one or the other (the map test checks).
    */
-  handover?: { file: string; lines: (db: Db, customerIds: string[], transfer: { id: string }) => Promise<{ line: string }[]> } | { none: string };
+  handover?: { file: string; lines: (db: Db, customerIds: string[], transfer: { id: string }) => Promise<HandoverLine[]> } | { none: string };
   /** Removes what is past its period; returns how many items went. */
   sweep?: (tx: Tx, cutoff: Date, ctx: { dataDir: string }) => Promise<number>;
 }
@@ -199,12 +212,13 @@ export const PLACES: Place[] = [
     retention: { period: 'RECORDING_RETENTION after the call (D4), longer only under a dispute hold', config: 'RECORDING_RETENTION' },
     handover: {
       file: 'recordings',
-      // The audio goes with it, one file per recording: clients/{client}/audio/{id}.enc.
+      // The audio goes with it (a batch's short recordings packed in one file, long ones a file each; lib/transfer-package.ts).
       lines: (db, ids) => db`
-        select row_to_json(x)::text as line from (
+        select row_to_json(x)::text as line, r.id as audio_id, r.audio_key, r.audio_sha256, r.audio_bytes::text as audio_bytes
+        from recordings r cross join lateral (
           select r.id, r.customer_id, r.caller_number, r.recorded_at, r.duration_seconds, r.delete_after, r.content_type, r.audio_sha256,
-                 exists (select 1 from recording_holds h where h.recording_id = r.id and h.released_at is null) as held
-          from recordings r where r.customer_id = any(${ids}::uuid[]) and r.status = 'retained' order by r.customer_id, r.id) x`,
+                 exists (select 1 from recording_holds h where h.recording_id = r.id and h.released_at is null) as held) x
+        where r.customer_id = any(${ids}::uuid[]) and r.status = 'retained' order by r.customer_id, r.id`,
     },
     export: {
       category: 'recordings',

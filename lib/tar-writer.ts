@@ -74,6 +74,24 @@ export function ustarHeader(name: string, size: number, mtime: Date, mode = 0o60
 
 const padding = (size: number) => (size % BLOCK === 0 ? 0 : BLOCK - (size % BLOCK));
 
+/** The bytes a ustar archive of these entries takes (headers, padding, end-of-archive marker). */
+export const tarSize = (sizes: number[]) => sizes.reduce((sum, size) => sum + BLOCK + size + padding(size), 2 * BLOCK);
+
+/**
+ * A whole (small) ustar archive in memory: the transfer package packs a batch's short
+ * recordings into one archive that is then encrypted as one file (see lib/transfer-package.ts).
+ */
+export function tarBuffer(entries: { name: string; data: Buffer }[], mtime: Date): Buffer {
+  const out = Buffer.alloc(tarSize(entries.map((e) => e.data.length)));
+  let at = 0;
+  for (const e of entries) {
+    at += ustarHeader(e.name, e.data.length, mtime).copy(out, at);
+    at += e.data.copy(out, at);
+    at += padding(e.data.length); // Buffer.alloc: the padding and the end marker are zeros already
+  }
+  return out;
+}
+
 export class TarAppender {
   private pending: Buffer[] = [];
   private pendingBytes = 0;

@@ -8,16 +8,31 @@ import { Transform, type TransformCallback } from 'node:stream';
  *   key.json                       the package's data key, wrapped with RSA-OAEP-SHA256 for the acquirer
  *   signer.pem                     TopCall's Ed25519 public key (compare its fingerprint with the email)
  *   clients/{client}/{category}/{part}.jsonl.enc   JSON Lines per client and category, in parts
- *   clients/{client}/audio/{recording}.enc         the audio of each recording handed over
+ *   clients/{client}/audio/{part}-{n}.tar.enc       the audio of a batch's short recordings, packed:
+ *                                                    a tar of one `{recording}` entry each
+ *   clients/{client}/audio/{recording}.enc         the audio of a long recording, on its own
  *   manifest.json                  every file above with its size and SHA-256, the open obligations
  *   manifest.sig                   TopCall's Ed25519 signature over the manifest's SHA-256
+ *
+ * Short recordings are packed because a file each made the per-file work (a tar entry, an iv,
+ * two hashes, a manifest row) cost more than the audio itself in a package of 100,000 of them.
  *
  * Every `.enc` file is `iv (12 bytes) ‖ AES-256-GCM ciphertext ‖ tag (16 bytes)` under the
  * data key. The iv is derived from the data key, the file's path and the SHA-256 of its
  * plaintext, so a rebuilt file is byte-for-byte the same (a resumed build yields the same
  * manifest) while two different plaintexts never share an iv.
  */
-export const PACKAGE_FORMAT = 'topcall-transfer/2';
+export const PACKAGE_FORMAT = 'topcall-transfer/3';
+/** Audio up to this size goes into its batch's audio pack; longer audio is a file of its own, streamed. */
+export const PACKED_AUDIO_MAX = 256 * 1024;
+/** A pack is closed (and the next one begun) once its audio reaches this many bytes, so it fits in memory. */
+export const AUDIO_PACK_MAX = 8 * 1024 * 1024;
+/** The name of a batch's `n`th audio pack. */
+export const audioPackPath = (clientId: string, part: string, n: number) => `clients/${clientId}/audio/${part}-${n}.tar.enc`;
+/** Whether a package entry is an audio pack (whose plaintext is a tar of recordings). */
+export const isAudioPack = (entryPath: string) => /^clients\/[^/]+\/audio\/[^/]+\.tar\.enc$/.test(entryPath);
+/** A recording's entry name in an audio pack: its id and nothing else. */
+export const isRecordingEntryName = (name: string) => /^[0-9a-f-]{36}$/.test(name);
 export const KEY_ENTRY = 'key.json';
 export const SIGNER_ENTRY = 'signer.pem';
 export const MANIFEST_ENTRY = 'manifest.json';

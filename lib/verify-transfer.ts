@@ -1,13 +1,15 @@
 import { constants, createHash, createPrivateKey, createPublicKey, privateDecrypt, type KeyObject } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract } from 'tar-stream';
 import {
   decryptingStream,
+  isAudioPack,
+  isRecordingEntryName,
   KEY_ENTRY,
   MANIFEST_ENTRY,
   PACKAGE_FORMAT,
@@ -41,10 +43,49 @@ export interface VerifyReport {
   files: number;
   /** Files decrypted and authenticated (with the private key). */
   decrypted: number;
+  /** Recordings whose audio was decrypted and authenticated: one per entry of an audio pack, one per long recording's file. */
+  audio: number;
   manifest?: Record<string, unknown>;
 }
 
+/** Waits until `stream` takes more or is closed (failed), leaving no listener behind. */
+async function drainedOrClosed(stream: Writable) {
+  const done = new AbortController();
+  try {
+    await Promise.race([once(stream, 'drain', { signal: done.signal }), once(stream, 'close', { signal: done.signal })]);
+  } finally {
+    done.abort();
+  }
+}
+
 const SMALL_ENTRIES = new Set([KEY_ENTRY, SIGNER_ENTRY, MANIFEST_ENTRY, SIGNATURE_ENTRY]);
+
+/**
+ * Reads the decrypted tar of an audio pack, writing each recording to `dir` (when given) and
+ * returning how many it held. Fails — for the pack's name — when the pack does not
+ * authenticate, is not a tar, or holds an entry that is not a recording id (no path leaves `dir`).
+ */
+async function unpackAudio(plain: Readable, dir: string | undefined): Promise<number> {
+  const inner = extract();
+  const feeding = pipeline(plain, inner);
+  feeding.catch(() => undefined); // awaited below; an error also ends the loop
+  let recordings = 0;
+  // No await before the loop: tar-stream waits for ever on an entry emitted before anyone iterates.
+  for await (const entry of inner) {
+    const name = entry.header.name;
+    if (entry.header.type !== 'file' || !isRecordingEntryName(name)) throw new Error(`holds an entry ${JSON.stringify(name)} that is not a recording`);
+    if (dir && !recordings) await mkdir(dir, { recursive: true });
+    const fh = dir ? await open(path.join(dir, name), 'w', 0o600) : undefined;
+    try {
+      for await (const chunk of entry as AsyncIterable<Buffer>) if (fh) await fh.write(chunk);
+    } finally {
+      await fh?.close();
+    }
+    recordings += 1;
+  }
+  await feeding;
+  return recordings;
+}
 
 /**
  * What the acquirer runs on the package (`npm run verify-transfer`): reads the tar once, as a
@@ -59,6 +100,7 @@ export async function verifyTransferPackage(file: string, options: VerifyOptions
   let privateKey: KeyObject | undefined;
   let dataKey: Buffer | undefined;
   let decrypted = 0;
+  let audio = 0;
   if (options.privateKeyPem) {
     try {
       privateKey = createPrivateKey(options.privateKeyPem);
@@ -105,10 +147,20 @@ export async function verifyTransferPackage(file: string, options: VerifyOptions
         plain = decryptingStream(dataKey!);
         const target = options.outDir ? path.resolve(options.outDir, name.replace(/\.enc$/, '')) : undefined;
         const writable = target && target.startsWith(path.resolve(options.outDir!) + path.sep);
-        if (writable) await mkdir(path.dirname(target), { recursive: true });
-        const sink = writable ? createWriteStream(target, { mode: 0o600 }) : new Writable({ write: (_c, _e, cb) => cb() });
-        done = pipeline(plain, sink).then(
-          () => (decrypted += 1),
+        let opened: Promise<number>;
+        if (isAudioPack(name)) {
+          // A pack of recordings: its tar is unpacked next to it, one file per recording.
+          opened = unpackAudio(plain, writable ? path.dirname(target) : undefined);
+        } else {
+          if (writable) await mkdir(path.dirname(target), { recursive: true });
+          const sink = writable ? createWriteStream(target, { mode: 0o600 }) : new Writable({ write: (_c, _e, cb) => cb() });
+          opened = pipeline(plain, sink).then(() => (/\/audio\//.test(name) ? 1 : 0));
+        }
+        done = opened.then(
+          (recordings) => {
+            decrypted += 1;
+            audio += recordings;
+          },
           (err: Error) => problems.push({ path: name, problem: err.message }),
         );
       }
@@ -116,7 +168,7 @@ export async function verifyTransferPackage(file: string, options: VerifyOptions
         hash.update(chunk);
         bytes += chunk.length;
         if (keepWhole) chunks.push(chunk);
-        if (plain && !plain.destroyed && !plain.write(chunk)) await Promise.race([once(plain, 'drain'), once(plain, 'close')]);
+        if (plain && !plain.destroyed && !plain.write(chunk)) await drainedOrClosed(plain);
       }
       plain?.end();
       await done;
@@ -130,7 +182,7 @@ export async function verifyTransferPackage(file: string, options: VerifyOptions
   await reading;
   if (tarError) problems.push({ path: path.basename(file), problem: `not a readable tar archive after ${[...seen.keys()].at(-1) ?? 'its start'}: ${tarError.message}` });
 
-  const report: VerifyReport = { ok: false, problems, files: 0, decrypted };
+  const report: VerifyReport = { ok: false, problems, files: 0, decrypted, audio };
   const manifestRaw = small.get(MANIFEST_ENTRY);
   if (!manifestRaw) {
     problems.push({ path: MANIFEST_ENTRY, problem: 'missing' });
@@ -181,6 +233,7 @@ export async function verifyTransferPackage(file: string, options: VerifyOptions
     }
   }
   report.decrypted = decrypted;
+  report.audio = audio;
   report.ok = problems.length === 0;
   return report;
 }

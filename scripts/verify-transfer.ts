@@ -44,7 +44,7 @@ async function main(): Promise<number> {
   } else {
     console.log(`package     ${positionals[0]}`);
     console.log(`transfer    ${report.transferId ?? '?'}`);
-    console.log(`files       ${report.files} in the manifest${values.key ? `, ${report.decrypted} decrypted and authenticated` : ' (not decrypted: no --key)'}`);
+    console.log(`files       ${report.files} in the manifest${values.key ? `, ${report.decrypted} decrypted and authenticated, with the audio of ${report.audio} recordings` : ' (not decrypted: no --key)'}`);
     console.log(`signer      ${report.signerKeySha256 ?? '?'}${values.signer ? '' : '  (compare with the fingerprint in TopCall’s email, or pass --signer)'}`);
     console.log(`manifest    sha256 ${report.manifestSha256 ?? '?'}  (acknowledge with this)`);
     for (const p of report.problems) console.log(`PROBLEM     ${p.path}: ${p.problem}`);

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openStack, type TestStack } from './support/stack';
 import { seedCustomers } from './support/customers';
@@ -11,6 +12,8 @@ import { ISOLATED_NAMESPACE } from './global-setup';
 import { createRecordingActivities } from '../activities/recordings';
 import { appendBatch, beginPackage, packageFileKey, writeManifest } from '../activities/transfer-package';
 import { insertDispute } from '../db/disputes';
+import { audioKeyFor } from '../lib/recording-store';
+import { isAudioPack, PACKED_AUDIO_MAX } from '../lib/transfer-package';
 import { verifyTransferPackage } from '../lib/verify-transfer';
 import { transferPackageWorkflowId } from '../workflows/ids';
 import { transferPackageProgressQuery, type transferPackage } from '../workflows/transfer-package';
@@ -22,6 +25,8 @@ import { transferPackageProgressQuery, type transferPackage } from '../workflows
  */
 const PERSONS = 120;
 const BATCH = 5;
+/** The recording whose audio is too long for a pack. */
+const LONG = 21;
 
 let s: TestStack;
 let workerEnv: Record<string, string>;
@@ -45,6 +50,11 @@ async function transferAtHandover(): Promise<{ id: string; persons: { id: string
   const persons = await seedCustomers(s.sql, { clientId, count: PERSONS, tag: 'moving' });
   const recordings = await seedRecordings(s, { clientId, count: PERSONS, recordedAt: new Date(Date.now() - 86_400_000) });
   await s.sql`update recordings r set customer_id = p.id from (select unnest(${recordings}::uuid[]) as rid, unnest(${persons.map((p) => p.id)}::uuid[]) as id) p where r.id = p.rid`;
+  // One long recording: a file of its own in the package, streamed; the short ones go into their batch's audio pack.
+  const long = await s.store.stage(Readable.from([Buffer.alloc(PACKED_AUDIO_MAX + 1000, 'L')]));
+  await s.sql`delete from person_keys where audio_key = ${audioKeyFor(recordings[LONG]!)}`;
+  await long.commit(audioKeyFor(recordings[LONG]!));
+  await s.sql`update recordings set audio_sha256 = ${long.sha256}, audio_bytes = ${long.bytes} where id = ${recordings[LONG]!}`;
   await s.sql`insert into call_messages (client_id, customer_id, channel, body, caller_name) select ${clientId}, id, 'sms', 'Ring tilbage', 'Person' from unnest(${persons.slice(0, 30).map((p) => p.id)}::uuid[]) id`;
   await s.sql`insert into data_requests (id, customer_id, type, received_at, due_at, filed_by) values (${randomUUID()}, ${persons[7]!.id}, 'access', now(), now() + interval '7 days', 'customer')`;
   await s.sql`update customers set marketing_emails = false where id = ${persons[3]!.id}`;
@@ -101,6 +111,11 @@ describe('the transfer package when its worker is killed mid-build', () => {
     expect(report.problems).toEqual([]);
     expect(report.manifestSha256).toBe(sealed.manifestSha256);
     expect(report.decrypted).toBe(report.files - 2); // all but key.json and signer.pem
+    // The audio of every recording: the short ones in a pack per batch, the long one on its own.
+    expect(report.audio).toBe(PERSONS);
+    const listed = (report.manifest as { files: { path: string }[] }).files.map((f) => f.path).filter((p) => p.includes('/audio/'));
+    expect(listed.filter((p) => !isAudioPack(p))).toEqual([expect.stringMatching(new RegExp(`/audio/${t.recordings[LONG]}\\.enc$`))]);
+    expect(listed.filter(isAudioPack)).toHaveLength(PERSONS / BATCH);
 
     // Every person once — no batch lost, none written twice — and every recording's audio as it was.
     const clientDir = path.join(out, 'clients', (await readdir(path.join(out, 'clients')))[0]!);
@@ -116,6 +131,7 @@ describe('the transfer package when its worker is killed mid-build', () => {
     const [rec] = await s.sql<{ key: string }[]>`select audio_key as key from recordings where id = ${t.recordings[0]!}`;
     // The audio itself (sealed at rest under TopCall's key, issue 12; the package carries it opened, for the acquirer).
     expect(await readFile(path.join(clientDir, 'audio', t.recordings[0]!))).toEqual(await s.store.read(rec!.key));
+    expect(await readFile(path.join(clientDir, 'audio', t.recordings[LONG]!))).toEqual(Buffer.alloc(PACKED_AUDIO_MAX + 1000, 'L'));
 
     // The obligations the acquirer takes over.
     const obligations = (report.manifest as { obligations: Record<string, { personId?: string; recordingId?: string }[]> }).obligations;

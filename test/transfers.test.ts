@@ -98,9 +98,9 @@ afterAll(() => Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: t
 
 /** The acquirer's own check, as a real process: `npm run verify-transfer`. */
 const verifyCli = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'scripts/verify-transfer.ts', ...args], { cwd: fileURLToPath(new URL('..', import.meta.url)) }, (err, stdout) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout }),
+  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'scripts/verify-transfer.ts', ...args], { cwd: fileURLToPath(new URL('..', import.meta.url)) }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 
@@ -180,7 +180,7 @@ describe('a transfer end to end', () => {
     await writeFile(keyFile, privateKey, { mode: 0o600 });
     const out = path.join(dir, 'out');
     const verified = await verifyCli(file, '--key', keyFile, '--signer', signingKey.sha256, '--out', out);
-    expect(verified.stdout).toContain('OK: the package is intact and signed by TopCall.');
+    expect(verified.stdout, verified.stderr).toContain('OK: the package is intact and signed by TopCall.');
     expect(verified.code).toBe(0);
     const manifestSha256 = /manifest\s+sha256 ([0-9a-f]{64})/.exec(verified.stdout)![1]!;
     expect(((await view(id)).package as { manifestSha256: string }).manifestSha256).toBe(manifestSha256);
