@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import type { Sql } from '../db/index';
 import { PLACES } from '../db/personal-data';
+import type { DataKeyLookup } from '../lib/at-rest';
 import type { RecordingStore } from '../lib/recording-store';
 import { TarAppender, tarBuffer } from '../lib/tar-writer';
 import { appSecret } from './links';
@@ -208,6 +209,8 @@ interface BatchRead {
   lastId: string | null;
   persons: string[];
   audio: AudioRow[];
+  /** The data keys the audio is sealed under, fetched in one query. */
+  keys?: DataKeyLookup;
   parts: { path: string; data: Buffer }[];
 }
 
@@ -246,7 +249,7 @@ async function readBatch(deps: PackageDeps, transferId: string, state: PackageSt
     const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
     parts.push({ path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) });
   }
-  return { exhausted: false, lastId, persons, audio, parts };
+  return { exhausted: false, lastId, persons, audio, parts, keys: audio.length ? await deps.store.keysFor(audio.map((a) => a.key)) : undefined };
 }
 
 /** Where the package stands after `read` (before its files are counted): the position the next read starts from. */
@@ -287,7 +290,7 @@ async function writeBatch(
     // Retained but its audio is gone: listed in the manifest instead of failing the handover.
     if (!missingAudio.includes(id)) missingAudio.push(id);
   };
-  const reads = readAhead(read.audio, READ_AHEAD, (a) => (Number(a.bytes) <= PACKED_AUDIO_MAX ? deps.store.read(a.key) : Promise.resolve(undefined)));
+  const reads = readAhead(read.audio, READ_AHEAD, (a) => (Number(a.bytes) <= PACKED_AUDIO_MAX ? deps.store.read(a.key, read.keys) : Promise.resolve(undefined)));
   const files: PackagedFile[] = [];
   const addFile = async (tar: TarAppender, entryPath: string, data: Buffer) => {
     await tar.add(entryPath, data);
@@ -318,7 +321,7 @@ async function writeBatch(
         const entryPath = `clients/${clientId}/audio/${a.id}.enc`;
         let source: Readable | undefined;
         try {
-          source = await deps.store.open(a.key);
+          source = await deps.store.open(a.key, read.keys);
         } catch {
           missing(a.id);
         }

@@ -12,7 +12,7 @@ import { createSql, dropDatabase, ensureDatabase, type Sql } from '../db/index';
 import { migrate } from '../db/migrate';
 import { build } from '../scripts/build';
 import { createDataConverter } from '../lib/payload-codec';
-import { generateKeyRing } from '../lib/payload-keys';
+import { generateKeyRing, type KeyRing } from '../lib/payload-keys';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -22,6 +22,8 @@ export interface BenchStack {
   client: Client;
   env: Record<string, string>;
   dataDir: string;
+  /** The master keys of the person data keys (DATA_KEYS in `env`): a bench seeds sealed data with them, as production stores it. */
+  dataKeyRing: KeyRing;
   sink: MailSink;
   close(): Promise<void>;
 }
@@ -40,10 +42,12 @@ export async function openBenchStack(): Promise<BenchStack> {
   // for the run, in the workers' and API's environment and in this process's client (the
   // baselines' plain client.workflow.start included).
   const keys = generateKeyRing(['bench']);
+  const dataKeys = generateKeyRing(['bench-data']);
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection, namespace: 'default', dataConverter: createDataConverter(keys.ring) });
   const env = {
     PAYLOAD_KEYS: keys.spec,
+    DATA_KEYS: dataKeys.spec,
     DATABASE_URL: url.toString(),
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_TASK_QUEUE: `bench-${randomBytes(4).toString('hex')}`,
@@ -57,6 +61,7 @@ export async function openBenchStack(): Promise<BenchStack> {
     client,
     env,
     dataDir,
+    dataKeyRing: dataKeys.ring,
     sink,
     async close() {
       await connection.close();

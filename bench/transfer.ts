@@ -25,6 +25,8 @@ import { pipeline } from 'node:stream/promises';
 import { createSql } from '../db/index';
 import { openBenchStack, spawnBenchWorker, fmt, cpuPerUnit, cpuSnapshot, type BenchStack } from './stack';
 import { audioKeyFor, recordingStoreFor } from '../lib/recording-store';
+import { seal } from '../lib/at-rest';
+import { PersonKeys } from '../db/person-keys';
 import { verifyTransferPackage } from '../lib/verify-transfer';
 import { packageFileKey } from '../activities/transfer-package';
 import { transferPackageWorkflowId } from '../workflows/ids';
@@ -61,12 +63,20 @@ export async function seed(b: BenchStack, publicKey: string): Promise<{ transfer
       from r
       returning id`
   ).map((r) => r.id);
+  // Sealed as ingest stores it (issue 12): each recording's audio under its own data key, kept wrapped in person_keys.
   const root = path.join(b.dataDir, 'recordings');
-  await eachLimited(ids, 32, async (id) => {
-    const file = path.join(root, audioKeyFor(id));
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, audio);
-  });
+  const keys = new PersonKeys(b.sql, () => Promise.resolve(b.dataKeyRing));
+  for (let i = 0; i < ids.length; i += 5000) {
+    const rows: { id: string; audio_key: string; master_key_id: string; wrapped: Buffer }[] = [];
+    await eachLimited(ids.slice(i, i + 5000), 32, async (id) => {
+      const { dataKey, wrapped } = await keys.generate();
+      const file = path.join(root, audioKeyFor(id));
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, seal(dataKey, audio));
+      rows.push({ id: wrapped.id, audio_key: audioKeyFor(id), master_key_id: wrapped.masterKeyId, wrapped: wrapped.wrapped });
+    });
+    await b.sql`insert into person_keys ${b.sql(rows)}`;
+  }
   const transferId = randomUUID();
   await b.sql`
     insert into transfers (id, acquirer_name, acquirer_email, acquirer_public_key, scope, legal_basis, handover_at, after_handover, created_by, status, inventory, excluded)
@@ -128,17 +138,19 @@ export async function plainExport(b: BenchStack, clientIds: string[], out: strin
     }
   }
   const jsonSeconds = (performance.now() - started) / 1000;
-  // The same store the worker reads from (same read call), 32 reads ahead as the workflow does,
-  // all of it through one cipher stream into one file (the workflow encrypts a pack per batch).
-  const store = recordingStoreFor(b.dataDir);
+  // The same store the worker reads from (same read call, the data keys fetched in one query as the
+  // workflow fetches a batch's), 32 reads ahead as the workflow does, all of it through one cipher
+  // stream into one file (the workflow encrypts a pack per batch).
+  const store = recordingStoreFor(b.dataDir, new PersonKeys(b.sql, () => Promise.resolve(b.dataKeyRing)));
   const audioCipher = gcm(key);
   const audioWritten = pipeline(audioCipher, createWriteStream(path.join(out, 'audio.enc')));
   for (const clientId of clientIds) {
     const rows = await b.sql<{ key: string }[]>`select r.audio_key as key from recordings r join customers c on c.id = r.customer_id where c.client_id = ${clientId} and r.status = 'retained' order by r.customer_id, r.id`;
+    const keys = await store.keysFor(rows.map((r) => r.key));
     const reads: Promise<Buffer>[] = [];
     let next = 0;
     const fill = () => {
-      while (reads.length < 32 && next < rows.length) reads.push(store.read(rows[next++]!.key));
+      while (reads.length < 32 && next < rows.length) reads.push(store.read(rows[next++]!.key, keys));
     };
     fill();
     for (let i = 0; i < rows.length; i++) {

@@ -134,6 +134,25 @@ export class PersonKeys implements DataKeyLookup {
     return { id: row!.id, key: await this.unwrap(row!) };
   }
 
+  /**
+   * The data keys of many recordings' audio in one query (a transfer batch reads a thousand
+   * recordings; a lookup each was a query each). Ids not among them — audio sealed under
+   * another key since — fall back to `keyById`; a destroyed key throws as `keyById` does.
+   */
+  async audioKeys(audioKeys: string[]): Promise<DataKeyLookup> {
+    const rows = audioKeys.length
+      ? await this.sql<KeyRow[]>`
+          select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where audio_key = any(${audioKeys}::text[])`
+      : [];
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return {
+      keyById: (id) => {
+        const row = byId.get(id);
+        return row ? this.unwrap(row) : this.keyById(id);
+      },
+    };
+  }
+
   async keyById(id: string): Promise<Buffer> {
     const [row] = await this.sql<{ id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null }[]>`
       select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where id = ${id}`;

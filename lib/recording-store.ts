@@ -22,10 +22,12 @@ import type { Db } from '../db/index';
 export interface RecordingStore {
   /** Streams audio to a staging area, hashing it; nothing is visible under `key` until commit. */
   stage(audio: Readable, options?: { maxBytes?: number }): Promise<StagedAudio>;
-  /** The plaintext audio, streamed (sealed audio is opened on the way). */
-  open(key: string): Promise<Readable>;
+  /** The plaintext audio, streamed (sealed audio is opened on the way, its key from `keys` when given). */
+  open(key: string, keys?: DataKeyLookup): Promise<Readable>;
   /** A whole (small) file in one read: for callers that handle many short recordings at once. */
-  read(key: string): Promise<Buffer>;
+  read(key: string, keys?: DataKeyLookup): Promise<Buffer>;
+  /** The data keys of many recordings' audio, fetched at once, for `read` and `open`: a query per batch, not per file. */
+  keysFor(audioKeys: string[]): Promise<DataKeyLookup>;
   /** Idempotent: deleting what is already gone succeeds. Destroys the audio's data key too. */
   delete(key: string): Promise<void>;
   /**
@@ -122,12 +124,13 @@ export function createFileRecordingStore(root: string, keys?: PersonKeys): Recor
         discard: () => rm(temp, { force: true }),
       };
     },
-    open: (key) => openFile(lookup, fileOf(key)),
+    open: (key, given) => openFile(given ?? lookup, fileOf(key)),
     // The callback readFile: for many short files it costs half the CPU of the promise API (measured).
-    read: async (key) => {
+    read: async (key, given) => {
       const data = await new Promise<Buffer>((resolve, reject) => readFileCallback(fileOf(key), (err, d) => (err ? reject(err) : resolve(d))));
-      return isSealed(data) ? unseal(lookup, data) : data;
+      return isSealed(data) ? unseal(given ?? lookup, data) : data;
     },
+    keysFor: async (audioKeys) => (keys ? keys.audioKeys(audioKeys) : lookup),
     async delete(key) {
       await unlinkIfThere(fileOf(key));
       await keys?.destroyAudioKeys([key]);

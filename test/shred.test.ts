@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { strFromU8, unzipSync } from 'fflate';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { KeyDestroyedError, personKeysFor, type PersonKeys } from '../db/person-keys';
 import { SEALED_MAGIC, SEALED_TEXT_PREFIX, SealedDataError, sealedKeyId, sealedTextKeyId, unseal, unsealText } from '../lib/at-rest';
 import { audioKeyFor } from '../lib/recording-store';
@@ -178,5 +178,36 @@ describe('crypto-shredding (issue 12)', () => {
     // Deleting audio destroys its key.
     await s.store.delete(key);
     expect((await keyRow({ audioKey: key }))!.destroyedAt).toBeInstanceOf(Date);
+  });
+
+  it('opens many recordings with their keys fetched at once, and a key destroyed since still refuses', async () => {
+    const audio = Array.from({ length: 5 }, (_, i) => Buffer.from(`opkald ${i} `.repeat(50)));
+    const audioKeys: string[] = [];
+    for (const a of audio) {
+      const staged = await s.store.stage(Readable.from([a]));
+      audioKeys.push(audioKeyFor(randomUUID()));
+      await staged.commit(audioKeys.at(-1)!);
+    }
+    // One query for the batch: reading every file, whole or streamed, looks no key up by id.
+    const byId = vi.spyOn(keys, 'keyById');
+    const batch = await keys.audioKeys(audioKeys);
+    for (const [i, k] of audioKeys.entries()) expect((await s.store.read(k, batch)).equals(audio[i]!)).toBe(true);
+    const streamed: Buffer[] = [];
+    for await (const chunk of await s.store.open(audioKeys[0]!, batch)) streamed.push(chunk as Buffer);
+    expect(Buffer.concat(streamed).equals(audio[0]!)).toBe(true);
+    expect(byId).not.toHaveBeenCalled();
+    // Audio sealed again since, under a key the batch did not fetch, is looked up by id.
+    const again = await s.store.stage(Readable.from([Buffer.from('resealed')]));
+    await s.sql`delete from person_keys where audio_key = ${audioKeys[1]!}`;
+    await again.commit(audioKeys[1]!);
+    expect((await s.store.read(audioKeys[1]!, batch)).toString()).toBe('resealed');
+    expect(byId).toHaveBeenCalledTimes(1);
+    byId.mockRestore();
+    // A copy taken before the audio was deleted does not open with a batch fetched after: its key is destroyed.
+    const file = path.join(s.config.DATA_DIR, 'recordings', audioKeys[3]!);
+    const backup = await readFile(file);
+    await s.store.delete(audioKeys[3]!);
+    await writeFile(file, backup);
+    await expect(s.store.read(audioKeys[3]!, await keys.audioKeys(audioKeys))).rejects.toBeInstanceOf(KeyDestroyedError);
   });
 });
