@@ -1,6 +1,6 @@
 import { constants, createHash, createPrivateKey, createPublicKey, privateDecrypt, type KeyObject } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
 import { type Readable, Writable } from 'node:stream';
@@ -28,7 +28,7 @@ export interface VerifyOptions {
   privateKeyPem?: string;
   /** The signer fingerprint TopCall gave out of band (the email, GET /v1/transfers/signing-key): checked when given. */
   signerKeySha256?: string;
-  /** Writes the decrypted files here (needs the private key). */
+  /** Writes the decrypted files here (needs the private key); a file or audio pack that does not authenticate leaves nothing here. */
   outDir?: string;
 }
 
@@ -69,21 +69,30 @@ async function unpackAudio(plain: Readable, dir: string | undefined): Promise<nu
   const inner = extract();
   const feeding = pipeline(plain, inner);
   feeding.catch(() => undefined); // awaited below; an error also ends the loop
+  const written: string[] = [];
   let recordings = 0;
-  // No await before the loop: tar-stream waits for ever on an entry emitted before anyone iterates.
-  for await (const entry of inner) {
-    const name = entry.header.name;
-    if (entry.header.type !== 'file' || !isRecordingEntryName(name)) throw new Error(`holds an entry ${JSON.stringify(name)} that is not a recording`);
-    if (dir && !recordings) await mkdir(dir, { recursive: true });
-    const fh = dir ? await open(path.join(dir, name), 'w', 0o600) : undefined;
-    try {
-      for await (const chunk of entry as AsyncIterable<Buffer>) if (fh) await fh.write(chunk);
-    } finally {
-      await fh?.close();
+  try {
+    // No await before the loop: tar-stream waits for ever on an entry emitted before anyone iterates.
+    for await (const entry of inner) {
+      const name = entry.header.name;
+      if (entry.header.type !== 'file' || !isRecordingEntryName(name)) throw new Error(`holds an entry ${JSON.stringify(name)} that is not a recording`);
+      if (dir && !recordings) await mkdir(dir, { recursive: true });
+      const target = dir ? path.join(dir, name) : undefined;
+      const fh = target ? await open(target, 'w', 0o600) : undefined;
+      if (target) written.push(target);
+      try {
+        for await (const chunk of entry as AsyncIterable<Buffer>) if (fh) await fh.write(chunk);
+      } finally {
+        await fh?.close();
+      }
+      recordings += 1;
     }
-    recordings += 1;
+    await feeding;
+  } catch (err) {
+    // The tag is checked at the pack's end: what it held is unauthenticated, so none of it stays.
+    await Promise.all(written.map((f) => rm(f, { force: true })));
+    throw err;
   }
-  await feeding;
   return recordings;
 }
 
@@ -154,7 +163,14 @@ export async function verifyTransferPackage(file: string, options: VerifyOptions
         } else {
           if (writable) await mkdir(path.dirname(target), { recursive: true });
           const sink = writable ? createWriteStream(target, { mode: 0o600 }) : new Writable({ write: (_c, _e, cb) => cb() });
-          opened = pipeline(plain, sink).then(() => (/\/audio\//.test(name) ? 1 : 0));
+          opened = pipeline(plain, sink).then(
+            () => (/\/audio\//.test(name) ? 1 : 0),
+            async (err: unknown) => {
+              // Written before the tag at its end was checked: an unauthenticated file does not stay.
+              if (writable) await rm(target, { force: true });
+              throw err;
+            },
+          );
         }
         done = opened.then(
           (recordings) => {

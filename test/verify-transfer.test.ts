@@ -17,7 +17,7 @@ const temps: string[] = [];
 afterAll(() => Promise.all(temps.map((t) => rm(t, { recursive: true, force: true }))));
 
 /** A package of a key entry and one audio pack of `entries` (no manifest: these tests are about the pack). */
-async function packageWith(entries: { name: string; data: Buffer }[]): Promise<{ dir: string; file: string; pack: string }> {
+async function packageWith(entries: { name: string; data: Buffer }[], options: { flipByte?: boolean } = {}): Promise<{ dir: string; file: string; pack: string }> {
   const dir = await mkdtemp(path.join(inject('runTempDir'), 'verify-transfer-'));
   temps.push(dir);
   const dataKey = randomBytes(32);
@@ -32,7 +32,9 @@ async function packageWith(entries: { name: string; data: Buffer }[]): Promise<{
   const file = path.join(dir, 'package.tar');
   const tar = await TarAppender.open(file, null, ENTRY_MTIME);
   await tar.add(KEY_ENTRY, Buffer.from(JSON.stringify(key)));
-  await tar.add(pack, encryptFile(dataKey, pack, tarBuffer(entries, ENTRY_MTIME)));
+  const encrypted = encryptFile(dataKey, pack, tarBuffer(entries, ENTRY_MTIME));
+  if (options.flipByte) encrypted[encrypted.length >> 1]! ^= 1;
+  await tar.add(pack, encrypted);
   await tar.close();
   return { dir, file, pack };
 }
@@ -49,6 +51,17 @@ describe('an audio pack in verify-transfer', () => {
     const audioDir = path.join(out, path.dirname(pack));
     expect((await readdir(audioDir)).sort()).toEqual(recordings.map((r) => r.name).sort());
     expect(await readFile(path.join(audioDir, recordings[123]!.name))).toEqual(recordings[123]!.data);
+  });
+
+  it('leaves none of its recordings in the output folder when it does not authenticate', async () => {
+    const recordings = Array.from({ length: 50 }, () => ({ name: randomUUID(), data: randomBytes(300) }));
+    const { dir, file, pack } = await packageWith(recordings, { flipByte: true });
+    const out = path.join(dir, 'out');
+    const report = await verifyTransferPackage(file, { privateKeyPem: privateKey, outDir: out });
+    expect(report.problems).toContainEqual({ path: pack, problem: expect.stringMatching(/does not decrypt/) });
+    expect(report.audio).toBe(0);
+    // The recordings before the flipped byte were unpacked while the stream ran; the failed tag removed them.
+    expect(await readdir(path.join(out, path.dirname(pack))).catch(() => [])).toEqual([]);
   });
 
   it('is refused, by its name, when it holds an entry that is not a recording, and nothing lands outside the output folder', async () => {
