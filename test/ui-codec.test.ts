@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { serve, type ServerType } from '@hono/node-server';
@@ -28,7 +30,13 @@ let ui: string;
 let client: Client;
 
 beforeAll(async () => {
-  const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  // The API listens first, on a port the OS gives it, and answers once the app exists: a port
+  // picked now and bound only after the dev server's start was once taken in between (EADDRINUSE).
+  let fetchApp: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
+  server = serve({ fetch: (req) => fetchApp(req), port: 0, hostname: '127.0.0.1' });
+  if (!server.listening) await once(server, 'listening');
+  const apiPort = (server.address() as AddressInfo).port;
+  const [temporalPort, uiPort] = [await freePort(), await freePort()];
   api = `http://127.0.0.1:${apiPort}`;
   ui = `http://127.0.0.1:${uiPort}`;
   dev = await startDevServer({
@@ -41,7 +49,7 @@ beforeAll(async () => {
   });
   s = await openStack({ PUBLIC_URL: api, TEMPORAL_ADDRESS: dev.address, TEMPORAL_UI_ORIGIN: ui });
   const app = createApp({ config: s.config, sql: s.sql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
-  server = serve({ fetch: app.fetch, port: apiPort, hostname: '127.0.0.1' });
+  fetchApp = (req) => app.fetch(req);
   client = new Client({ connection: await Connection.connect({ address: dev.address }), dataConverter: s.dataConverter });
   browser = await launchChromium();
 }, 180_000);
