@@ -5,9 +5,10 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serve, type ServerType } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { launchChromium } from './support/browser';
+import { listenFirst } from './support/listen';
 import { unzipSync, strFromU8 } from 'fflate';
 import { openStack, startWorker, type RunningWorker, type TestStack } from './support/stack';
 import { appFor, json, staffAuth } from './support/api';
@@ -70,12 +71,14 @@ const customerRow = async (id: string) =>
     select email, name, locale, marketing_emails as "marketingEmails", status from customers where id = ${id}`)[0]!;
 
 beforeAll(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  // Listening first: PUBLIC_URL names the API's own URL before the stack is up.
+  const listening = await listenFirst();
+  server = listening.server;
+  base = listening.url;
   s = await openStack({ PUBLIC_URL: base, REQUEST_SLA: 'P7D' });
   worker = await startWorker(s);
   app = appFor(s);
-  server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
+  listening.serve(app.fetch);
   browser = await launchChromium();
   officer = await staffAuth(s.sql, 'privacy_officer');
   staff = await staffAuth(s.sql, 'support');

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { serve, type ServerType } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { type Browser, type Page } from 'playwright-core';
 import { launchChromium } from './support/browser';
+import { listenFirst } from './support/listen';
 import { createApp } from '../api/app';
 import { freePort, startDevServer, type DevServer } from '../scripts/dev-server';
 import { staffAuth } from './support/api';
@@ -30,14 +29,11 @@ let ui: string;
 let client: Client;
 
 beforeAll(async () => {
-  // The API listens first, on a port the OS gives it, and answers once the app exists: a port
-  // picked now and bound only after the dev server's start was once taken in between (EADDRINUSE).
-  let fetchApp: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
-  server = serve({ fetch: (req) => fetchApp(req), port: 0, hostname: '127.0.0.1' });
-  if (!server.listening) await once(server, 'listening');
-  const apiPort = (server.address() as AddressInfo).port;
+  // The API listens first: the codec endpoint the dev server is started with names its URL.
+  const listening = await listenFirst();
+  server = listening.server;
+  api = listening.url;
   const [temporalPort, uiPort] = [await freePort(), await freePort()];
-  api = `http://127.0.0.1:${apiPort}`;
   ui = `http://127.0.0.1:${uiPort}`;
   dev = await startDevServer({
     binary: inject('temporalBinary'),
@@ -49,7 +45,7 @@ beforeAll(async () => {
   });
   s = await openStack({ PUBLIC_URL: api, TEMPORAL_ADDRESS: dev.address, TEMPORAL_UI_ORIGIN: ui });
   const app = createApp({ config: s.config, sql: s.sql, temporal: s.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
-  fetchApp = (req) => app.fetch(req);
+  listening.serve(app.fetch);
   client = new Client({ connection: await Connection.connect({ address: dev.address }), dataConverter: s.dataConverter });
   browser = await launchChromium();
 }, 180_000);
