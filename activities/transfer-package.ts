@@ -101,6 +101,9 @@ const TOPCALL = 'TopCall ApS, Axeltorv 8, 4700 Næstved, Danmark';
 export const packageFileKey = (transferId: string) => `transfers/${transferId}.tar`;
 const packageFile = (deps: PackageDeps, transferId: string) => path.join(deps.config.DATA_DIR, packageFileKey(transferId));
 
+/** The name of the current batch's files: its JSON Lines parts and its audio packs. */
+const partName = (state: PackageState) => String(state.part).padStart(5, '0');
+
 /** The handover categories of the personal-data map, in map order. */
 const HANDOVER = PLACES.flatMap((p) => (p.handover && 'file' in p.handover ? [p.handover] : []));
 
@@ -236,7 +239,7 @@ async function readBatch(deps: PackageDeps, transferId: string, state: PackageSt
   const persons = slice.filter((r) => r.ok).map((r) => r.id);
   const lastId = slice.at(-1)!.id;
   if (!persons.length) return { exhausted: false, lastId, persons, audio: [], parts: [] };
-  const part = String(state.part).padStart(5, '0');
+  const part = partName(state);
   let audio: AudioRow[] = [];
   const parts: BatchRead['parts'] = [];
   // One category after the other: the reads overlap the batch before anyway, and six at once
@@ -284,7 +287,7 @@ async function writeBatch(
   const position = positionAfter(state, read);
   if (!read.persons.length) return { next: position, files: [] };
   const clientId = state.clientIds[state.clientIndex]!;
-  const part = String(state.part).padStart(5, '0');
+  const part = partName(state);
   const missingAudio = [...state.missingAudio];
   const missing = (id: string) => {
     // Retained but its audio is gone: listed in the manifest instead of failing the handover.

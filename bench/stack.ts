@@ -12,7 +12,8 @@ import { createSql, dropDatabase, ensureDatabase, type Sql } from '../db/index';
 import { migrate } from '../db/migrate';
 import { build } from '../scripts/build';
 import { createDataConverter } from '../lib/payload-codec';
-import { generateKeyRing, type KeyRing } from '../lib/payload-keys';
+import { generateKeyRing } from '../lib/payload-keys';
+import { PersonKeys } from '../db/person-keys';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -22,8 +23,8 @@ export interface BenchStack {
   client: Client;
   env: Record<string, string>;
   dataDir: string;
-  /** The master keys of the person data keys (DATA_KEYS in `env`): a bench seeds sealed data with them, as production stores it. */
-  dataKeyRing: KeyRing;
+  /** The person data keys under DATA_KEYS of `env`: a bench seeds sealed data with them, as production stores it, and opens it. */
+  personKeys: PersonKeys;
   sink: MailSink;
   close(): Promise<void>;
 }
@@ -61,7 +62,7 @@ export async function openBenchStack(): Promise<BenchStack> {
     client,
     env,
     dataDir,
-    dataKeyRing: dataKeys.ring,
+    personKeys: new PersonKeys(sql, () => Promise.resolve(dataKeys.ring)),
     sink,
     async close() {
       await connection.close();

@@ -26,7 +26,6 @@ import { createSql } from '../db/index';
 import { openBenchStack, spawnBenchWorker, fmt, cpuPerUnit, cpuSnapshot, type BenchStack } from './stack';
 import { audioKeyFor, recordingStoreFor } from '../lib/recording-store';
 import { seal } from '../lib/at-rest';
-import { PersonKeys } from '../db/person-keys';
 import { verifyTransferPackage } from '../lib/verify-transfer';
 import { packageFileKey } from '../activities/transfer-package';
 import { transferPackageWorkflowId } from '../workflows/ids';
@@ -65,11 +64,10 @@ export async function seed(b: BenchStack, publicKey: string): Promise<{ transfer
   ).map((r) => r.id);
   // Sealed as ingest stores it (issue 12): each recording's audio under its own data key, kept wrapped in person_keys.
   const root = path.join(b.dataDir, 'recordings');
-  const keys = new PersonKeys(b.sql, () => Promise.resolve(b.dataKeyRing));
   for (let i = 0; i < ids.length; i += 5000) {
     const rows: { id: string; audio_key: string; master_key_id: string; wrapped: Buffer }[] = [];
     await eachLimited(ids.slice(i, i + 5000), 32, async (id) => {
-      const { dataKey, wrapped } = await keys.generate();
+      const { dataKey, wrapped } = await b.personKeys.generate();
       const file = path.join(root, audioKeyFor(id));
       await mkdir(path.dirname(file), { recursive: true });
       await writeFile(file, seal(dataKey, audio));
@@ -141,7 +139,7 @@ export async function plainExport(b: BenchStack, clientIds: string[], out: strin
   // The same store the worker reads from (same read call, the data keys fetched in one query as the
   // workflow fetches a batch's), 32 reads ahead as the workflow does, all of it through one cipher
   // stream into one file (the workflow encrypts a pack per batch).
-  const store = recordingStoreFor(b.dataDir, new PersonKeys(b.sql, () => Promise.resolve(b.dataKeyRing)));
+  const store = recordingStoreFor(b.dataDir, b.personKeys);
   const audioCipher = gcm(key);
   const audioWritten = pipeline(audioCipher, createWriteStream(path.join(out, 'audio.enc')));
   for (const clientId of clientIds) {

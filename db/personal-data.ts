@@ -41,7 +41,6 @@ export interface EraseContext {
   deleteRecordings: (tx: Tx, rows: Awaited<ReturnType<typeof tombstoneDeletable>>) => Promise<string[]>;
 }
 
-/** What erasure did in one place: how many items went, and what was kept and why. */
 /**
  * One JSON line of a handover category. A category whose rows carry audio (recordings) also
  * names each row's audio, so the package reads those rows once for both the line and the audio.
@@ -55,6 +54,7 @@ export interface HandoverLine {
   audio_bytes?: string;
 }
 
+/** What erasure did in one place: how many items went, and what was kept and why. */
 export interface PlaceResult {
   erased: number;
   kept?: { count: number; reason: string; ids?: string[]; until?: string };
