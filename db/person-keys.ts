@@ -37,6 +37,8 @@ const TAG_BYTES = 16;
 const aad = (id: string) => Buffer.from(`person-key:${id}`, 'utf8');
 
 type KeyRow = { id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null };
+/** The key rows `where` selects (a fragment of `db`), as every reader of person_keys takes them. */
+const keyRows = (db: Db, where: ReturnType<Db>) => db<KeyRow[]>`select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where ${where}`;
 
 export interface MasterKeyStatus {
   currentKeyId: string;
@@ -122,14 +124,12 @@ export class PersonKeys implements DataKeyLookup {
   async keyFor(owner: KeyOwner, db: Db = this.sql): Promise<DataKey> {
     const columns = ownerColumns(owner);
     const [column, value] = Object.entries(columns).find(([, v]) => v !== null)!;
-    let [row] = await db<{ id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null }[]>`
-      select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where ${db(column)} = ${value}`;
+    let [row] = await keyRows(db, db`${db(column)} = ${value}`);
     if (!row) {
       const { wrapped } = await this.generate();
       // Two first uses at once: one insert wins, both read the winner.
       await db`insert into person_keys ${db({ id: wrapped.id, ...columns, master_key_id: wrapped.masterKeyId, wrapped: wrapped.wrapped })} on conflict do nothing`;
-      [row] = await db<{ id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null }[]>`
-        select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where ${db(column)} = ${value}`;
+      [row] = await keyRows(db, db`${db(column)} = ${value}`);
     }
     return { id: row!.id, key: await this.unwrap(row!) };
   }
@@ -140,10 +140,7 @@ export class PersonKeys implements DataKeyLookup {
    * another key since — fall back to `keyById`; a destroyed key throws as `keyById` does.
    */
   async audioKeys(audioKeys: string[]): Promise<DataKeyLookup> {
-    const rows = audioKeys.length
-      ? await this.sql<KeyRow[]>`
-          select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where audio_key = any(${audioKeys}::text[])`
-      : [];
+    const rows = audioKeys.length ? await keyRows(this.sql, this.sql`audio_key = any(${audioKeys}::text[])`) : [];
     const byId = new Map(rows.map((row) => [row.id, row]));
     return {
       keyById: (id) => {
@@ -154,8 +151,7 @@ export class PersonKeys implements DataKeyLookup {
   }
 
   async keyById(id: string): Promise<Buffer> {
-    const [row] = await this.sql<{ id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null }[]>`
-      select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where id = ${id}`;
+    const [row] = await keyRows(this.sql, this.sql`id = ${id}`);
     if (!row) throw new KeyDestroyedError(id);
     return this.unwrap(row);
   }
@@ -172,9 +168,7 @@ export class PersonKeys implements DataKeyLookup {
     const older = [...ring.keys.keys()].filter((id) => id !== ring.currentKeyId);
     if (!older.length) return 0;
     return this.sql.begin(async (tx) => {
-      const rows = await tx<KeyRow[]>`
-        select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys
-        where wrapped is not null and master_key_id = any(${older}::text[]) limit ${limit} for update skip locked`;
+      const rows = await keyRows(tx, tx`wrapped is not null and master_key_id = any(${older}::text[]) limit ${limit} for update skip locked`);
       await Promise.all(
         rows.map(async (row) => {
           const wrapped = wrapWith(ring, row.id, await this.unwrap(row));
