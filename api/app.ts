@@ -8,6 +8,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps, AppEnv } from './context';
 import { authenticate } from './auth';
 import { idempotency } from './idempotency';
+import { QuotaExceededError, quotaExceeded } from './quota';
 import { AppError, problem } from './problem';
 import { findRefusedString, hasRefusedCharacter } from './schemas';
 import { createRouter } from './router';
@@ -170,6 +171,7 @@ export function createApp(deps: ApiDeps) {
       if (err.status === 401) c.header('WWW-Authenticate', 'Bearer realm="privacy-backoffice"');
       return problem(c, err.status, err.code, err.detail, err.extra);
     }
+    if (err instanceof QuotaExceededError) return quotaExceeded(c, err.kind, err.callerKind, err.retryAfterSeconds);
     if (err instanceof HTTPException) {
       const status = err.status as ContentfulStatusCode;
       if (status === 400 && /json/i.test(err.message)) return problem(c, 400, 'malformed-json', 'The request body could not be parsed as JSON.');

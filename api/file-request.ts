@@ -7,6 +7,8 @@ import type { RecordedStart } from '../lib/workflow-starts';
 import type { Locale } from '../db/customers';
 import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
 import { requestWorkflowId } from '../workflows/ids';
+import { QUOTAS, QuotaExceededError, type QuotaKind } from './quota';
+import { AppError } from './problem';
 import type { AccessRequestInput } from '../workflows/access-request';
 
 /**
@@ -54,6 +56,10 @@ export async function fileRequest(
     receivedAt?: Date;
     /** Derived from an Idempotency-Key; random otherwise. */
     id?: string;
+    /** Counted against the caller's hourly quota in the statement that files (429 past it, nothing filed). */
+    quota?: { kind: QuotaKind; caller: { id: string; kind: 'customer' | 'staff' } };
+    /** The customer must be active (422 otherwise); the request takes their locale. */
+    activeCustomer?: boolean;
   },
 ): Promise<{ id: string; receivedAt: Date; dueAt: Date }> {
   const { config } = deps;
@@ -79,8 +85,18 @@ export async function fileRequest(
   // step is known; the workflow's input alone does not suffice (issue 12).
   const autoApprove = r.autoApprove ? (r.autoApproveReason ?? 'account-closure') : null;
   // The row and its start in one statement (commit together, as commitAndStart's transaction does).
-  const inserted = await insertRequest(deps.sql, { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy, autoApprove }, recorded);
-  if (inserted) {
+  const limit = r.quota ? QUOTAS[r.quota.kind][r.quota.caller.kind] : 0;
+  const outcome = await insertRequest(
+    deps.sql,
+    { id, customerId: r.customerId, type: r.type, receivedAt, dueAt, details: r.details, requester, locale: r.locale, filedBy: r.filedBy, autoApprove },
+    recorded,
+    { ...(r.quota ? { quota: { kind: r.quota.kind, caller: r.quota.caller.id, limit } } : {}), activeCustomer: r.activeCustomer },
+  );
+  if (outcome.quota && !outcome.quota.ok) throw new QuotaExceededError(r.quota!.kind, r.quota!.caller.kind, outcome.quota.retryAfterSeconds);
+  if (outcome.customerActive === false) {
+    throw new AppError('validation-failed', 422, 'Unknown customer.', { errors: [{ field: 'customerId', in: 'body', message: 'no such customer' }] });
+  }
+  if (outcome.inserted) {
     await startCommitted(deps, recorded);
   } else {
     // A retry (same Idempotency-Key) after an answer that never arrived: the first one stands,

@@ -1,6 +1,7 @@
 import type { Db } from './index';
 import type { Locale } from './customers';
 import { recordStartFrom, type RecordedStart } from '../lib/workflow-starts';
+import { quotaTake, quotaVerdict, type QuotaVerdict } from './quotas';
 
 import { REQUEST_TYPES, REFUSAL_CODES, type RequestType } from '../workflows/request-types';
 
@@ -43,22 +44,58 @@ const columns = (sql: Db) => sql`
   filed_by as "filedBy", flags, earlier_request_ids::text[] as "earlierRequestIds", decision, reason_code as "reasonCode", reason,
   outcome, sla_breached as "slaBreached", answered_at as "answeredAt", auto_approve as "autoApprove"`;
 
+/** Checks made in the statement that files a request, so a refusal inserts and starts nothing. */
+export interface FilingGuards {
+  /** The filing counts against this hourly quota (issue 11); past `limit`, nothing is inserted. */
+  quota?: { kind: string; caller: string; limit: number };
+  /** The request's customer must exist and be active; the row takes the customer's locale. */
+  activeCustomer?: boolean;
+}
+
+/** Whether the row was inserted (false: it existed, or a guard refused), and what each guard found. */
+export interface FilingOutcome {
+  inserted: boolean;
+  quota?: QuotaVerdict;
+  customerActive?: boolean;
+}
+
+/**
+ * Inserts a request row, with its workflow start recorded in the same statement when given
+ * (issue 13, issue 15: one round trip), and the guards checked there too: the caller's quota
+ * and the customer's status cost no statement of their own.
+ */
 export async function insertRequest(
   sql: Db,
   r: Pick<RequestRow, 'id' | 'customerId' | 'type' | 'receivedAt' | 'dueAt' | 'details' | 'requester' | 'locale' | 'filedBy'> & { autoApprove?: RequestRow['autoApprove'] },
-  /** The request's workflow start, recorded in the same statement when the row is inserted (issue 13, issue 15: one round trip). */
   start?: RecordedStart,
-): Promise<boolean> {
+  guards: FilingGuards = {},
+): Promise<FilingOutcome> {
+  const checkCustomer = !!guards.activeCustomer && r.customerId !== null;
+  const ctes = [
+    ...(guards.quota ? [sql`quota as (${quotaTake(sql, guards.quota.kind, guards.quota.caller)})`] : []),
+    ...(checkCustomer ? [sql`customer as (select locale from customers where id = ${r.customerId} and status = 'active')`] : []),
+  ];
+  const conditions = [
+    ...(guards.quota ? [sql`(select count from quota) <= ${guards.quota.limit}`] : []),
+    ...(checkCustomer ? [sql`exists (select 1 from customer)`] : []),
+  ];
   const insert = sql`
     insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by, auto_approve)
-    values (${r.id}, ${r.customerId}, ${r.type}, ${r.receivedAt}, ${r.dueAt}, ${sql.json(r.details as never)},
-            ${r.requester ? sql.json(r.requester as never) : null}, ${r.locale}, ${r.filedBy}, ${r.autoApprove ?? null})
+    select ${r.id}::uuid, ${r.customerId}::uuid, ${r.type}, ${r.receivedAt}::timestamptz, ${r.dueAt}::timestamptz, ${sql.json(r.details as never)}::jsonb,
+           ${r.requester ? sql.json(r.requester as never) : null}::jsonb, ${checkCustomer ? sql`(select locale from customer)` : sql`${r.locale}`}, ${r.filedBy}, ${r.autoApprove ?? null}
+    ${conditions.length ? sql`where ${conditions.reduce((a, b) => sql`${a} and ${b}`)}` : sql``}
     on conflict (id) do nothing returning 1`;
-  if (!start) return (await insert).length > 0;
-  const [row] = await sql<{ inserted: number }[]>`
-    with inserted as (${insert}), started as (${recordStartFrom(sql, 'inserted', start)})
-    select count(*)::int as inserted from inserted`;
-  return row!.inserted > 0;
+  const [row] = await sql<{ inserted: number; quotaCount: number | null; retryAfter: number | null; customerActive: boolean | null }[]>`
+    with ${[...ctes, sql`inserted as (${insert})`, ...(start ? [sql`started as (${recordStartFrom(sql, 'inserted', start)})`] : [])].reduce((a, b) => sql`${a}, ${b}`)}
+    select (select count(*) from inserted)::int as inserted,
+           ${guards.quota ? sql`(select count from quota)` : sql`null::int`} as "quotaCount",
+           ${guards.quota ? sql`(select "retryAfter" from quota)` : sql`null::int`} as "retryAfter",
+           ${checkCustomer ? sql`exists (select 1 from customer)` : sql`null::boolean`} as "customerActive"`;
+  return {
+    inserted: row!.inserted > 0,
+    ...(guards.quota ? { quota: quotaVerdict({ count: row!.quotaCount!, retryAfter: row!.retryAfter! }, guards.quota.limit) } : {}),
+    ...(checkCustomer ? { customerActive: row!.customerActive! } : {}),
+  };
 }
 
 export async function findRequest(sql: Db, id: string): Promise<RequestRow | undefined> {

@@ -35,6 +35,9 @@ export const recordStartFrom = (tx: Db, source: string | null, s: RecordedStart)
 const markStarted = (sql: Sql, workflowIds: string[]) =>
   sql`update workflow_starts set started_at = now() where workflow_id = any(${workflowIds}::text[]) and started_at is null`;
 
+/** How long a mark waits for others to share its UPDATE; the Schedule only looks at starts older than a minute. */
+const MARK_DELAY_MS = 100;
+
 /**
  * The `started_at` marks of runs the API has just started, written in batches off the answer's
  * path: one UPDATE for every start that completed while the previous one ran, instead of a
@@ -61,8 +64,9 @@ export class StartedMarks {
 
   private async flush(): Promise<void> {
     try {
-      // Let the starts that complete in this turn of the event loop join the first batch.
-      await new Promise((resolve) => setImmediate(resolve));
+      // Let the starts that complete in the next moment join the batch: one UPDATE per
+      // MARK_DELAY_MS, not one per request when they come one at a time.
+      await new Promise((resolve) => setTimeout(resolve, MARK_DELAY_MS));
       while (this.pending.length > 0) {
         const ids = this.pending.splice(0, 1_000);
         await markStarted(this.sql, ids).catch((err: unknown) => this.onError(err, ids.length));
