@@ -1,5 +1,6 @@
 import type { Db, Sql, Tx } from './index';
 import { linkEntries, walkChain, type Chain } from './hash-chain';
+import { insertBatch } from './batch-insert';
 
 /**
  * Issue 12: the append-only, hash-chained audit ledger (migration 00018). Rows hold ids and
@@ -84,6 +85,7 @@ const canonicalEntry = (seq: number, e: { at: Date; actorType: string; actorId: 
 export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options: { once?: boolean } = {}): Promise<LedgerEntry[]> {
   if (entries.length === 0) return [];
   const at = new Date();
+  const atIso = at.toISOString();
   let rows = entries.map((e) => ({
     at,
     actorType: e.actor.type,
@@ -105,13 +107,20 @@ export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options:
   }
   const chained = await linkEntries(tx, LEDGER_CHAIN, rows, canonicalEntry);
   if (chained.length === 0) return [];
-  // One array per column (11 parameters), not a parameter per value: a sweep batch deletes 500 recordings.
   const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((e) => e[k]);
-  await tx`
-    insert into audit_ledger (seq, at, actor_type, actor_id, actor_role, action, outcome, object_type, object_id, prev_hash, hash)
-    select * from unnest(${col('seq')}::bigint[], ${chained.map((e) => e.at.toISOString())}::timestamptz[], ${col('actorType')}::text[], ${col('actorId')}::uuid[],
-                         ${col('actorRole')}::text[], ${col('action')}::text[], ${col('outcome')}::text[], ${col('objectType')}::text[], ${col('objectId')}::uuid[],
-                         ${col('prevHash')}::text[], ${col('hash')}::text[])`;
+  await insertBatch(tx, 'audit_ledger', [
+    { name: 'seq', type: 'bigint', values: col('seq') },
+    { name: 'at', type: 'timestamptz', values: chained.map((e) => (e.at === at ? atIso : e.at.toISOString())) },
+    { name: 'actor_type', type: 'text', values: col('actorType') },
+    { name: 'actor_id', type: 'uuid', values: col('actorId') },
+    { name: 'actor_role', type: 'text', values: col('actorRole') },
+    { name: 'action', type: 'text', values: col('action') },
+    { name: 'outcome', type: 'text', values: col('outcome') },
+    { name: 'object_type', type: 'text', values: col('objectType') },
+    { name: 'object_id', type: 'uuid', values: col('objectId') },
+    { name: 'prev_hash', type: 'text', values: col('prevHash') },
+    { name: 'hash', type: 'text', values: col('hash') },
+  ]);
   return chained;
 }
 

@@ -1,5 +1,6 @@
 import type { Db, Sql, Tx } from './index';
 import { chainHash, linkEntries, walkChain, type Chain } from './hash-chain';
+import { insertBatch } from './batch-insert';
 
 export type DeletionReason = 'retention' | 'dispute_resolved' | 'erasure' | 'objection';
 
@@ -49,14 +50,23 @@ export function receiptHash(prevHash: string, seq: number, r: ReceiptInput): str
 export async function appendReceipts(tx: Tx, receipts: ReceiptInput[]): Promise<Receipt[]> {
   const chained = await linkEntries(tx, RECEIPT_CHAIN, receipts, canonicalReceipt);
   if (chained.length === 0) return [];
-  // One array per column (13 parameters), not a parameter per value: a sweep batch of 500 would be 6,500.
   const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((r) => r[k]);
   const iso = (k: 'recordedAt' | 'deleteAfter' | 'deletedAt') => chained.map((r) => r[k].toISOString());
-  await tx`
-    insert into deletion_receipts (seq, recording_id, client_id, recorded_at, delete_after, deleted_at, audio_sha256, reason, workflow_id, run_id, dispute_id, prev_hash, hash)
-    select * from unnest(${col('seq')}::bigint[], ${col('recordingId')}::uuid[], ${col('clientId')}::uuid[], ${iso('recordedAt')}::timestamptz[],
-                         ${iso('deleteAfter')}::timestamptz[], ${iso('deletedAt')}::timestamptz[], ${col('audioSha256')}::text[], ${col('reason')}::text[],
-                         ${col('workflowId')}::text[], ${col('runId')}::text[], ${col('disputeId')}::uuid[], ${col('prevHash')}::text[], ${col('hash')}::text[])`;
+  await insertBatch(tx, 'deletion_receipts', [
+    { name: 'seq', type: 'bigint', values: col('seq') },
+    { name: 'recording_id', type: 'uuid', values: col('recordingId') },
+    { name: 'client_id', type: 'uuid', values: col('clientId') },
+    { name: 'recorded_at', type: 'timestamptz', values: iso('recordedAt') },
+    { name: 'delete_after', type: 'timestamptz', values: iso('deleteAfter') },
+    { name: 'deleted_at', type: 'timestamptz', values: iso('deletedAt') },
+    { name: 'audio_sha256', type: 'text', values: col('audioSha256') },
+    { name: 'reason', type: 'text', values: col('reason') },
+    { name: 'workflow_id', type: 'text', values: col('workflowId') },
+    { name: 'run_id', type: 'text', values: col('runId') },
+    { name: 'dispute_id', type: 'uuid', values: col('disputeId') },
+    { name: 'prev_hash', type: 'text', values: col('prevHash') },
+    { name: 'hash', type: 'text', values: col('hash') },
+  ]);
   return chained;
 }
 
