@@ -110,7 +110,7 @@ export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options:
   const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((e) => e[k]);
   await insertBatch(tx, 'audit_ledger', [
     { name: 'seq', type: 'bigint', values: col('seq') },
-    { name: 'at', type: 'timestamptz', values: chained.map((e) => (e.at === at ? atIso : e.at.toISOString())) },
+    { name: 'at', type: 'timestamptz', values: chained.map(() => atIso) }, // one `at` for the whole append
     { name: 'actor_type', type: 'text', values: col('actorType') },
     { name: 'actor_id', type: 'uuid', values: col('actorId') },
     { name: 'actor_role', type: 'text', values: col('actorRole') },

@@ -5,6 +5,10 @@ export type Tx = postgres.TransactionSql;
 /** Repository functions take either, so callers can compose them inside `sql.begin`. */
 export type Db = Sql | Tx;
 
+/** SQL fragments joined by `separator` (a list of columns, CTEs or conditions built piece by piece). */
+export const joinSql = (db: Db, parts: (ReturnType<Db> | postgres.PendingQuery<postgres.Row[]>)[], separator: ', ' | ' and ' = ', ') =>
+  parts.reduce((a, b) => db`${a}${db.unsafe(separator)}${b}`);
+
 export function createSql(url: string, options: postgres.Options<Record<string, never>> = {}): Sql {
   return postgres(url, {
     max: 10,

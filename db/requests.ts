@@ -1,4 +1,4 @@
-import type { Db } from './index';
+import { joinSql, type Db } from './index';
 import type { Locale } from './customers';
 import { recordStartFrom, type RecordedStart } from '../lib/workflow-starts';
 import { quotaTake, quotaVerdict, type QuotaVerdict } from './quotas';
@@ -83,10 +83,10 @@ export async function insertRequest(
     insert into data_requests (id, customer_id, type, received_at, due_at, details, requester, locale, filed_by, auto_approve)
     select ${r.id}::uuid, ${r.customerId}::uuid, ${r.type}, ${r.receivedAt}::timestamptz, ${r.dueAt}::timestamptz, ${sql.json(r.details as never)}::jsonb,
            ${r.requester ? sql.json(r.requester as never) : null}::jsonb, ${checkCustomer ? sql`(select locale from customer)` : sql`${r.locale}`}, ${r.filedBy}, ${r.autoApprove ?? null}
-    ${conditions.length ? sql`where ${conditions.reduce((a, b) => sql`${a} and ${b}`)}` : sql``}
+    ${conditions.length ? sql`where ${joinSql(sql, conditions, ' and ')}` : sql``}
     on conflict (id) do nothing returning 1`;
   const [row] = await sql<{ inserted: number; quotaCount: number | null; retryAfter: number | null; customerActive: boolean | null }[]>`
-    with ${[...ctes, sql`inserted as (${insert})`, ...(start ? [sql`started as (${recordStartFrom(sql, 'inserted', start)})`] : [])].reduce((a, b) => sql`${a}, ${b}`)}
+    with ${joinSql(sql, [...ctes, sql`inserted as (${insert})`, ...(start ? [sql`started as (${recordStartFrom(sql, 'inserted', start)})`] : [])])}
     select (select count(*) from inserted)::int as inserted,
            ${guards.quota ? sql`(select count from quota)` : sql`null::int`} as "quotaCount",
            ${guards.quota ? sql`(select "retryAfter" from quota)` : sql`null::int`} as "retryAfter",

@@ -35,13 +35,17 @@ export const recordStartFrom = (tx: Db, source: string | null, s: RecordedStart)
 const markStarted = (sql: Sql, workflowIds: string[]) =>
   sql`update workflow_starts set started_at = now() where workflow_id = any(${workflowIds}::text[]) and started_at is null`;
 
-/** How long a mark waits for others to share its UPDATE; the Schedule only looks at starts older than a minute. */
+/**
+ * How long a mark waits for others to share its UPDATE. The Schedule only looks at starts older
+ * than its interval (WORKFLOW_START_RECONCILE_INTERVAL, a minute by default), and one that beats
+ * a mark finds the run started: an `existed`, nothing more.
+ */
 const MARK_DELAY_MS = 100;
 
 /**
  * The `started_at` marks of runs the API has just started, written in batches off the answer's
- * path: one UPDATE for every start that completed while the previous one ran, instead of a
- * statement (and a commit) per request. A mark lost to a crash or an outage costs nothing but
+ * path: one UPDATE for the starts that complete within MARK_DELAY_MS of each other (and while
+ * the previous UPDATE runs), instead of a statement (and a commit) per request. A mark lost to a crash or an outage costs nothing but
  * a later `existed` from the Schedule: the start itself is what counts, and it is idempotent.
  */
 export class StartedMarks {
