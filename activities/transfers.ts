@@ -81,7 +81,8 @@ export function createTransferActivities(deps: TransferDeps) {
       files = sealed.files;
       manifestSha256 = sealed.manifestSha256;
       // The package's record and its disclosure commit together: a crash in between must not
-      // leave a package that the register does not know was handed over.
+      // leave a package that the register does not know was handed over. The disclosure's
+      // subjects are the persons the package marked handed over (the view disclosed_persons).
       await deps.sql.begin(async (tx) => {
         const recipient = await insertRecipient(tx, { type: 'acquirer', name: t.acquirerName, email: t.acquirerEmail, address: null, legalBasis: `business transfer: ${t.legalBasis} (D8)` });
         const disclosureId = await recordDisclosure(tx, {
@@ -93,8 +94,6 @@ export function createTransferActivities(deps: TransferDeps) {
           disclosedAt: new Date(),
           recordedBy: null,
         });
-        await tx`insert into disclosure_subjects (disclosure_id, customer_id)
-                 select ${disclosureId}, customer_id from transfer_persons where transfer_id = ${t.id} and handed_over on conflict do nothing`;
         await appendLedger(tx, [{ actor: { type: 'system', id: null, role: 'business_transfer' }, action: 'disclosure.record', outcome: 'done', objectType: 'disclosure', objectId: disclosureId }]);
         await tx`update transfers set manifest_sha256 = ${manifestSha256}, package_bytes = ${sealed.bytes}, package_files = ${files}, package_sealed_at = now(),
                    recipient_id = ${recipient.id}, disclosure_id = ${disclosureId}

@@ -71,7 +71,7 @@ export async function recipientsOfPerson(db: Db, s: { customerId: string | null;
            d.id as "disclosureId", d.category, d.legal_basis as "legalBasis", d.disclosed_at as "disclosedAt"
     from disclosures d left join recipients r on r.id = d.recipient_id
     where d.withdrawn_at is null
-      and (d.id in (select disclosure_id from disclosure_subjects where customer_id = ${s.customerId}::uuid)
+      and (d.id in (select disclosure_id from disclosed_persons where customer_id = ${s.customerId}::uuid)
         or d.id in (select disclosure_id from disclosure_callers where phone_hash in (select phone_hash(p) from unnest(${s.phones}::text[]) p)))
     order by d.disclosed_at, d.id`;
 }

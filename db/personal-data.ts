@@ -722,7 +722,7 @@ export const PLACES: Place[] = [
       lines: (db, ids, transfer) => db`
         select row_to_json(x)::text as line from (
           select ds.customer_id, coalesce(r.name, d.recipient) as recipient, r.type, r.email, r.address, d.category, d.legal_basis, d.disclosed_at
-          from disclosure_subjects ds join disclosures d on d.id = ds.disclosure_id left join recipients r on r.id = d.recipient_id
+          from disclosed_persons ds join disclosures d on d.id = ds.disclosure_id left join recipients r on r.id = d.recipient_id
           where ds.customer_id = any(${ids}::uuid[]) and d.withdrawn_at is null
             and d.id is distinct from (select disclosure_id from transfers where id = ${transfer.id})
           order by ds.customer_id, d.disclosed_at, d.id) x`,
@@ -869,11 +869,11 @@ export const NO_PERSONAL_DATA: Record<string, string> = {
   recording_holds: 'which dispute holds which recording',
   deletion_receipts: 'proof of deletion: ids, times, the audio hash and the reason',
   policy_versions: 'the privacy policy’s versions',
-  disclosure_subjects: 'which person (by id) a disclosure concerned',
+  disclosure_subjects: 'which person (by id) a disclosure outside a business transfer concerned (with a transfer’s handed-over persons: the view disclosed_persons)',
   data_retention_runs: 'counts per place of each retention run',
   call_stats: 'calls and messages per client and day: counts only (D3)',
   transfer_approvals: 'which staff token approved which transfer',
-  transfer_persons: 'which person (by id) a transfer hands over',
+  transfer_persons: 'which person (by id) a transfer hands over, and whether its package did (the register’s subjects of the transfer’s disclosure)',
   transfer_files: 'the package’s file list for its manifest: paths of client and recording ids, sizes and hashes',
 };
 

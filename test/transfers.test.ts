@@ -192,7 +192,7 @@ describe('a transfer end to end', () => {
     saved = { file, manifestSha256, keyFile, signer: signingKey.sha256 };
 
     // The disclosure register, and the person's own access export, name the acquirer with its contact details.
-    const disclosed = await s.sql`select ds.customer_id from disclosures d join disclosure_subjects ds on ds.disclosure_id = d.id join recipients r on r.id = d.recipient_id where r.type = 'acquirer' and r.email = ${acquirer}`;
+    const disclosed = await s.sql`select ds.customer_id from disclosures d join disclosed_persons ds on ds.disclosure_id = d.id join recipients r on r.id = d.recipient_id where r.type = 'acquirer' and r.email = ${acquirer}`;
     const [{ disclosure_id: disclosureId }] = (await s.sql`select disclosure_id from transfers where id = ${id}`) as unknown as [{ disclosure_id: string }];
     expect(await s.sql`select actor_type, actor_role from audit_ledger where object_type = 'disclosure' and object_id = ${disclosureId} and action = 'disclosure.record'`).toEqual([
       { actor_type: 'system', actor_role: 'business_transfer' },
