@@ -3,8 +3,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
-import type { Sql } from '../db/index';
-import { PLACES } from '../db/personal-data';
+import { joinSql, type Sql } from '../db/index';
+import { PLACES, type HandoverPart } from '../db/personal-data';
 import type { DataKeyLookup } from '../lib/at-rest';
 import type { RecordingStore } from '../lib/recording-store';
 import { TarAppender, tarBuffer } from '../lib/tar-writer';
@@ -218,41 +218,47 @@ interface BatchRead {
 }
 
 /**
- * Reads one batch: the next slice of the current client's inventory, straight off its index,
- * with who of it is still active and unrestricted checked by key (a person erased or
- * restricted since is skipped), each handover category of the map as one encrypted JSON Lines
- * part, and the audio of the slice's retained recordings (their rows name it). Reads only, so
- * it can run while the batch before it is still being written.
+ * Reads one batch in one statement: the next slice of the current client's inventory, straight
+ * off its index, with who of it is still active and unrestricted checked by key (a person erased
+ * or restricted since is skipped), and for those each handover category of the map aggregated by
+ * Postgres into its JSON Lines (and the recordings' audio they name) — one string per category,
+ * not a row per item, and the persons' ids sent once. Then each part encrypted, and the audio's
+ * data keys fetched in one query. Reads only, so it can run while the batch before it is still
+ * being written.
  */
 async function readBatch(deps: PackageDeps, transferId: string, state: PackageState, batchSize: number, dataKey: Buffer): Promise<BatchRead> {
+  const { sql } = deps;
   const clientId = state.clientIds[state.clientIndex]!;
-  const slice = await deps.sql<{ id: string; ok: boolean }[]>`
-    with next as (
-      select customer_id from transfer_persons
-      where transfer_id = ${transferId} and client_id = ${clientId} ${state.after ? deps.sql`and customer_id > ${state.after}` : deps.sql``}
-      order by customer_id limit ${batchSize})
-    select n.customer_id as id,
-           -- a lookup by key per person (a join here read every customer for each batch)
-           coalesce((select c.status = 'active' and not c.processing_restricted from customers c where c.id = n.customer_id), false) as ok
-    from next n order by n.customer_id`;
-  if (!slice.length) return { exhausted: true, lastId: null, persons: [], audio: [], parts: [] };
-  const persons = slice.filter((r) => r.ok).map((r) => r.id);
-  const lastId = slice.at(-1)!.id;
-  if (!persons.length) return { exhausted: false, lastId, persons, audio: [], parts: [] };
+  // An array expression (the cast), not `any (subquery)`, which would compare with each row.
+  const ids = sql`(select ids from batch)::uuid[]`;
+  const categories = HANDOVER.map((h, i) => sql`cross join (${h.part(sql, ids, { id: transferId })}) ${sql(`c${i}`)}`);
+  const [row] = await sql<({ last: string | null; ids: string[] } & Record<string, string | HandoverPart['audio']>)[]>`
+    with slice as (
+      select customer_id,
+             -- a lookup by key per person (a join here read every customer for each batch)
+             coalesce((select c.status = 'active' and not c.processing_restricted from customers c where c.id = t.customer_id), false) as ok
+      from transfer_persons t
+      where transfer_id = ${transferId} and client_id = ${clientId} ${state.after ? sql`and customer_id > ${state.after}` : sql``}
+      order by customer_id limit ${batchSize}),
+    batch as (select coalesce(array_agg(customer_id order by customer_id) filter (where ok), '{}') as ids from slice)
+    select (select customer_id from slice order by customer_id desc limit 1) as last, b.ids,
+           ${joinSql(sql, HANDOVER.map((_, i) => sql`${sql(`c${i}`)}.lines as ${sql(`lines${i}`)}, ${sql(`c${i}`)}.audio as ${sql(`audio${i}`)}`))}
+    from batch b ${categories}`;
+  if (!row!.last) return { exhausted: true, lastId: null, persons: [], audio: [], parts: [] };
+  const persons = row!.ids;
+  if (!persons.length) return { exhausted: false, lastId: row!.last, persons, audio: [], parts: [] };
   const part = partName(state);
   let audio: AudioRow[] = [];
   const parts: BatchRead['parts'] = [];
-  // One category after the other: the reads overlap the batch before anyway, and six at once
-  // only added Postgres backends competing for the cores with the audio (measured: less CPU).
-  for (const h of HANDOVER) {
-    const lines = await h.lines(deps.sql, persons, { id: transferId });
-    if (!lines.length) continue;
-    // The recordings' rows name their audio too: one read of them for the lines and the audio.
-    if (lines[0]!.audio_key !== undefined) audio = lines.map((l) => ({ id: l.audio_id!, key: l.audio_key!, sha256: l.audio_sha256!, bytes: l.audio_bytes! }));
+  HANDOVER.forEach((h, i) => {
+    const lines = row![`lines${i}`] as HandoverPart['lines'];
+    const named = row![`audio${i}`] as HandoverPart['audio'];
+    if (named) audio = named.map(([id, key, sha256, bytes]) => ({ id, key, sha256, bytes }));
+    if (lines === null) return;
     const entryPath = `clients/${clientId}/${h.file}/${part}.jsonl.enc`;
-    parts.push({ path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(lines.map((l) => l.line).join('\n') + '\n')) });
-  }
-  return { exhausted: false, lastId, persons, audio, parts, keys: audio.length ? await deps.store.keysFor(audio.map((a) => a.key)) : undefined };
+    parts.push({ path: entryPath, data: encryptFile(dataKey, entryPath, Buffer.from(`${lines}\n`)) });
+  });
+  return { exhausted: false, lastId: row!.last, persons, audio, parts, keys: audio.length ? await deps.store.keysFor(audio.map((a) => a.key)) : undefined };
 }
 
 /** Where the package stands after `read` (before its files are counted): the position the next read starts from. */
@@ -351,20 +357,22 @@ async function writeBatch(
   return { next, files };
 }
 
-/** Commits a written batch: its files' hashes, who was packaged, and the state (the tar's new offset) — one transaction. */
+/**
+ * Commits a written batch: its files' hashes, who was packaged, and the state (the tar's new
+ * offset) — one statement, so all or nothing without a transaction's extra round trips.
+ */
 async function commitBatch(deps: PackageDeps, transferId: string, before: PackageState, written: { next: PackageState; files: PackagedFile[] }, persons: string[]) {
+  const { sql } = deps;
   const { next, files } = written;
-  await deps.sql.begin(async (tx) => {
-    if (files.length) {
-      // Arrays, not one parameter per value: a thousand files are four parameters.
-      await tx`
-        insert into transfer_files (transfer_id, seq, path, bytes, sha256)
-        select ${transferId}, * from unnest(${files.map((_, i) => before.files + i)}::int[], ${files.map((f) => f.path)}::text[], ${files.map((f) => f.bytes)}::bigint[], ${files.map((f) => f.sha256)}::text[])
-        on conflict (transfer_id, seq) do update set path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`;
-    }
-    if (persons.length) await tx`update transfer_persons set handed_over = true where transfer_id = ${transferId} and customer_id = any(${persons}::uuid[])`;
-    await tx`update transfers set package_state = ${tx.json(next as never)} where id = ${transferId}`;
-  });
+  // Arrays, not one parameter per value: a thousand files are four parameters.
+  await sql`
+    with files as (
+      insert into transfer_files (transfer_id, seq, path, bytes, sha256)
+      select ${transferId}, * from unnest(${files.map((_, i) => before.files + i)}::int[], ${files.map((f) => f.path)}::text[], ${files.map((f) => f.bytes)}::bigint[], ${files.map((f) => f.sha256)}::text[])
+      on conflict (transfer_id, seq) do update set path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256),
+    handed_over as (
+      update transfer_persons set handed_over = true where transfer_id = ${transferId} and customer_id = any(${persons}::uuid[]))
+    update transfers set package_state = ${sql.json(next as never)} where id = ${transferId}`;
 }
 
 /** A promise whose rejection is handled later (awaited), not reported as unhandled meanwhile. */

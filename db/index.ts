@@ -4,6 +4,8 @@ export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
 /** Repository functions take either, so callers can compose them inside `sql.begin`. */
 export type Db = Sql | Tx;
+/** A piece of SQL (`db\`…\``) to be interpolated into another statement. */
+export type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** SQL fragments joined by `separator` (a list of columns, CTEs or conditions built piece by piece). */
 export const joinSql = (db: Db, parts: (ReturnType<Db> | postgres.PendingQuery<postgres.Row[]>)[], separator: ', ' | ' and ' = ', ') =>

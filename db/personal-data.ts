@@ -1,6 +1,6 @@
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Db, Sql, Tx } from './index';
+import type { Db, Fragment, Sql, Tx } from './index';
 import { loginKey } from './customers';
 import { tombstoneDeletable } from './recordings';
 import { recipientsOfPerson } from './disclosures';
@@ -42,16 +42,15 @@ export interface EraseContext {
 }
 
 /**
- * One JSON line of a handover category. A category whose rows carry audio (recordings) also
- * names each row's audio, so the package reads those rows once for both the line and the audio.
+ * A handover category's part for one batch of persons, as Postgres aggregates it: the rows as
+ * JSON Lines in the category's order (null when the batch has none). A category whose rows
+ * carry audio (recordings) also names each row's audio, in the same order — [recording id,
+ * audio key, SHA-256, bytes as text] — so the package reads those rows once for both.
  */
-export interface HandoverLine {
-  line: string;
-  audio_id?: string;
-  audio_key?: string;
-  audio_sha256?: string;
-  /** As text: a bigint. */
-  audio_bytes?: string;
+export interface HandoverPart {
+  lines: string | null;
+  /** Null for the categories without audio. */
+  audio: [string, string, string, string][] | null;
 }
 
 /** What erasure did in one place: how many items went, and what was kept and why. */
@@ -94,10 +93,13 @@ export interface Place {
   eraseLast?: boolean;
   /**
    * What a business transfer hands over from this place (D8): one JSON line per row for a batch
-   * of persons (by account id, ordered), written to `clients/{client}/{file}/…jsonl.enc`; or why
-   * nothing. Every place with an `export` must say one or the other (the map test checks).
+   * of persons, written to `clients/{client}/{file}/…jsonl.enc`; or why nothing. Every place
+   * with an `export` must say one or the other (the map test checks). `part` is a query of one
+   * row, the columns of HandoverPart, for the persons of `ids`, an SQL expression of their uuid[]: the package
+   * puts every category's into one statement per batch, and reads a string per category, not a
+   * row per item.
    */
-  handover?: { file: string; lines: (db: Db, customerIds: string[], transfer: { id: string }) => Promise<HandoverLine[]> } | { none: string };
+  handover?: { file: string; part: (db: Db, ids: Fragment, transfer: { id: string }) => Fragment } | { none: string };
   /** Removes what is past its period; returns how many items went. */
   sweep?: (tx: Tx, cutoff: Date, ctx: { dataDir: string }) => Promise<number>;
 }
@@ -147,11 +149,11 @@ export const PLACES: Place[] = [
     retention: { period: 'while the account exists; erased on closure or an erasure request' },
     handover: {
       file: 'persons',
-      lines: (db, ids) => db`
-        select row_to_json(x)::text as line from (
+      part: (db, ids) => db`
+        select string_agg(row_to_json(x)::text, E'\n' order by x.id) as lines, null::json as audio from (
           select c.id, c.email, c.name, c.locale, c.created_at, c.marketing_emails, c.objected_to_processing,
                  c.provided_by, c.provided_by_kind, c.provided_via, c.provided_at
-          from customers c where c.id = any(${ids}::uuid[]) order by c.id) x`,
+          from customers c where c.id = any(${ids})) x`,
     },
     export: {
       category: 'profile',
@@ -182,9 +184,9 @@ export const PLACES: Place[] = [
     retention: { period: 'while the account exists' },
     handover: {
       file: 'email_addresses',
-      lines: (db, ids) => db`
-        select row_to_json(x)::text as line from (
-          select customer_id, email, since from customer_emails where customer_id = any(${ids}::uuid[]) order by customer_id, since, email) x`,
+      part: (db, ids) => db`
+        select string_agg(row_to_json(x)::text, E'\n' order by x.customer_id, x.since, x.email) as lines, null::json as audio from (
+          select customer_id, email, since from customer_emails where customer_id = any(${ids})) x`,
     },
     export: {
       category: 'email_addresses',
@@ -213,12 +215,13 @@ export const PLACES: Place[] = [
     handover: {
       file: 'recordings',
       // The audio goes with it (a batch's short recordings packed in one file, long ones a file each; lib/transfer-package.ts).
-      lines: (db, ids) => db`
-        select row_to_json(x)::text as line, r.id as audio_id, r.audio_key, r.audio_sha256, r.audio_bytes::text as audio_bytes
+      part: (db, ids) => db`
+        select string_agg(row_to_json(x)::text, E'\n' order by x.customer_id, x.id) as lines,
+               json_agg(json_build_array(x.id, r.audio_key, x.audio_sha256, r.audio_bytes::text) order by x.customer_id, x.id) as audio
         from recordings r cross join lateral (
           select r.id, r.customer_id, r.caller_number, r.recorded_at, r.duration_seconds, r.delete_after, r.content_type, r.audio_sha256,
                  exists (select 1 from recording_holds h where h.recording_id = r.id and h.released_at is null) as held) x
-        where r.customer_id = any(${ids}::uuid[]) and r.status = 'retained' order by r.customer_id, r.id`,
+        where r.customer_id = any(${ids}) and r.status = 'retained'`,
     },
     export: {
       category: 'recordings',
@@ -307,10 +310,10 @@ export const PLACES: Place[] = [
     retention: { period: 'CALL_MESSAGE_RETENTION after it was sent', config: 'CALL_MESSAGE_RETENTION' },
     handover: {
       file: 'call_messages',
-      lines: (db, ids) => db`
-        select row_to_json(x)::text as line from (
+      part: (db, ids) => db`
+        select string_agg(row_to_json(x)::text, E'\n' order by x.customer_id, x.id) as lines, null::json as audio from (
           select id, customer_id, client_id, sent_at, channel, caller_name, caller_number, body
-          from call_messages where customer_id = any(${ids}::uuid[]) order by customer_id, id) x`,
+          from call_messages where customer_id = any(${ids})) x`,
     },
     export: {
       category: 'messages',
@@ -389,10 +392,10 @@ export const PLACES: Place[] = [
     handover: {
       file: 'requests',
       // Open ones are also listed, with their due dates, among the manifest's obligations.
-      lines: (db, ids) => db`
-        select row_to_json(x)::text as line from (
+      part: (db, ids) => db`
+        select string_agg(row_to_json(x)::text, E'\n' order by x.customer_id, x.id) as lines, null::json as audio from (
           select id, customer_id, type, status, received_at, due_at, decision, reason_code, answered_at, details ->> 'note' as note
-          from data_requests where customer_id = any(${ids}::uuid[]) order by customer_id, id) x`,
+          from data_requests where customer_id = any(${ids})) x`,
     },
     export: {
       category: 'requests',
@@ -719,13 +722,13 @@ export const PLACES: Place[] = [
       file: 'recipients',
       // Earlier recipients go along: the acquirer inherits the duty to tell them of rectification and erasure (Art. 19).
       // (Not the disclosure of this very handover: the package is the same however often it is rebuilt.)
-      lines: (db, ids, transfer) => db`
-        select row_to_json(x)::text as line from (
-          select ds.customer_id, coalesce(r.name, d.recipient) as recipient, r.type, r.email, r.address, d.category, d.legal_basis, d.disclosed_at
-          from disclosed_persons ds join disclosures d on d.id = ds.disclosure_id left join recipients r on r.id = d.recipient_id
-          where ds.customer_id = any(${ids}::uuid[]) and d.withdrawn_at is null
-            and d.id is distinct from (select disclosure_id from transfers where id = ${transfer.id})
-          order by ds.customer_id, d.disclosed_at, d.id) x`,
+      part: (db, ids, transfer) => db`
+        select string_agg(row_to_json(x)::text, E'\n' order by x.customer_id, x.disclosed_at, d.id) as lines, null::json as audio
+        from disclosed_persons ds join disclosures d on d.id = ds.disclosure_id left join recipients r on r.id = d.recipient_id
+        cross join lateral (
+          select ds.customer_id, coalesce(r.name, d.recipient) as recipient, r.type, r.email, r.address, d.category, d.legal_basis, d.disclosed_at) x
+        where ds.customer_id = any(${ids}) and d.withdrawn_at is null
+          and d.id is distinct from (select disclosure_id from transfers where id = ${transfer.id})`,
     },
     export: {
       category: 'recipients',
