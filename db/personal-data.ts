@@ -95,9 +95,9 @@ export interface Place {
    * What a business transfer hands over from this place (D8): one JSON line per row for a batch
    * of persons, written to `clients/{client}/{file}/…jsonl.enc`; or why nothing. Every place
    * with an `export` must say one or the other (the map test checks). `part` is a query of one
-   * row, the columns of HandoverPart, for the persons of `ids`, an SQL expression of their uuid[]: the package
-   * puts every category's into one statement per batch, and reads a string per category, not a
-   * row per item.
+   * row with the columns of HandoverPart, for the persons of `ids` (an SQL expression of their
+   * uuid[]): the package puts every category's part into one statement per batch, and reads a
+   * string per category, not a row per item.
    */
   handover?: { file: string; part: (db: Db, ids: Fragment, transfer: { id: string }) => Fragment } | { none: string };
   /** Removes what is past its period; returns how many items went. */
