@@ -45,12 +45,6 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promis
   await Promise.all(Array.from({ length: limit }, async () => { while (next < items.length) await fn(items[next++]!); }));
 }
 
-/** Persons (with a second address each), one recording each with its audio on disk, and a transfer of all of them at its handover. */
-export async function seed(b: BenchStack, publicKey: string): Promise<{ transferId: string; clientIds: string[] }> {
-  const clientIds = await seedPersons(b);
-  return { transferId: await newTransfer(b, publicKey), clientIds };
-}
-
 /** Persons (with a second address each) in CLIENTS clients, one recording each with its audio sealed on disk. */
 async function seedPersons(b: BenchStack): Promise<string[]> {
   const clientIds: string[] = [];
