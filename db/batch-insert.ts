@@ -1,4 +1,4 @@
-import { joinSql, type Db } from './index';
+import { joinSql, type Db, type Fragment } from './index';
 
 /** A column of a batch insert: its name, its Postgres type, and one value per row. */
 export interface BatchColumn {
@@ -20,7 +20,7 @@ export function insertBatch(db: Db, table: string, columns: BatchColumn[]) {
   const rows = columns[0]?.values.length ?? 0;
   if (rows === 0) throw new RangeError(`insertBatch(${table}): no rows`);
   if (columns.some((c) => c.values.length !== rows)) throw new RangeError(`insertBatch(${table}): columns of unequal length`);
-  const join = (parts: ReturnType<Db>[]) => joinSql(db, parts);
+  const join = (parts: Fragment[]) => joinSql(db, parts);
   const zipped = columns.filter((c) => rows > 1 && !uniform(c.values));
   const select = join(columns.map((c) => (zipped.includes(c) ? db`u.${db(c.name)}` : db`${c.values[0] as never}::${db.unsafe(c.type)}`)));
   const from = zipped.length

@@ -8,7 +8,7 @@ export type Db = Sql | Tx;
 export type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** SQL fragments joined by `separator` (a list of columns, CTEs or conditions built piece by piece). */
-export const joinSql = (db: Db, parts: (ReturnType<Db> | postgres.PendingQuery<postgres.Row[]>)[], separator: ', ' | ' and ' = ', ') =>
+export const joinSql = (db: Db, parts: Fragment[], separator: ', ' | ' and ' = ', ') =>
   parts.reduce((a, b) => db`${a}${db.unsafe(separator)}${b}`);
 
 export function createSql(url: string, options: postgres.Options<Record<string, never>> = {}): Sql {

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
-import type { Db, Sql } from './index';
+import type { Db, Fragment, Sql } from './index';
 import { resolveDataKeyRing, type KeyRing } from '../lib/payload-keys';
 import type { DataKey, DataKeyLookup } from '../lib/at-rest';
 
@@ -38,7 +38,7 @@ const aad = (id: string) => Buffer.from(`person-key:${id}`, 'utf8');
 
 type KeyRow = { id: string; masterKeyId: string; wrapped: Buffer | null; destroyedAt: Date | null };
 /** The key rows `where` selects (a fragment of `db`), as every reader of person_keys takes them. */
-const keyRows = (db: Db, where: ReturnType<Db>) => db<KeyRow[]>`select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where ${where}`;
+const keyRows = (db: Db, where: Fragment) => db<KeyRow[]>`select id, master_key_id as "masterKeyId", wrapped, destroyed_at as "destroyedAt" from person_keys where ${where}`;
 
 export interface MasterKeyStatus {
   currentKeyId: string;
