@@ -72,7 +72,11 @@ export interface PackageProgress {
 }
 
 const END_OF_ARCHIVE = 1024;
-/** Short audio (≤ PACKED_AUDIO_MAX) is read whole; READ_AHEAD of them are read while the writer works (≤ 8 MiB). */
+/**
+ * Short audio (≤ PACKED_AUDIO_MAX) is read whole, READ_AHEAD files ahead of the writer (≤ 8 MiB):
+ * the file store reads synchronously and only their keys may be waited for, a store that reads
+ * asynchronously (an object store) keeps that many reads in flight.
+ */
 const READ_AHEAD = 32;
 
 /**

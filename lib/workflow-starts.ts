@@ -45,8 +45,9 @@ const MARK_DELAY_MS = 100;
 /**
  * The `started_at` marks of runs the API has just started, written in batches off the answer's
  * path: one UPDATE for the starts that complete within MARK_DELAY_MS of each other (and while
- * the previous UPDATE runs), instead of a statement (and a commit) per request. A mark lost to a crash or an outage costs nothing but
- * a later `existed` from the Schedule: the start itself is what counts, and it is idempotent.
+ * the previous UPDATE runs), instead of a statement (and a commit) per request. A mark lost to
+ * a crash or an outage costs nothing but a later `existed` from the Schedule: the start itself
+ * is what counts, and it is idempotent.
  */
 export class StartedMarks {
   private pending: string[] = [];
