@@ -179,28 +179,35 @@ export async function plainExport(b: BenchStack, clientIds: string[], out: strin
   return { seconds, jsonSeconds, bytes };
 }
 
+/** What `work` returns, and the CPU it took per 1,000 persons by process (the bench worker's from its own figures). */
+async function withCpu<T>(worker: BenchWorker, work: () => Promise<T>): Promise<{ result: T; cpuPerThousand: string }> {
+  const cpu = () => cpuSnapshot({ worker: () => worker.cpuSeconds() });
+  const before = await cpu();
+  const result = await work();
+  return { result, cpuPerThousand: cpuPerUnit(before, await cpu(), PERSONS / 1000, 1) };
+}
+
 /** One package built by the workflow on the bench worker: its time, CPU split, memory, history and the tar. */
 async function measureWorkflow(b: BenchStack, worker: BenchWorker, transferId: string) {
   const rssBefore = await worker.rssMiB();
   await worker.resetPeak();
-  const cpu = () => cpuSnapshot({ worker: () => worker.cpuSeconds() });
-  const cpuBefore = await cpu();
-  const started = performance.now();
-  const handle = await b.client.workflow.start<typeof transferPackage>('transferPackage', {
-    workflowId: transferPackageWorkflowId(transferId),
-    taskQueue: b.env.TEMPORAL_TASK_QUEUE!,
-    args: [{ transferId, ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}) }],
+  const { result: { sealed, seconds }, cpuPerThousand } = await withCpu(worker, async () => {
+    const started = performance.now();
+    const handle = await b.client.workflow.start<typeof transferPackage>('transferPackage', {
+      workflowId: transferPackageWorkflowId(transferId),
+      taskQueue: b.env.TEMPORAL_TASK_QUEUE!,
+      args: [{ transferId, ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}) }],
+    });
+    const watch = setInterval(() => {
+      if (!process.env.BENCH_DEBUG) return;
+      void handle.describe().then(
+        (d) => console.error(`  … ${d.status.name}, ${JSON.stringify(d.raw.pendingActivities?.map((a) => [a.activityType?.name, a.attempt, a.lastFailure?.message]))}`),
+        (e: Error) => console.error(`  … ${e.message}`),
+      );
+    }, 5_000);
+    const sealed = await handle.result().finally(() => clearInterval(watch));
+    return { sealed, seconds: (performance.now() - started) / 1000 };
   });
-  const watch = setInterval(() => {
-    if (!process.env.BENCH_DEBUG) return;
-    void handle.describe().then(
-      (d) => console.error(`  … ${d.status.name}, ${JSON.stringify(d.raw.pendingActivities?.map((a) => [a.activityType?.name, a.attempt, a.lastFailure?.message]))}`),
-      (e: Error) => console.error(`  … ${e.message}`),
-    );
-  }, 5_000);
-  const sealed = await handle.result().finally(() => clearInterval(watch));
-  const seconds = (performance.now() - started) / 1000;
-  const cpuPerThousand = cpuPerUnit(cpuBefore, await cpu(), PERSONS / 1000, 1);
   const peak = await worker.peakRssMiB();
   const tar = path.join(b.dataDir, packageFileKey(transferId));
   const bytes = (await stat(tar)).size;
@@ -253,10 +260,7 @@ async function main() {
 
       // 2. the baseline
       const plainDir = path.join(b.dataDir, 'plain');
-      const cpu = () => cpuSnapshot({ worker: () => worker.cpuSeconds() });
-      const cpuPlainBefore = await cpu();
-      const plain = await plainExport(b, clientIds, plainDir);
-      const cpuPlain = cpuPerUnit(cpuPlainBefore, await cpu(), PERSONS / 1000, 1);
+      const { result: plain, cpuPerThousand: cpuPlain } = await withCpu(worker, () => plainExport(b, clientIds, plainDir));
       await rm(plainDir, { recursive: true, force: true });
       rounds.push({ wf, plain: { ...plain, cpuPerThousand: cpuPlain } });
 
