@@ -1,5 +1,5 @@
 import type { Db, Sql, Tx } from './index';
-import { linkEntries, walkChain, type Chain } from './hash-chain';
+import { linkEntries, lockChain, walkChain, type Chain } from './hash-chain';
 import { insertBatch } from './batch-insert';
 
 /**
@@ -97,7 +97,7 @@ export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options:
     objectId: e.objectId,
   }));
   // The lock first, so the check for an earlier entry and the append see the same chain.
-  await tx`select pg_advisory_xact_lock(${LEDGER_CHAIN.lock})`;
+  await lockChain(tx, LEDGER_CHAIN);
   if (options.once) {
     const done = await tx<{ key: string }[]>`
       select object_type || ':' || object_id || ':' || action as key from audit_ledger

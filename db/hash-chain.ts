@@ -28,14 +28,19 @@ export interface Linked {
   hash: string;
 }
 
+/** Takes the chain's lock for the rest of the caller's transaction (a statement of its own, before the head is read). */
+export async function lockChain(tx: Tx, chain: Chain): Promise<void> {
+  await tx`select pg_advisory_xact_lock(${chain.lock})`;
+}
+
 /**
- * Takes the chain's lock for the rest of the caller's transaction and links `entries` after the
- * head: a rolled-back transaction leaves no link, and no other append can slip in between.
- * The caller inserts the returned rows in the same transaction.
+ * Links `entries` after the head of a chain whose lock the caller's transaction holds
+ * (`lockChain`, in an earlier statement, so the head read here is the last one committed): a
+ * rolled-back transaction leaves no link, and no other append can slip in between. The caller
+ * inserts the returned rows in the same transaction.
  */
 export async function linkEntries<T>(tx: Tx, chain: Chain, entries: T[], canonical: (seq: number, entry: T) => unknown[]): Promise<(T & Linked)[]> {
   if (entries.length === 0) return [];
-  await tx`select pg_advisory_xact_lock(${chain.lock})`;
   const [last] = await tx<{ seq: string; hash: string }[]>`select seq, hash from ${tx(chain.table)} order by seq desc limit 1`;
   let seq = last ? Number(last.seq) : 0;
   let prevHash = last?.hash ?? GENESIS_HASH;

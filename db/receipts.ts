@@ -1,5 +1,5 @@
 import type { Db, Sql, Tx } from './index';
-import { chainHash, linkEntries, walkChain, type Chain } from './hash-chain';
+import { chainHash, linkEntries, lockChain, walkChain, type Chain } from './hash-chain';
 import { insertBatch } from './batch-insert';
 
 export type DeletionReason = 'retention' | 'dispute_resolved' | 'erasure' | 'objection';
@@ -48,8 +48,9 @@ export function receiptHash(prevHash: string, seq: number, r: ReceiptInput): str
 
 /** Appends receipts to the chain inside the caller's transaction (which also does the deleting). */
 export async function appendReceipts(tx: Tx, receipts: ReceiptInput[]): Promise<Receipt[]> {
+  if (receipts.length === 0) return [];
+  await lockChain(tx, RECEIPT_CHAIN);
   const chained = await linkEntries(tx, RECEIPT_CHAIN, receipts, canonicalReceipt);
-  if (chained.length === 0) return [];
   const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((r) => r[k]);
   const iso = (k: 'recordedAt' | 'deleteAfter' | 'deletedAt') => chained.map((r) => r[k].toISOString());
   await insertBatch(tx, 'deletion_receipts', [
