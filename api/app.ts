@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { updateFailureToAppError } from './temporal-errors';
+import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps, AppEnv } from './context';
 import { authenticate } from './auth';
@@ -82,12 +83,18 @@ export function createApp(deps: ApiDeps) {
     deps.log.info({ requestId: c.var.requestId, method: c.req.method, route, status: c.res.status, ms: Math.round(ms) }, 'request');
     metrics.observeHttp({ method: c.req.method, route, status: c.res.status }, ms / 1000);
   });
+  const jsonTooLarge = (c: Context) => problem(c, 413, 'payload-too-large', `Request bodies are limited to ${JSON_BODY_LIMIT} bytes.`);
+  const jsonBodyLimit = bodyLimit({ maxSize: JSON_BODY_LIMIT, onError: jsonTooLarge });
   app.use('/v1/*', async (c, next) => {
     if (c.req.header('content-type')?.toLowerCase().startsWith('multipart/form-data')) return next();
-    return bodyLimit({
-      maxSize: JSON_BODY_LIMIT,
-      onError: (c) => problem(c, 413, 'payload-too-large', `Request bodies are limited to ${JSON_BODY_LIMIT} bytes.`),
-    })(c, next);
+    // No body to limit (the Node adapter gives GET and HEAD none).
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    // A Content-Length without chunking decides alone: Node's parser ends the body there. Only a
+    // chunked body is counted as it streams (hono's bodyLimit) — which first turns the request
+    // into a web Request with a stream, a cost every filing would otherwise pay (issue 15).
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) return Number.parseInt(length, 10) > JSON_BODY_LIMIT ? jsonTooLarge(c) : next();
+    return jsonBodyLimit(c, next);
   });
   app.use(
     '/codec/*',

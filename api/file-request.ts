@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ApiDeps } from './context';
 import type { Config } from '../lib/config';
 import { findRequest, insertRequest, type Requester, type RequestType } from '../db/requests';
-import { startCommitted } from './start';
+import { startCommitted, startCommittedSoon } from './start';
 import type { RecordedStart } from '../lib/workflow-starts';
 import type { Locale } from '../db/customers';
 import { addCalendarDuration, subtractCalendarDuration } from '../lib/durations';
@@ -97,7 +97,8 @@ export async function fileRequest(
     throw new AppError('validation-failed', 422, 'Unknown customer.', { errors: [{ field: 'customerId', in: 'body', message: 'no such customer' }] });
   }
   if (outcome.inserted) {
-    await startCommitted(deps, recorded);
+    // Received once committed: the start follows the answer (`PendingStarts`).
+    await startCommittedSoon(deps, recorded);
   } else {
     // A retry (same Idempotency-Key) after an answer that never arrived: the first one stands,
     // with the start it recorded.

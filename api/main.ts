@@ -5,7 +5,7 @@ import { createLazyClient, temporalConnectionOptions } from '../lib/temporal';
 import { prepareDatabase } from '../db/prepare';
 import { ensureBootstrapAdmin } from '../db/access-tokens';
 import { createApp } from './app';
-import { startedMarksFor } from './start';
+import { pendingStartsFor, startedMarksFor } from './start';
 import { recordingStoreFor } from '../lib/recording-store';
 import { AesGcmPayloadCodec, createDataConverter } from '../lib/payload-codec';
 import { resolveDataKeyRing, resolvePayloadKeyRing } from '../lib/payload-keys';
@@ -63,6 +63,8 @@ const stop = async (signal: string) => {
   stopping = true;
   log.info({ signal }, 'api stopping');
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  // Starts still following their answers go out before the connection closes.
+  await pendingStartsFor({ temporal }).drain();
   await temporal.connection.close().catch(() => {});
   // The last batch of started_at marks (a lost one only costs the Schedule an `existed`).
   await startedMarksFor({ sql, log }).drain();

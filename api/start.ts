@@ -51,6 +51,60 @@ export async function startCommitted(deps: ApiDeps, recorded: RecordedStart | st
 }
 
 /**
+ * Starts this process has committed and is making after the answer went out (request intake,
+ * issue 15). What a 202 promises — the request is received, its due date fixed — is true once
+ * the row and its start commit; the start itself was already allowed to come later (the
+ * Schedule makes it if Temporal cannot be reached), so the answer no longer waits for it: a
+ * customer's filing costs one statement, not a statement and a start one after the other.
+ * Bounded: with `max` starts pending, the next caller waits for its own, so a slow Temporal
+ * slows intake instead of filling memory. A route that acts on a run waits for that run's
+ * pending start (`settled`); shutdown waits for all of them (`drain`).
+ */
+export class PendingStarts {
+  private readonly inFlight = new Map<string, Promise<void>>();
+  constructor(private readonly max = 64) {}
+
+  /** Runs `start` (which must not reject) for `workflowId`; resolves at once unless `max` are pending. */
+  async dispatch(workflowId: string, start: () => Promise<void>): Promise<void> {
+    const made: Promise<void> = start().finally(() => {
+      if (this.inFlight.get(workflowId) === made) this.inFlight.delete(workflowId);
+    });
+    this.inFlight.set(workflowId, made);
+    if (this.inFlight.size > this.max) await made;
+  }
+
+  /** Resolves once this process's pending start of `workflowId`, if any, has been made (or deferred). */
+  settled(workflowId: string): Promise<void> {
+    return this.inFlight.get(workflowId) ?? Promise.resolve();
+  }
+
+  get size(): number {
+    return this.inFlight.size;
+  }
+
+  /** Resolves once every start dispatched so far has been made (or deferred to the Schedule). */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight.values());
+  }
+}
+
+const pendingByClient = new WeakMap<object, PendingStarts>();
+/** This API's pending starts, one set per Temporal client. */
+export function pendingStartsFor(deps: Pick<ApiDeps, 'temporal'>): PendingStarts {
+  let pending = pendingByClient.get(deps.temporal);
+  if (!pending) {
+    pending = new PendingStarts();
+    pendingByClient.set(deps.temporal, pending);
+  }
+  return pending;
+}
+
+/** `startCommitted` after the answer: for a start already committed with its row (`PendingStarts`). */
+export function startCommittedSoon(deps: ApiDeps, recorded: RecordedStart): Promise<void> {
+  return pendingStartsFor(deps).dispatch(recorded.workflowId, () => startCommitted(deps, recorded));
+}
+
+/**
  * An id derived from the caller's Idempotency-Key (scoped to caller and path by the idempotency
  * middleware), so a retry after a lost answer finds what the first attempt created; a fresh
  * random id without a key.

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app';
+import { PendingStarts } from '../api/start';
 import { appFor, json, staffAuth } from './support/api';
 import { silentLog, type TestStack } from './support/stack';
 import { useStack } from './support/fixture';
@@ -188,5 +189,94 @@ describe('links survive retries (issue 13)', () => {
     expect(deliveries, 'two SMTP deliveries under one Message-ID').toHaveLength(2);
     for (const d of deliveries) expect(/set-password\?token=([\w-]+)/.exec(d.text)![1], 'the same link in both').toBe(first);
     expect((await app.request('/v1/auth/password', json({ token: first, password: 'correct horse battery staple' }))).status).toBe(204);
+  });
+});
+
+describe('the start follows the answer (issue 15)', () => {
+  /** A client whose starts wait until `release()`: Temporal slow to answer, not failing. */
+  const gated = () => {
+    let release!: () => void;
+    const open = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    const client = new Proxy(s.client, {
+      get(target, prop) {
+        if (prop !== 'workflow') return Reflect.get(target, prop);
+        return new Proxy(target.workflow, {
+          get(wf, p) {
+            if (p !== 'start') return Reflect.get(wf, p);
+            return async (...args: Parameters<typeof wf.start>) => {
+              held += 1;
+              await open;
+              return wf.start(...args);
+            };
+          },
+        });
+      },
+    });
+    return { client, release, held: () => held };
+  };
+
+  it('answers 202 once the request is filed, before its run is started; the run starts right after', async () => {
+    const auth = await activate(app, await registerCustomer(app, staff, { clientId }));
+    const gate = gated();
+    const slow = createApp({ config: s.config, sql: s.sql, temporal: gate.client, store: s.store, log: silentLog, payloadCodec: s.payloadCodec });
+    const res = await slow.request('/v1/requests', json({ type: 'access' }, auth));
+    expect(res.status, 'received while Temporal has not yet answered the start').toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    expect(gate.held(), 'the start was asked for').toBe(1);
+    expect((await s.sql`select status from data_requests where id = ${id}`)[0]?.status, 'the row is committed').toBeDefined();
+    expect(await runsOf(requestWorkflowId(id))).toBe(0);
+
+    gate.release();
+    await waitFor(async () => (await s.sql`select status from data_requests where id = ${id}`)[0]?.status === 'awaiting_decision', {
+      what: 'the run started after the answer to assess the request',
+      timeoutMs: 30_000,
+    });
+    expect(await runsOf(requestWorkflowId(id))).toBe(1);
+    await waitFor(async () => (await s.sql`select started_at as "startedAt" from workflow_starts where workflow_id = ${requestWorkflowId(id)}`)[0]!.startedAt !== null, {
+      what: 'the start to be marked',
+    });
+  });
+});
+
+describe('PendingStarts', () => {
+  const gate = () => {
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    return { open, opened };
+  };
+  const state = (p: Promise<unknown>) => Promise.race([p.then(() => 'settled'), new Promise((r) => setImmediate(() => r('pending')))]);
+
+  it('answers at once while under its bound; settled and drain wait for the start itself', async () => {
+    const pending = new PendingStarts(4);
+    const g = gate();
+    let made = false;
+    await pending.dispatch('wf-a', async () => {
+      await g.opened;
+      made = true;
+    });
+    expect(made, 'dispatch did not wait for the start').toBe(false);
+    expect(await state(pending.settled('wf-a'))).toBe('pending');
+    expect(await state(pending.settled('wf-other')), 'nothing pending under another id').toBe('settled');
+    const drained = pending.drain();
+    expect(await state(drained)).toBe('pending');
+    g.open();
+    await drained;
+    expect(made).toBe(true);
+    expect(pending.size).toBe(0);
+  });
+
+  it('past its bound, a caller waits for its own start', async () => {
+    const pending = new PendingStarts(1);
+    const first = gate();
+    const second = gate();
+    await pending.dispatch('wf-1', () => first.opened);
+    const waiting = pending.dispatch('wf-2', () => second.opened);
+    expect(await state(waiting), 'two pending, bound one: the second caller waits').toBe('pending');
+    first.open();
+    expect(await state(waiting), 'not for the first start: for its own').toBe('pending');
+    second.open();
+    await waiting;
+    expect(pending.size).toBe(0);
   });
 });

@@ -6,7 +6,7 @@ import { createRouter } from '../router';
 import { access, recordReads, staffSecurity } from '../auth';
 import { AppError, problemResponse } from '../problem';
 import { updateFailureToAppError } from '../temporal-errors';
-import { idFor } from '../start';
+import { idFor, pendingStartsFor } from '../start';
 import { quotaCaller } from '../quota';
 import { fileRequest } from '../file-request';
 import { findRequest, listRequests, REFUSAL_CODES, REQUEST_STATUSES, REQUEST_TYPES, updateRequest, type RequestRow, awaitAnswer } from '../../db/requests';
@@ -280,6 +280,8 @@ export function requestRoutes() {
         await sql`insert into decision_drafts (request_id, token_id, reason, evidence) values (${id}, ${c.var.principal!.tokenId}, ${body.reason!}, ${body.evidence ?? null})
                   on conflict (request_id, token_id) do update set reason = excluded.reason, evidence = excluded.evidence, created_at = now()`;
       }
+      // A decision right after filing finds the run this process is still starting.
+      await pendingStartsFor(c.var.deps).settled(requestWorkflowId(id));
       try {
         await temporal.workflow.getHandle(requestWorkflowId(id)).executeUpdate(decideUpdate, {
           args: [{ decision: body.decision, reasonCode: body.reasonCode ?? null, hasReason: !!body.reason, hasEvidence: !!body.evidence, decidedBy: c.var.principal!.tokenId }],
