@@ -1,12 +1,13 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Sql, Tx } from '../db/index';
-import { appendReceipts, receiptsOfDispute, type DeletionReason } from '../db/receipts';
+import { prepareReceipts, receiptsOfDispute, type DeletionReason } from '../db/receipts';
+import { appendPrepared } from '../db/hash-chain';
 import { lockDueRecordings, tombstoneDeletable, type TombstonedRow } from '../db/recordings';
 import { lockDispute } from '../db/disputes';
 import type { RecordingStore } from '../lib/recording-store';
 import type { EraseContext } from '../db/personal-data';
-import { appendLedger } from '../db/audit-ledger';
+import { appendLedger, prepareLedger } from '../db/audit-ledger';
 import { requireStaffActor } from './actors';
 
 export interface RecordingDeps {
@@ -29,10 +30,9 @@ interface DeletionContext {
  */
 export async function deleteConfirmed(tx: Tx, store: RecordingStore, rows: TombstonedRow[], ctx: DeletionContext): Promise<string[]> {
   if (rows.length === 0) return [];
-  await store.deleteMany(rows.map((r) => r.audioKey), tx);
   const ids = rows.map((r) => r.id);
-  await appendReceipts(
-    tx,
+  // Made before the chains' locks, which are held to the commit: under them only linking and inserting.
+  const receipts = prepareReceipts(
     rows.map((r) => ({
       recordingId: r.id,
       clientId: r.clientId,
@@ -43,11 +43,10 @@ export async function deleteConfirmed(tx: Tx, store: RecordingStore, rows: Tombs
       ...ctx,
     })),
   );
-  // The ledger after the receipts, always in that order, so two chains' locks never deadlock.
-  await appendLedger(
-    tx,
-    ids.map((id) => ({ actor: { type: 'system', id: null, role: ctx.reason }, action: 'recording.delete', outcome: 'done', objectType: 'recording', objectId: id })),
-  );
+  const ledger = prepareLedger(ids.map((id) => ({ actor: { type: 'system', id: null, role: ctx.reason }, action: 'recording.delete', outcome: 'done', objectType: 'recording', objectId: id })));
+  await store.deleteMany(rows.map((r) => r.audioKey), tx);
+  // The receipts' chain before the ledger's, always in that order, so two appenders never deadlock.
+  await appendPrepared(tx, [receipts, ledger]);
   return ids;
 }
 

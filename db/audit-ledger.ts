@@ -1,5 +1,5 @@
 import type { Db, Sql, Tx } from './index';
-import { linkEntries, lockChain, walkChain, type Chain } from './hash-chain';
+import { appendPrepared, canonicalTail, lockChain, walkChain, type Chain, type PreparedAppend } from './hash-chain';
 import { insertBatch } from './batch-insert';
 
 /**
@@ -77,16 +77,10 @@ const canonicalEntry = (seq: number, e: { at: Date; actorType: string; actorId: 
   e.objectId,
 ];
 
-/**
- * Appends entries inside the caller's transaction: the action and its entry commit or roll back
- * together. `once`: skip an entry whose action on that object is already recorded as done (an
- * activity retried after its transaction committed).
- */
-export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options: { once?: boolean } = {}): Promise<LedgerEntry[]> {
-  if (entries.length === 0) return [];
-  const at = new Date();
-  const atIso = at.toISOString();
-  let rows = entries.map((e) => ({
+type LedgerRow = Omit<LedgerEntry, 'seq' | 'prevHash' | 'hash'>;
+
+const ledgerRows = (entries: LedgerEntryInput[], at: Date): LedgerRow[] =>
+  entries.map((e) => ({
     at,
     actorType: e.actor.type,
     actorId: ledgerId(e.actor.id),
@@ -96,32 +90,60 @@ export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options:
     objectType: e.objectType,
     objectId: e.objectId,
   }));
-  // The lock first, so the check for an earlier entry and the append see the same chain.
-  await lockChain(tx, LEDGER_CHAIN);
+
+/** Ledger rows ready to append (`appendPrepared`): tails and columns made before the lock. All share one `at`. */
+function prepareRows(rows: LedgerRow[], at: Date): PreparedAppend {
+  const atIso = at.toISOString();
+  const col = <K extends keyof LedgerRow>(k: K) => rows.map((e) => e[k]);
+  // canonicalEntry's fields after the seq.
+  const tails = rows.map((e) => canonicalTail([atIso, e.actorType, e.actorId, e.actorRole, e.action, e.outcome, e.objectType, e.objectId]));
+  return {
+    chain: LEDGER_CHAIN,
+    tails,
+    insert: (tx, links) =>
+      insertBatch(tx, 'audit_ledger', [
+        { name: 'seq', type: 'bigint', values: links.map((l) => l.seq) },
+        { name: 'at', type: 'timestamptz', values: rows.map(() => atIso) }, // one `at` for the whole append
+        { name: 'actor_type', type: 'text', values: col('actorType') },
+        { name: 'actor_id', type: 'uuid', values: col('actorId') },
+        { name: 'actor_role', type: 'text', values: col('actorRole') },
+        { name: 'action', type: 'text', values: col('action') },
+        { name: 'outcome', type: 'text', values: col('outcome') },
+        { name: 'object_type', type: 'text', values: col('objectType') },
+        { name: 'object_id', type: 'uuid', values: col('objectId') },
+        { name: 'prev_hash', type: 'text', values: links.map((l) => l.prevHash) },
+        { name: 'hash', type: 'text', values: links.map((l) => l.hash) },
+      ]),
+  };
+}
+
+/** Entries ready to append in the caller's transaction together with another chain's (`appendPrepared`, receipts first). */
+export function prepareLedger(entries: LedgerEntryInput[]): PreparedAppend {
+  const at = new Date();
+  return prepareRows(ledgerRows(entries, at), at);
+}
+
+/**
+ * Appends entries inside the caller's transaction: the action and its entry commit or roll back
+ * together. `once`: skip an entry whose action on that object is already recorded as done (an
+ * activity retried after its transaction committed).
+ */
+export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options: { once?: boolean } = {}): Promise<LedgerEntry[]> {
+  if (entries.length === 0) return [];
+  const at = new Date();
+  let rows = ledgerRows(entries, at);
   if (options.once) {
+    // The lock first, so the check for an earlier entry and the append see the same chain.
+    await lockChain(tx, LEDGER_CHAIN);
     const done = await tx<{ key: string }[]>`
       select object_type || ':' || object_id || ':' || action as key from audit_ledger
       where outcome = 'done' and (object_type, object_id, action) in (select * from unnest(${rows.map((r) => r.objectType)}::text[], ${rows.map((r) => r.objectId)}::uuid[], ${rows.map((r) => r.action)}::text[]))`;
     const seen = new Set(done.map((d) => d.key));
     rows = rows.filter((r) => r.outcome !== 'done' || !seen.has(`${r.objectType}:${r.objectId}:${r.action}`));
+    if (rows.length === 0) return [];
   }
-  const chained = await linkEntries(tx, LEDGER_CHAIN, rows, canonicalEntry);
-  if (chained.length === 0) return [];
-  const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((e) => e[k]);
-  await insertBatch(tx, 'audit_ledger', [
-    { name: 'seq', type: 'bigint', values: col('seq') },
-    { name: 'at', type: 'timestamptz', values: chained.map(() => atIso) }, // one `at` for the whole append
-    { name: 'actor_type', type: 'text', values: col('actorType') },
-    { name: 'actor_id', type: 'uuid', values: col('actorId') },
-    { name: 'actor_role', type: 'text', values: col('actorRole') },
-    { name: 'action', type: 'text', values: col('action') },
-    { name: 'outcome', type: 'text', values: col('outcome') },
-    { name: 'object_type', type: 'text', values: col('objectType') },
-    { name: 'object_id', type: 'uuid', values: col('objectId') },
-    { name: 'prev_hash', type: 'text', values: col('prevHash') },
-    { name: 'hash', type: 'text', values: col('hash') },
-  ]);
-  return chained;
+  const [links] = await appendPrepared(tx, [prepareRows(rows, at)], { locked: options.once });
+  return rows.map((r, i) => ({ ...r, ...links![i]! }));
 }
 
 /** Entries in a transaction of their own: for acts that have no transaction (a download, a read) or must be kept though refused. */

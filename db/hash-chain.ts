@@ -34,23 +34,63 @@ export async function lockChain(tx: Tx, chain: Chain): Promise<void> {
 }
 
 /**
- * Links `entries` after the head of a chain whose lock the caller's transaction holds
- * (`lockChain`, in an earlier statement, so the head read here is the last one committed): a
- * rolled-back transaction leaves no link, and no other append can slip in between. The caller
- * inserts the returned rows in the same transaction.
+ * An entry's canonical encoding after its seq: `JSON.stringify([seq, ...fields])` is
+ * `[${seq}${tail}`. Made before the chain's lock is taken, so that the lock is held for the
+ * hashing alone, not for turning dates into text and fields into JSON.
  */
-export async function linkEntries<T>(tx: Tx, chain: Chain, entries: T[], canonical: (seq: number, entry: T) => unknown[]): Promise<(T & Linked)[]> {
-  if (entries.length === 0) return [];
-  const [last] = await tx<{ seq: string; hash: string }[]>`select seq, hash from ${tx(chain.table)} order by seq desc limit 1`;
-  let seq = last ? Number(last.seq) : 0;
-  let prevHash = last?.hash ?? GENESIS_HASH;
-  return entries.map((entry) => {
+export function canonicalTail(fields: readonly unknown[]): string {
+  return fields.length === 0 ? ']' : `,${JSON.stringify(fields).slice(1)}`;
+}
+
+/** The same hash as `chainHash(prevHash, [seq, ...fields])`, from the entry's `canonicalTail`. */
+export function chainHashOfTail(prevHash: string, seq: number, tail: string): string {
+  return hash('sha256', `${prevHash}\n[${seq}${tail}`, 'hex');
+}
+
+/** Entries ready to append to one chain: everything but their links, computed before any lock. */
+export interface PreparedAppend {
+  chain: Chain;
+  /** One `canonicalTail` per entry, in append order. */
+  tails: string[];
+  /** The insert of the entries with their links, run in the transaction that holds the lock. */
+  insert(tx: Tx, links: Linked[]): PendingQuery<Row[]>;
+}
+
+const readHead = (tx: Tx, chain: Chain) => tx<{ seq: string; hash: string }[]>`select seq, hash from ${tx(chain.table)} order by seq desc limit 1`;
+
+/** Links `tails` after a chain's head (none: the genesis). */
+function linkTails(head: { seq: string; hash: string } | undefined, tails: readonly string[]): Linked[] {
+  let seq = head ? Number(head.seq) : 0;
+  let prevHash = head?.hash ?? GENESIS_HASH;
+  const links = new Array<Linked>(tails.length);
+  for (let i = 0; i < tails.length; i++) {
     seq += 1;
-    const hash = chainHash(prevHash, canonical(seq, entry));
-    const linked = { ...entry, seq, prevHash, hash };
-    prevHash = hash;
-    return linked;
-  });
+    const h = chainHashOfTail(prevHash, seq, tails[i]!);
+    links[i] = { seq, prevHash, hash: h };
+    prevHash = h;
+  }
+  return links;
+}
+
+/**
+ * Appends prepared entries to one or more chains in the caller's transaction. Each chain's lock
+ * is taken in the order given (callers keep one order — receipts before the ledger — so two
+ * appenders never deadlock), then the heads are read, in statements sent together: Postgres runs
+ * them one after the other, each head read after its lock is held and so after the last append
+ * committed. Then the inserts, again sent together. Two round trips under the locks, whatever
+ * the number of chains; a rolled-back transaction leaves no link.
+ * `locked`: the caller's transaction already holds every lock (it checked something under it).
+ */
+export async function appendPrepared(tx: Tx, appends: PreparedAppend[], options: { locked?: boolean } = {}): Promise<Linked[][]> {
+  const live = appends.filter((a) => a.tails.length > 0);
+  if (live.length === 0) return appends.map(() => []);
+  // Sent now, in this order, without waiting for each other's answers.
+  const locks = options.locked ? [] : live.map((a) => tx`select pg_advisory_xact_lock(${a.chain.lock})`.execute());
+  const heads = live.map((a) => readHead(tx, a.chain).execute());
+  const [, read] = await Promise.all([Promise.all(locks), Promise.all(heads)]);
+  const links = live.map((a, i) => linkTails(read[i]![0], a.tails));
+  await Promise.all(live.map((a, i) => a.insert(tx, links[i]!)));
+  return appends.map((a) => (a.tails.length > 0 ? links[live.indexOf(a)]! : []));
 }
 
 export interface ChainWalk {

@@ -1,5 +1,5 @@
-import type { Db, Sql, Tx } from './index';
-import { chainHash, linkEntries, lockChain, walkChain, type Chain } from './hash-chain';
+import type { Db, Sql } from './index';
+import { canonicalTail, chainHash, walkChain, type Chain, type PreparedAppend } from './hash-chain';
 import { insertBatch } from './batch-insert';
 
 export type DeletionReason = 'retention' | 'dispute_resolved' | 'erasure' | 'objection';
@@ -46,29 +46,38 @@ export function receiptHash(prevHash: string, seq: number, r: ReceiptInput): str
   return chainHash(prevHash, canonicalReceipt(seq, r));
 }
 
-/** Appends receipts to the chain inside the caller's transaction (which also does the deleting). */
-export async function appendReceipts(tx: Tx, receipts: ReceiptInput[]): Promise<Receipt[]> {
-  if (receipts.length === 0) return [];
-  await lockChain(tx, RECEIPT_CHAIN);
-  const chained = await linkEntries(tx, RECEIPT_CHAIN, receipts, canonicalReceipt);
-  const col = <K extends keyof (typeof chained)[number]>(k: K) => chained.map((r) => r[k]);
-  const iso = (k: 'recordedAt' | 'deleteAfter' | 'deletedAt') => chained.map((r) => r[k].toISOString());
-  await insertBatch(tx, 'deletion_receipts', [
-    { name: 'seq', type: 'bigint', values: col('seq') },
-    { name: 'recording_id', type: 'uuid', values: col('recordingId') },
-    { name: 'client_id', type: 'uuid', values: col('clientId') },
-    { name: 'recorded_at', type: 'timestamptz', values: iso('recordedAt') },
-    { name: 'delete_after', type: 'timestamptz', values: iso('deleteAfter') },
-    { name: 'deleted_at', type: 'timestamptz', values: iso('deletedAt') },
-    { name: 'audio_sha256', type: 'text', values: col('audioSha256') },
-    { name: 'reason', type: 'text', values: col('reason') },
-    { name: 'workflow_id', type: 'text', values: col('workflowId') },
-    { name: 'run_id', type: 'text', values: col('runId') },
-    { name: 'dispute_id', type: 'uuid', values: col('disputeId') },
-    { name: 'prev_hash', type: 'text', values: col('prevHash') },
-    { name: 'hash', type: 'text', values: col('hash') },
-  ]);
-  return chained;
+/**
+ * Receipts ready to append (`appendPrepared`): their canonical tails and columns made now, so
+ * that the chain's lock is held only for linking and inserting them.
+ */
+export function prepareReceipts(receipts: ReceiptInput[]): PreparedAppend {
+  const iso = (k: 'recordedAt' | 'deleteAfter' | 'deletedAt') => receipts.map((r) => r[k].toISOString());
+  const [recordedAt, deleteAfter, deletedAt] = [iso('recordedAt'), iso('deleteAfter'), iso('deletedAt')];
+  const col = <K extends keyof ReceiptInput>(k: K) => receipts.map((r) => r[k]);
+  // canonicalReceipt's fields after the seq, with the dates already text.
+  const tails = receipts.map((r, i) =>
+    canonicalTail([r.recordingId, r.clientId, recordedAt[i], deleteAfter[i], deletedAt[i], r.audioSha256, r.reason, r.workflowId, r.runId, r.disputeId]),
+  );
+  return {
+    chain: RECEIPT_CHAIN,
+    tails,
+    insert: (tx, links) =>
+      insertBatch(tx, 'deletion_receipts', [
+        { name: 'seq', type: 'bigint', values: links.map((l) => l.seq) },
+        { name: 'recording_id', type: 'uuid', values: col('recordingId') },
+        { name: 'client_id', type: 'uuid', values: col('clientId') },
+        { name: 'recorded_at', type: 'timestamptz', values: recordedAt },
+        { name: 'delete_after', type: 'timestamptz', values: deleteAfter },
+        { name: 'deleted_at', type: 'timestamptz', values: deletedAt },
+        { name: 'audio_sha256', type: 'text', values: col('audioSha256') },
+        { name: 'reason', type: 'text', values: col('reason') },
+        { name: 'workflow_id', type: 'text', values: col('workflowId') },
+        { name: 'run_id', type: 'text', values: col('runId') },
+        { name: 'dispute_id', type: 'uuid', values: col('disputeId') },
+        { name: 'prev_hash', type: 'text', values: links.map((l) => l.prevHash) },
+        { name: 'hash', type: 'text', values: links.map((l) => l.hash) },
+      ]),
+  };
 }
 
 const receiptColumns = (sql: Db) => sql`

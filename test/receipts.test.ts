@@ -5,6 +5,8 @@ import type { TestStack } from './support/stack';
 import { useStack } from './support/fixture';
 import { seedRecordings } from './support/recordings';
 import { sweepBatch } from '../activities/recordings';
+import fc from 'fast-check';
+import { canonicalTail, chainHash, chainHashOfTail } from '../db/hash-chain';
 
 let s: TestStack;
 let app: ReturnType<typeof appFor>;
@@ -70,5 +72,15 @@ describe('the deletion receipt chain', () => {
   it('is for privacy officers, not support', async () => {
     const support = await staffAuth(s.sql, 'support');
     expect((await app.request('/v1/deletion-receipts/verify', { headers: support })).status).toBe(403);
+  });
+});
+
+describe('hashing from a prepared tail (appendPrepared)', () => {
+  it('gives the hash the verification recomputes from the whole entry, for any fields', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9a-f]{64}$/), fc.nat(), fc.array(fc.jsonValue()), (prev, seq, fields) => {
+        expect(chainHashOfTail(prev, seq, canonicalTail(fields))).toBe(chainHash(prev, [seq, ...fields]));
+      }),
+    );
   });
 });
