@@ -167,12 +167,13 @@ export function createFileRecordingStore(root: string, keys?: PersonKeys): Recor
     },
     async deleteMany(audioKeys, db) {
       let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(32, audioKeys.length) }, async () => {
+      // The keys' statement goes to Postgres while the files are unlinked, not after.
+      await Promise.all([
+        ...Array.from({ length: Math.min(32, audioKeys.length) }, async () => {
           while (next < audioKeys.length) await unlinkIfThere(fileOf(audioKeys[next++]!));
         }),
-      );
-      await keys?.destroyAudioKeys(audioKeys, db);
+        keys?.destroyAudioKeys(audioKeys, db),
+      ]);
     },
     async sweepStaging(idleMs) {
       const names = await readdir(staging).catch((err: NodeJS.ErrnoException) => {
