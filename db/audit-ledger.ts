@@ -1,5 +1,5 @@
 import type { Db, Sql, Tx } from './index';
-import { appendPrepared, canonicalTail, lockChain, walkChain, type Chain, type PreparedAppend } from './hash-chain';
+import { appendPrepared, canonicalTail, linkColumns, lockChain, walkChain, type Chain, type PreparedAppend } from './hash-chain';
 import { insertBatch } from './batch-insert';
 
 /**
@@ -102,7 +102,6 @@ function prepareRows(rows: LedgerRow[], at: Date): PreparedAppend {
     tails,
     insert: (tx, links) =>
       insertBatch(tx, 'audit_ledger', [
-        { name: 'seq', type: 'bigint', values: links.map((l) => l.seq) },
         { name: 'at', type: 'timestamptz', values: rows.map(() => atIso) }, // one `at` for the whole append
         { name: 'actor_type', type: 'text', values: col('actorType') },
         { name: 'actor_id', type: 'uuid', values: col('actorId') },
@@ -111,8 +110,7 @@ function prepareRows(rows: LedgerRow[], at: Date): PreparedAppend {
         { name: 'outcome', type: 'text', values: col('outcome') },
         { name: 'object_type', type: 'text', values: col('objectType') },
         { name: 'object_id', type: 'uuid', values: col('objectId') },
-        { name: 'prev_hash', type: 'text', values: links.map((l) => l.prevHash) },
-        { name: 'hash', type: 'text', values: links.map((l) => l.hash) },
+        ...linkColumns(links),
       ]),
   };
 }

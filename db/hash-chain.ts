@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import type { PendingQuery, Row } from 'postgres';
 import type { Tx } from './index';
+import type { BatchColumn } from './batch-insert';
 
 /**
  * One append-only hash chain in a table with `seq`, `prev_hash` and `hash` columns: the
@@ -55,6 +56,13 @@ export interface PreparedAppend {
   /** The insert of the entries with their links, run in the transaction that holds the lock. */
   insert(tx: Tx, links: Linked[]): PendingQuery<Row[]>;
 }
+
+/** The columns every chain table holds for its links, for an insert of linked entries. */
+export const linkColumns = (links: readonly Linked[]): BatchColumn[] => [
+  { name: 'seq', type: 'bigint', values: links.map((l) => l.seq) },
+  { name: 'prev_hash', type: 'text', values: links.map((l) => l.prevHash) },
+  { name: 'hash', type: 'text', values: links.map((l) => l.hash) },
+];
 
 const readHead = (tx: Tx, chain: Chain) => tx<{ seq: string; hash: string }[]>`select seq, hash from ${tx(chain.table)} order by seq desc limit 1`;
 

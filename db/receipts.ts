@@ -1,5 +1,5 @@
 import type { Db, Sql } from './index';
-import { canonicalTail, chainHash, walkChain, type Chain, type PreparedAppend } from './hash-chain';
+import { canonicalTail, chainHash, linkColumns, walkChain, type Chain, type PreparedAppend } from './hash-chain';
 import { insertBatch } from './batch-insert';
 
 export type DeletionReason = 'retention' | 'dispute_resolved' | 'erasure' | 'objection';
@@ -63,7 +63,6 @@ export function prepareReceipts(receipts: ReceiptInput[]): PreparedAppend {
     tails,
     insert: (tx, links) =>
       insertBatch(tx, 'deletion_receipts', [
-        { name: 'seq', type: 'bigint', values: links.map((l) => l.seq) },
         { name: 'recording_id', type: 'uuid', values: col('recordingId') },
         { name: 'client_id', type: 'uuid', values: col('clientId') },
         { name: 'recorded_at', type: 'timestamptz', values: recordedAt },
@@ -74,8 +73,7 @@ export function prepareReceipts(receipts: ReceiptInput[]): PreparedAppend {
         { name: 'workflow_id', type: 'text', values: col('workflowId') },
         { name: 'run_id', type: 'text', values: col('runId') },
         { name: 'dispute_id', type: 'uuid', values: col('disputeId') },
-        { name: 'prev_hash', type: 'text', values: links.map((l) => l.prevHash) },
-        { name: 'hash', type: 'text', values: links.map((l) => l.hash) },
+        ...linkColumns(links),
       ]),
   };
 }
