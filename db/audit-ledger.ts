@@ -64,9 +64,8 @@ export const ledgerId = (value: string | null | undefined): string | null => (va
 /** Appends take this lock (inside the caller's transaction), so appends from every process make one chain. */
 const LEDGER_CHAIN: Chain = { table: 'audit_ledger', lock: 7_233_005 };
 
-/** The fields an entry's hash covers, in a fixed order and format. */
-const canonicalEntry = (seq: number, e: { at: Date; actorType: string; actorId: string | null; actorRole: string | null; action: string; outcome: string; objectType: string; objectId: string }) => [
-  seq,
+/** The fields an entry's hash covers after its seq, in a fixed order and format. */
+const entryFields = (e: { at: Date; actorType: string; actorId: string | null; actorRole: string | null; action: string; outcome: string; objectType: string; objectId: string }) => [
   e.at.toISOString(),
   e.actorType,
   e.actorId,
@@ -76,6 +75,9 @@ const canonicalEntry = (seq: number, e: { at: Date; actorType: string; actorId: 
   e.objectType,
   e.objectId,
 ];
+
+/** The fields an entry's hash covers, in a fixed order and format. */
+const canonicalEntry = (seq: number, e: Parameters<typeof entryFields>[0]) => [seq, ...entryFields(e)];
 
 type LedgerRow = Omit<LedgerEntry, 'seq' | 'prevHash' | 'hash'>;
 
@@ -91,18 +93,16 @@ const ledgerRows = (entries: LedgerEntryInput[], at: Date): LedgerRow[] =>
     objectId: e.objectId,
   }));
 
-/** Ledger rows ready to append (`appendPrepared`): tails and columns made before the lock. All share one `at`. */
-function prepareRows(rows: LedgerRow[], at: Date): PreparedAppend {
-  const atIso = at.toISOString();
+/** Ledger rows ready to append (`appendPrepared`): tails and columns made before the lock. */
+function prepareRows(rows: LedgerRow[]): PreparedAppend {
   const col = <K extends keyof LedgerRow>(k: K) => rows.map((e) => e[k]);
-  // canonicalEntry's fields after the seq.
-  const tails = rows.map((e) => canonicalTail([atIso, e.actorType, e.actorId, e.actorRole, e.action, e.outcome, e.objectType, e.objectId]));
+  const tails = rows.map((e) => canonicalTail(entryFields(e)));
   return {
     chain: LEDGER_CHAIN,
     tails,
     insert: (tx, links) =>
       insertBatch(tx, 'audit_ledger', [
-        { name: 'at', type: 'timestamptz', values: rows.map(() => atIso) }, // one `at` for the whole append
+        { name: 'at', type: 'timestamptz', values: rows.map((e) => e.at.toISOString()) }, // one `at` for the whole append: sent once
         { name: 'actor_type', type: 'text', values: col('actorType') },
         { name: 'actor_id', type: 'uuid', values: col('actorId') },
         { name: 'actor_role', type: 'text', values: col('actorRole') },
@@ -117,8 +117,7 @@ function prepareRows(rows: LedgerRow[], at: Date): PreparedAppend {
 
 /** Entries ready to append in the caller's transaction together with another chain's (`appendPrepared`, receipts first). */
 export function prepareLedger(entries: LedgerEntryInput[]): PreparedAppend {
-  const at = new Date();
-  return prepareRows(ledgerRows(entries, at), at);
+  return prepareRows(ledgerRows(entries, new Date()));
 }
 
 /**
@@ -128,8 +127,7 @@ export function prepareLedger(entries: LedgerEntryInput[]): PreparedAppend {
  */
 export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options: { once?: boolean } = {}): Promise<LedgerEntry[]> {
   if (entries.length === 0) return [];
-  const at = new Date();
-  let rows = ledgerRows(entries, at);
+  let rows = ledgerRows(entries, new Date());
   if (options.once) {
     // The lock first, so the check for an earlier entry and the append see the same chain.
     await lockChain(tx, LEDGER_CHAIN);
@@ -140,7 +138,7 @@ export async function appendLedger(tx: Tx, entries: LedgerEntryInput[], options:
     rows = rows.filter((r) => r.outcome !== 'done' || !seen.has(`${r.objectType}:${r.objectId}:${r.action}`));
     if (rows.length === 0) return [];
   }
-  const [links] = await appendPrepared(tx, [prepareRows(rows, at)], { locked: options.once });
+  const [links] = await appendPrepared(tx, [prepareRows(rows)], { locked: options.once });
   return rows.map((r, i) => ({ ...r, ...links![i]! }));
 }
 

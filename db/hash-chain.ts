@@ -29,9 +29,11 @@ export interface Linked {
   hash: string;
 }
 
+const lockStatement = (tx: Tx, chain: Chain) => tx`select pg_advisory_xact_lock(${chain.lock})`;
+
 /** Takes the chain's lock for the rest of the caller's transaction (a statement of its own, before the head is read). */
 export async function lockChain(tx: Tx, chain: Chain): Promise<void> {
-  await tx`select pg_advisory_xact_lock(${chain.lock})`;
+  await lockStatement(tx, chain);
 }
 
 /**
@@ -93,7 +95,7 @@ export async function appendPrepared(tx: Tx, appends: PreparedAppend[], options:
   const live = appends.filter((a) => a.tails.length > 0);
   if (live.length === 0) return appends.map(() => []);
   // Sent now, in this order, without waiting for each other's answers.
-  const locks = options.locked ? [] : live.map((a) => tx`select pg_advisory_xact_lock(${a.chain.lock})`.execute());
+  const locks = options.locked ? [] : live.map((a) => lockStatement(tx, a.chain).execute());
   const heads = live.map((a) => readHead(tx, a.chain).execute());
   const [, read] = await Promise.all([Promise.all(locks), Promise.all(heads)]);
   const links = live.map((a, i) => linkTails(read[i]![0], a.tails));

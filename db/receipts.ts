@@ -26,9 +26,8 @@ export interface Receipt extends ReceiptInput {
 /** Appending takes this lock, so the chain is one line even with sweeps and resolutions at once. */
 const RECEIPT_CHAIN: Chain = { table: 'deletion_receipts', lock: 7_233_004 };
 
-/** The fields a receipt's hash covers, in a fixed order and format. */
-const canonicalReceipt = (seq: number, r: ReceiptInput) => [
-  seq,
+/** The fields a receipt's hash covers after its seq, in a fixed order and format. */
+const receiptFields = (r: ReceiptInput) => [
   r.recordingId,
   r.clientId,
   r.recordedAt.toISOString(),
@@ -40,6 +39,9 @@ const canonicalReceipt = (seq: number, r: ReceiptInput) => [
   r.runId,
   r.disputeId,
 ];
+
+/** The fields a receipt's hash covers, in a fixed order and format. */
+const canonicalReceipt = (seq: number, r: ReceiptInput) => [seq, ...receiptFields(r)];
 
 /** The hash covers the previous hash and every field, in a fixed order and format. */
 export function receiptHash(prevHash: string, seq: number, r: ReceiptInput): string {
@@ -54,10 +56,7 @@ export function prepareReceipts(receipts: ReceiptInput[]): PreparedAppend {
   const iso = (k: 'recordedAt' | 'deleteAfter' | 'deletedAt') => receipts.map((r) => r[k].toISOString());
   const [recordedAt, deleteAfter, deletedAt] = [iso('recordedAt'), iso('deleteAfter'), iso('deletedAt')];
   const col = <K extends keyof ReceiptInput>(k: K) => receipts.map((r) => r[k]);
-  // canonicalReceipt's fields after the seq, with the dates already text.
-  const tails = receipts.map((r, i) =>
-    canonicalTail([r.recordingId, r.clientId, recordedAt[i], deleteAfter[i], deletedAt[i], r.audioSha256, r.reason, r.workflowId, r.runId, r.disputeId]),
-  );
+  const tails = receipts.map((r) => canonicalTail(receiptFields(r)));
   return {
     chain: RECEIPT_CHAIN,
     tails,
